@@ -1,0 +1,3 @@
+from avocado.cli import main
+
+main()

@@ -1,0 +1,272 @@
+"""Client commands, as Ollama's CLI has them: run, list, ps, show, cp, rm, create, stop."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+from rich.table import Table
+
+from avocado.cli.client import ClientError, NodeClient
+from avocado.node.store.modelfile import ModelfileError, parse_modelfile
+
+__all__ = ["register"]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]Error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KB", "MB") else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def human_ago(stamp: str) -> str:
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            count = int(seconds // length)
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "Less than a minute ago"
+
+
+def _list() -> None:
+    """List models in the node's store."""
+    table = Table("NAME", "ID", "SIZE", "MODIFIED", box=None, pad_edge=False)
+    for model in NodeClient().get("/api/tags")["models"]:
+        table.add_row(
+            model["name"], model["digest"][:12], human_size(model["size"]), human_ago(model["modified_at"])
+        )
+    console.print(table)
+
+
+def _ps() -> None:
+    """List models loaded in memory."""
+    table = Table("NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL", box=None, pad_edge=False)
+    for model in NodeClient().get("/api/ps")["models"]:
+        until = model["expires_at"]
+        until_text = "Forever" if until.startswith("2318") else until.replace("T", " ")[:19] + " UTC"
+        table.add_row(
+            model["name"], model["digest"][:12], human_size(model["size"]), "100% CPU",
+            str(model.get("context_length", "")), until_text,
+        )  # fmt: skip
+    console.print(table)
+
+
+def _show(
+    model: str,
+    modelfile: Annotated[bool, typer.Option("--modelfile", help="Show the Modelfile")] = False,
+    parameters: Annotated[bool, typer.Option("--parameters", help="Show parameters")] = False,
+    template: Annotated[bool, typer.Option("--template", help="Show the template")] = False,
+    system: Annotated[bool, typer.Option("--system", help="Show the system message")] = False,
+    license: Annotated[bool, typer.Option("--license", help="Show the license")] = False,
+) -> None:
+    """Show information about a model."""
+    info = NodeClient().post("/api/show", {"model": model})
+    for flag, key in ((modelfile, "modelfile"), (parameters, "parameters"), (template, "template"),
+                      (system, "system"), (license, "license")):  # fmt: skip
+        if flag:
+            console.print(info.get(key, ""), markup=False, highlight=False)
+            return
+    details, meta = info["details"], info.get("model_info", {})
+    arch = meta.get("general.architecture", details.get("family", ""))
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_row("  architecture", arch)
+    table.add_row("  parameters", details.get("parameter_size", ""))
+    table.add_row("  context length", str(meta.get(f"{arch}.context_length", "")))
+    table.add_row("  embedding length", str(meta.get(f"{arch}.embedding_length", "")))
+    table.add_row("  quantization", details.get("quantization_level", ""))
+    console.print("  Model")
+    console.print(table)
+    console.print("\n  Capabilities")
+    for capability in info.get("capabilities", []):
+        console.print(f"    {capability}")
+    if info.get("parameters"):
+        console.print("\n  Parameters")
+        for line in info["parameters"].splitlines():
+            console.print(f"    {line}", markup=False, highlight=False)
+    if info.get("license"):
+        console.print("\n  License")
+        console.print(f"    {info['license'].splitlines()[0]}", markup=False, highlight=False)
+
+
+def _cp(source: str, destination: str) -> None:
+    """Copy a model."""
+    NodeClient().post("/api/copy", {"source": source, "destination": destination})
+    console.print(f"copied '{source}' to '{destination}'")
+
+
+def _rm(models: list[str]) -> None:
+    """Remove one or more models."""
+    client = NodeClient()
+    for model in models:
+        client.delete("/api/delete", {"model": model})
+        console.print(f"deleted '{model}'")
+
+
+def _stop(model: str) -> None:
+    """Unload a model from memory."""
+    NodeClient().post("/api/generate", {"model": model, "keep_alive": 0, "stream": False})
+
+
+def _file_chunks(path: Path, progress: Callable[[int], None]) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            progress(len(chunk))
+            yield chunk
+
+
+def _upload_blob(client: NodeClient, path: Path) -> str:
+    """Send a local file to the node's blob store (skipped when it has it already); returns its digest."""
+    size = path.stat().st_size
+    hasher = hashlib.sha256()
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=errors) as bar:
+        task = bar.add_task(f"hashing {path.name}", total=size)
+        for chunk in _file_chunks(path, lambda n: bar.advance(task, n)):
+            hasher.update(chunk)
+        digest = f"sha256:{hasher.hexdigest()}"
+        if not client.head(f"/api/blobs/{digest}"):
+            upload = bar.add_task(f"copying {path.name}", total=size)
+            client.upload(f"/api/blobs/{digest}", _file_chunks(path, lambda n: bar.advance(upload, n)))
+    return digest
+
+
+def _create(
+    name: str,
+    file: Annotated[Path, typer.Option("--file", "-f", help="Modelfile to build from")] = Path("Modelfile"),
+) -> None:
+    """Create a model from a Modelfile."""
+    try:
+        modelfile = parse_modelfile(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    except ModelfileError as exc:
+        raise _fail(f"{file}: {exc}") from None
+    client = NodeClient()
+    body: dict[str, Any] = {"model": name}
+    source = modelfile.from_ or ""
+    local = (file.parent / Path(source).expanduser()).resolve() if source else None
+    if local is not None and (
+        local.is_file() or source.startswith((".", "/", "~")) or source.endswith(".gguf")
+    ):
+        if not local.is_file():
+            raise _fail(f"no such file: {source}")
+        body["files"] = {local.name: _upload_blob(client, local)}
+    else:
+        body["from"] = source
+    for key in ("template", "system"):
+        if getattr(modelfile, key) is not None:
+            body[key] = getattr(modelfile, key)
+    if modelfile.parameters:
+        body["parameters"] = modelfile.parameters
+    if modelfile.messages:
+        body["messages"] = modelfile.messages
+    if modelfile.licenses:
+        body["license"] = modelfile.licenses
+    for update in client.stream("/api/create", body):
+        errors.print(update.get("status", ""), highlight=False)
+
+
+def _print_stream(client: NodeClient, body: dict[str, Any]) -> str:
+    parts = []
+    for chunk in client.stream("/api/chat", body):
+        text = chunk.get("message", {}).get("content", "")
+        parts.append(text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return "".join(parts)
+
+
+def _interactive(client: NodeClient, model: str) -> None:
+    messages: list[dict[str, str]] = []
+    errors.print("Send a message (/? for help, /bye to quit)", highlight=False)
+    while True:
+        try:
+            line = input(">>> ")
+        except EOFError:
+            return
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/bye", "/exit"):
+            return
+        if text == "/clear":
+            messages.clear()
+            errors.print("Cleared session context")
+            continue
+        if text in ("/?", "/help"):
+            errors.print("/clear  forget the conversation\n/bye    exit", highlight=False)
+            continue
+        messages.append({"role": "user", "content": line})
+        try:
+            answer = _print_stream(client, {"model": model, "messages": messages})
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")
+            messages.pop()
+            continue
+        messages.append({"role": "assistant", "content": answer})
+
+
+def _run(
+    model: str,
+    prompt: Annotated[list[str] | None, typer.Argument(help="Prompt; interactive when omitted")] = None,
+    keepalive: Annotated[
+        str | None, typer.Option("--keepalive", help="How long the model stays loaded")
+    ] = None,
+    format: Annotated[str | None, typer.Option("--format", help='Response format ("json")')] = None,
+) -> None:
+    """Run a model: answer a prompt, or chat interactively."""
+    client = NodeClient()
+    text = " ".join(prompt or [])
+    if not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        text = f"{text}\n{piped}".strip() if text else piped.strip()
+    body: dict[str, Any] = {"model": model}
+    if keepalive is not None:
+        body["keep_alive"] = keepalive
+    if format:
+        body["format"] = format
+    if text:
+        _print_stream(client, {**body, "messages": [{"role": "user", "content": text}]})
+        return
+    client.post("/api/chat", {**body, "messages": [], "stream": False})  # load it before the first prompt
+    _interactive(client, model)
+
+
+def _guarded(func: Callable[..., None]) -> Callable[..., None]:
+    """Turn client errors into a one-line message and exit status 1."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except ClientError as exc:
+            raise _fail(str(exc)) from None
+
+    return wrapper
+
+
+def register(app: typer.Typer) -> None:
+    for name, func in (
+        ("run", _run), ("list", _list), ("ps", _ps), ("show", _show), ("cp", _cp),
+        ("rm", _rm), ("create", _create), ("stop", _stop),
+    ):  # fmt: skip
+        app.command(name)(_guarded(func))

@@ -1,0 +1,128 @@
+"""Typed settings: ``AVOCADO_*`` environment variables, an optional TOML file, then defaults.
+
+Precedence, highest first: values passed in code (CLI flags), environment, the TOML file, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from avocado.durations import DurationError, parse_duration
+
+__all__ = ["DEFAULT_PORT", "Settings", "client_base_url", "load_settings"]
+
+DEFAULT_PORT = 11434
+
+
+class Settings(BaseSettings):
+    """Everything a node needs to know to start."""
+
+    model_config = SettingsConfigDict(env_prefix="AVOCADO_", extra="forbid", toml_file=None)
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".avocado", description="Data directory")
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    api_key: SecretStr | None = Field(default=None, description="Require 'Authorization: Bearer <key>'")
+    default_model: str = "smollm2:135m"
+    register_bundled_models: bool = True
+    keep_alive: str = "5m"
+    max_queue: int = Field(default=512, ge=1, description="Requests waiting per model before 503")
+    num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
+    num_thread: int | None = Field(default=None, ge=1, le=1024)
+    num_batch: int = Field(default=512, ge=1, le=1 << 16)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _check_keep_alive(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("api_key must be at least 8 characters")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def keep_alive_seconds(self) -> float:
+        seconds = parse_duration(self.keep_alive)
+        assert seconds is not None
+        return seconds
+
+    @property
+    def threads(self) -> int:
+        return self.num_thread or max(1, os.cpu_count() or 1)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build settings from ``overrides`` (CLI flags; ``None`` means "not given"), env and ``config_file``."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if config_file is None:
+        return Settings(**given)  # type: ignore[arg-type]
+    if not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    return FileSettings(**given)  # type: ignore[arg-type]
+
+
+def client_base_url(env: dict[str, str] | None = None) -> str:
+    """Where client commands find a node: ``AVOCADO_HOST``, then ``OLLAMA_HOST``, then the default.
+
+    Accepts Ollama's forms: ``host``, ``host:port``, ``:port``, ``http(s)://host[:port]``.
+    """
+    env = dict(os.environ) if env is None else env
+    raw = (env.get("AVOCADO_HOST") or env.get("OLLAMA_HOST") or "").strip().rstrip("/")
+    if "://" not in raw:
+        raw = f"http://{raw}"
+    parts = urlsplit(raw)
+    scheme = parts.scheme or "http"
+    host = parts.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or (
+        443 if scheme == "https" and parts.netloc and ":" not in parts.netloc else DEFAULT_PORT
+    )
+    return f"{scheme}://{host}:{port}{parts.path}"

@@ -1,0 +1,62 @@
+"""Logging: one line per event, as text or JSON, with request fields carried in a context.
+
+Nothing here logs headers or bodies, so keys and passwords cannot reach the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from typing import Any
+
+__all__ = ["configure_logging", "note", "request_fields"]
+
+# A per-request dict that code deep in a handler can add fields to (the model name, say);
+# the request logger prints them when the response ends.
+request_fields: ContextVar[dict[str, Any] | None] = ContextVar("request_fields", default=None)
+
+
+def note(key: str, value: Any) -> None:
+    """Attach ``key=value`` to the current request's log line, if there is one."""
+    fields = request_fields.get()
+    if fields is not None:
+        fields[key] = value
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line = f"{stamp}.{int(record.msecs):03d}Z {record.levelname:<5} {record.name}: {record.getMessage()}"
+        extra = getattr(record, "fields", None)
+        if extra:
+            line += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "info", fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

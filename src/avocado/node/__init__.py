@@ -1,0 +1,1 @@
+"""The inference node: an Ollama-compatible API on an embedded llama.cpp engine."""

@@ -1,0 +1,19 @@
+"""Dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from avocado.node.service import NodeService
+
+__all__ = ["Service"]
+
+
+def get_service(request: Request) -> NodeService:
+    service: NodeService = request.app.state.service
+    return service
+
+
+Service = Annotated[NodeService, Depends(get_service)]

@@ -1,0 +1,165 @@
+"""``POST /api/generate`` and ``POST /api/chat``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from avocado.node.api.deps import Service
+from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
+from avocado.node.api.streaming import ndjson_response, now_iso, prime
+from avocado.node.engine import Done, Text
+from avocado.node.service import BadRequest, Generation, NodeService, check_images
+from avocado.node.tools import ToolCallCollector
+
+__all__ = ["chat_events", "generate_events", "router"]
+
+router = APIRouter(tags=["ollama"])
+
+
+def final_counters(done: Done, started: float, load_ns: int) -> dict[str, Any]:
+    return {
+        "done_reason": done.reason,
+        "total_duration": time.perf_counter_ns() - int(started),
+        "load_duration": load_ns,
+        "prompt_eval_count": done.prompt_eval_count,
+        "prompt_eval_duration": done.prompt_eval_duration,
+        "eval_count": done.eval_count,
+        "eval_duration": done.eval_duration,
+    }
+
+
+async def _load_only(svc: NodeService, gen: Generation, body: dict[str, Any]) -> dict[str, Any]:
+    """An empty prompt loads the model; with ``keep_alive: 0`` it unloads it."""
+    if gen.keep_alive == 0:
+        await svc.manager.unload(gen.model.name)
+        reason = "unload"
+    else:
+        async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive):
+            reason = "load"
+    return {"model": gen.model.name, "created_at": now_iso(), **body, "done": True, "done_reason": reason}
+
+
+async def generate_events(
+    svc: NodeService, req: GenerateRequest, gen: Generation
+) -> AsyncIterator[dict[str, Any]]:
+    started = time.perf_counter_ns()
+    name = gen.model.name
+    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
+        load_ns = time.perf_counter_ns() - started
+        prompt = req.prompt or ""
+        if req.raw:
+            text = prompt
+        else:
+            builder = svc.builder(loaded, req.template)
+            if req.suffix and not builder.supports_insert:
+                raise BadRequest(f"registry.ollama.ai/library/{name} does not support insert")
+            text = builder.generate(prompt, req.system, req.suffix)
+        tokens = svc.tokenize(loaded, text, num_keep=int(gen.options.get("num_keep", 4)), context=req.context)
+        async for event in svc.run(gen, loaded, tokens):
+            if isinstance(event, Text):
+                yield {"model": name, "created_at": now_iso(), "response": event.text, "done": False}
+            else:
+                final = {"model": name, "created_at": now_iso(), "response": "", "done": True}
+                final.update(final_counters(event, started, load_ns))
+                if not req.raw:
+                    final["context"] = event.context
+                yield final
+
+
+@router.post("/api/generate", response_model=None)
+async def generate(req: GenerateRequest, svc: Service, request: Request) -> Response:
+    gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
+    check_images(req.images, gen.model)
+    if not req.prompt and not req.suffix and not req.template and not req.system:
+        return JSONResponse(await _load_only(svc, gen, {"response": ""}))
+    stream = await prime(generate_events(svc, req, gen))
+    if req.stream is not False:
+        return ndjson_response(stream, request.url.path)
+    parts: list[str] = []
+    final: dict[str, Any] = {}
+    async for item in stream:
+        if item["done"]:
+            final = item
+        else:
+            parts.append(item["response"])
+    final["response"] = "".join(parts)
+    return JSONResponse(final)
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """A chat message as the template sees it (Ollama's JSON field names)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"function": {"name": c.function.name, "arguments": c.function.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_name:
+        out["tool_name"] = message.tool_name
+    if message.images:
+        out["images"] = message.images
+    return out
+
+
+async def chat_events(svc: NodeService, req: ChatRequest, gen: Generation) -> AsyncIterator[dict[str, Any]]:
+    started = time.perf_counter_ns()
+    name = gen.model.name
+    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
+        load_ns = time.perf_counter_ns() - started
+        builder = svc.builder(loaded)
+        tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
+        if tools and not builder.supports_tools:
+            raise BadRequest(f"registry.ollama.ai/library/{name} does not support tools")
+        text = builder.chat([message_dict(m) for m in req.messages or []], tools)
+        tokens = svc.tokenize(loaded, text, num_keep=int(gen.options.get("num_keep", 4)))
+        collector = ToolCallCollector(enabled=bool(tools))
+
+        def chunk(content: str, **extra: Any) -> dict[str, Any]:
+            message: dict[str, Any] = {"role": "assistant", "content": content, **extra}
+            return {"model": name, "created_at": now_iso(), "message": message, "done": False}
+
+        async for event in svc.run(gen, loaded, tokens):
+            if isinstance(event, Text):
+                if content := collector.feed(event.text):
+                    yield chunk(content)
+                continue
+            content, calls = collector.finish()
+            if content:
+                yield chunk(content)
+            if calls:
+                yield chunk("", tool_calls=calls)
+            final = chunk("")
+            final["done"] = True
+            final.update(final_counters(event, started, load_ns))
+            yield final
+
+
+@router.post("/api/chat", response_model=None)
+async def chat(req: ChatRequest, svc: Service, request: Request) -> Response:
+    gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
+    for message in req.messages or []:
+        check_images(message.images, gen.model)
+    if not req.messages:
+        body = {"message": {"role": "assistant", "content": ""}}
+        return JSONResponse(await _load_only(svc, gen, body))
+    stream = await prime(chat_events(svc, req, gen))
+    if req.stream is not False:
+        return ndjson_response(stream, request.url.path)
+    parts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    final: dict[str, Any] = {}
+    async for item in stream:
+        if item["done"]:
+            final = item
+        else:
+            parts.append(item["message"]["content"])
+            calls.extend(item["message"].get("tool_calls", []))
+    final["message"] = {"role": "assistant", "content": "".join(parts)}
+    if calls:
+        final["message"]["tool_calls"] = calls
+    return JSONResponse(final)

@@ -1,0 +1,88 @@
+"""ASGI middleware: a log line per request and the optional API key.
+
+Plain ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from avocado.logs import request_fields
+from avocado.node.api.errors import error_body
+
+__all__ = ["ApiKeyMiddleware", "RequestLogMiddleware"]
+
+log = logging.getLogger("avocado.request")
+
+
+class RequestLogMiddleware:
+    """Logs method, path, model, status and duration when each response ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        fields: dict[str, Any] = {"method": scope["method"], "path": scope["path"]}
+        token = request_fields.set(fields)
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            request_fields.reset(token)
+            fields["status"] = status
+            fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            log.info("%s %s %s", scope["method"], scope["path"], status, extra={"fields": fields})
+
+
+class ApiKeyMiddleware:
+    """Requires ``Authorization: Bearer <key>`` on every route except ``GET``/``HEAD /``."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["path"] == "/" and scope["method"] in ("GET", "HEAD")):
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, credential = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given = credential.strip()
+                break
+        if given and hmac.compare_digest(given, self.key):
+            await self.app(scope, receive, send)
+            return
+        message = "unauthorized: a valid API key is required (Authorization: Bearer <key>)"
+        body = json.dumps(error_body(scope["path"], 401, message)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,85 @@
+"""Streaming helpers: start a stream eagerly, then send NDJSON (Ollama) or SSE (OpenAI).
+
+A stream is *primed*: its first item is produced before the response starts, so anything that
+fails up front (unknown model, full queue, bad template) is a proper HTTP error, and an error
+after the first byte becomes an error line in the stream, as Ollama and OpenAI do it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from avocado.node.api.errors import error_body, status_for
+
+__all__ = ["dumps", "ndjson_response", "now_iso", "prime", "sse_response"]
+
+log = logging.getLogger(__name__)
+
+
+def now_iso() -> str:
+    """RFC 3339 with microseconds and a ``Z``, as Ollama prints ``created_at``."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def prime(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Run ``stream`` to its first item now; errors before it propagate to the caller."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = None
+        empty = True
+    else:
+        empty = False
+
+    async def rest() -> AsyncIterator[Any]:
+        try:
+            if not empty:
+                yield first
+                async for item in stream:
+                    yield item
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    return rest()
+
+
+def _error_text(path: str, exc: BaseException) -> str:
+    status, message = status_for(exc)
+    if status >= 500 and message == "internal server error":
+        log.error("stream failed", exc_info=exc)
+    return dumps(error_body(path, status, message))
+
+
+def ndjson_response(stream: AsyncIterator[dict[str, Any]], path: str) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for item in stream:
+                yield (dumps(item) + "\n").encode()
+        except Exception as exc:
+            yield (_error_text(path, exc) + "\n").encode()
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
+
+
+def sse_response(stream: AsyncIterator[dict[str, Any]], path: str) -> StreamingResponse:
+    """Server-sent events ending with ``data: [DONE]``, as OpenAI streams."""
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for item in stream:
+                yield f"data: {dumps(item)}\n\n".encode()
+        except Exception as exc:
+            yield f"data: {_error_text(path, exc)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

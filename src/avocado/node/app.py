@@ -1,0 +1,69 @@
+"""The node's ASGI application: store, engine and routes wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+import avocado
+from avocado.config import Settings
+from avocado.node.api import embed, generate, models, openai
+from avocado.node.api.errors import install_error_handlers
+from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.engine import ModelManager
+from avocado.node.service import NodeService
+from avocado.node.store.bundled import register_bundled_models
+from avocado.node.store.store import ModelStore
+
+__all__ = ["create_app", "open_store"]
+
+log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> ModelStore:
+    """Open the model store, registering the bundled models on first start."""
+    store = ModelStore(settings.models_dir)
+    if settings.register_bundled_models:
+        added = register_bundled_models(store, settings.home / "state" / "bundled.json")
+        if added:
+            log.info("registered bundled models: %s", ", ".join(added))
+    return store
+
+
+def create_app(settings: Settings) -> FastAPI:
+    store = open_store(settings)
+    manager = ModelManager(
+        num_thread=settings.threads,
+        num_batch=settings.num_batch,
+        max_queue=settings.max_queue,
+        default_keep_alive=settings.keep_alive_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manager.start()
+        try:
+            yield
+        finally:
+            await manager.close()
+
+    app = FastAPI(title="Avocado node", version=avocado.__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = NodeService(settings, store, manager)
+    install_error_handlers(app)
+
+    @app.get("/", response_class=PlainTextResponse)
+    @app.head("/", response_class=PlainTextResponse)
+    async def root() -> str:
+        return "Ollama is running"
+
+    for module in (models, generate, embed, openai):
+        app.include_router(module.router)
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    app.add_middleware(RequestLogMiddleware)
+    return app

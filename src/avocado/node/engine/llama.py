@@ -1,0 +1,209 @@
+"""A thin, typed layer over llama.cpp's C API (through llama-cpp-python's ctypes bindings).
+
+We drive llama.cpp directly — batches, KV memory, C samplers — instead of the high-level
+``llama_cpp.Llama`` class, so sampling happens in C with no per-token copy of the logits and
+several sequences can share one context later.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+import llama_cpp._logger as llama_logger
+
+from avocado.node.engine.errors import EngineError, ModelLoadError
+
+__all__ = ["Batch", "LlamaContext", "LlamaModel", "backend_init"]
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def backend_init() -> None:
+    """Initialise llama.cpp once per process and keep its log quiet (errors only)."""
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            llama_logger.set_verbose(False)
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+class LlamaModel:
+    """Loaded weights and vocabulary. Thread-safe for tokenizing; contexts are not."""
+
+    def __init__(self, path: Path, *, use_mmap: bool = True) -> None:
+        backend_init()
+        params = llama_cpp.llama_model_default_params()
+        params.use_mmap = use_mmap
+        params.n_gpu_layers = 0
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+        if not model:
+            raise ModelLoadError(f"llama.cpp could not load {path.name}")
+        self.ptr = model
+        self.vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
+        self.n_embd = llama_cpp.llama_model_n_embd(model)
+        self.n_layer = llama_cpp.llama_model_n_layer(model)
+        self.size = llama_cpp.llama_model_size(model)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._piece_cache: dict[int, bytes] = {}
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(
+            self.vocab, data, len(data), tokens, capacity, add_special, parse_special
+        )
+        if count < 0:
+            capacity = -count
+            tokens = (llama_cpp.llama_token * capacity)()
+            count = llama_cpp.llama_tokenize(
+                self.vocab, data, len(data), tokens, capacity, add_special, parse_special
+            )
+        if count < 0:
+            raise EngineError("tokenization failed")
+        return list(tokens[:count])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for; control tokens render as nothing."""
+        cached = self._piece_cache.get(token)
+        if cached is not None:
+            return cached
+        size = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
+        if size < 0:
+            buf = ctypes.create_string_buffer(-size)
+            size = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -size, 0, False)
+            value = buf.raw[:size]
+        else:
+            value = self._piece_buf.raw[:size]
+        self._piece_cache[token] = value
+        return value
+
+    def token_text(self, token: int) -> str:
+        """A token's text with special tokens spelled out (``<|im_end|>``), for templates."""
+        buf = ctypes.create_string_buffer(256)
+        size = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 256, 0, True)
+        return buf.raw[: max(size, 0)].decode("utf-8", errors="replace")
+
+    @property
+    def bos(self) -> int:
+        return int(llama_cpp.llama_vocab_bos(self.vocab))
+
+    @property
+    def eos(self) -> int:
+        return int(llama_cpp.llama_vocab_eos(self.vocab))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(4096)
+        size = llama_cpp.llama_model_meta_val_str(self.ptr, key.encode(), buf, 4096)
+        return buf.value.decode("utf-8", errors="replace") if size >= 0 else None
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_model_free(self.ptr)
+            self.ptr = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextParams:
+    n_ctx: int
+    n_batch: int
+    n_threads: int
+    n_seq_max: int = 1
+    embeddings: bool = False
+
+
+class Batch:
+    """A reusable ``llama_batch`` that holds up to ``capacity`` tokens."""
+
+    def __init__(self, capacity: int, n_seq_max: int = 1) -> None:
+        self.capacity = capacity
+        self.raw = llama_cpp.llama_batch_init(capacity, 0, n_seq_max)
+        self.raw.n_tokens = 0
+
+    def clear(self) -> None:
+        self.raw.n_tokens = 0
+
+    def add(self, token: int, pos: int, seq_id: int, logits: bool) -> None:
+        i = self.raw.n_tokens
+        if i >= self.capacity:
+            raise EngineError("batch is full")
+        self.raw.token[i] = token
+        self.raw.pos[i] = pos
+        self.raw.n_seq_id[i] = 1
+        self.raw.seq_id[i][0] = seq_id
+        self.raw.logits[i] = logits
+        self.raw.n_tokens = i + 1
+
+    def __len__(self) -> int:
+        return int(self.raw.n_tokens)
+
+    def free(self) -> None:
+        llama_cpp.llama_batch_free(self.raw)
+
+
+class LlamaContext:
+    """A llama.cpp context (KV memory and compute buffers) over a loaded model."""
+
+    def __init__(self, model: LlamaModel, params: ContextParams) -> None:
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = params.n_ctx
+        cparams.n_batch = params.n_batch
+        cparams.n_ubatch = params.n_batch
+        cparams.n_seq_max = params.n_seq_max
+        cparams.n_threads = params.n_threads
+        cparams.n_threads_batch = params.n_threads
+        cparams.embeddings = params.embeddings
+        cparams.no_perf = True
+        if params.embeddings:
+            cparams.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
+        ctx = llama_cpp.llama_init_from_model(model.ptr, cparams)
+        if not ctx:
+            raise ModelLoadError("llama.cpp could not create a context (not enough memory?)")
+        self.ptr = ctx
+        self.model = model
+        self.params = params
+        self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
+        self.memory = llama_cpp.llama_get_memory(ctx)
+
+    def decode(self, batch: Batch) -> None:
+        status = llama_cpp.llama_decode(self.ptr, batch.raw)
+        if status == 1:
+            raise EngineError("the context is full")
+        if status != 0:
+            raise EngineError(f"llama_decode failed with status {status}")
+
+    def forget(self, seq_id: int, start: int, end: int = -1) -> None:
+        """Drop positions ``[start, end)`` of a sequence from KV memory (``end=-1``: to the end)."""
+        llama_cpp.llama_memory_seq_rm(self.memory, seq_id, start, end)
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self.memory, True)
+
+    def embedding(self, seq_id: int) -> list[float]:
+        ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq_id)
+        if not ptr:
+            raise EngineError("the model returned no embedding")
+        return list(ptr[: self.model.n_embd])
+
+    def kv_bytes(self) -> int:
+        return int(llama_cpp.llama_state_get_size(self.ptr))
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_free(self.ptr)
+            self.ptr = None

@@ -1,0 +1,187 @@
+"""Loads models on demand, keeps them for their ``keep_alive``, bounds the queue, unloads them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from avocado.node.engine.errors import EngineError, QueueFull
+from avocado.node.engine.runner import Done, EmbedJob, Event, GenerateJob, Runner, RunnerConfig, Text
+from avocado.node.engine.sampling import SamplingParams
+from avocado.node.store.store import Model
+
+__all__ = ["Loaded", "ModelManager"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A model in memory and the bookkeeping around it."""
+
+    model: Model
+    runner: Runner
+    num_ctx: int
+    keep_alive: float
+    expires_at: float = math.inf  # monotonic seconds
+    in_use: int = 0  # requests holding it (queued or running)
+    last_used: float = field(default_factory=time.monotonic)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def expires_at_wall(self) -> datetime:
+        if math.isinf(self.expires_at):
+            return datetime(2318, 1, 1, tzinfo=UTC)  # Ollama shows "forever" as a far date
+        return datetime.now(UTC) + timedelta(seconds=self.expires_at - time.monotonic())
+
+
+class ModelManager:
+    """Owns every loaded model. All methods run on the event loop."""
+
+    def __init__(self, *, num_thread: int, num_batch: int, max_queue: int, default_keep_alive: float) -> None:
+        self.num_thread = num_thread
+        self.num_batch = num_batch
+        self.max_queue = max_queue
+        self.default_keep_alive = default_keep_alive
+        self.loaded: dict[str, Loaded] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._requests: dict[str, int] = {}  # requests per model name, waiting or running
+        self._reaper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap(), name="model-reaper")
+
+    async def close(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for name in list(self.loaded):
+            await self._unload(name)
+
+    @contextlib.asynccontextmanager
+    async def use(self, model: Model, num_ctx: int, keep_alive: float | None) -> AsyncIterator[Loaded]:
+        """Hold ``model`` loaded for the duration of a request; refuse when its queue is full."""
+        name = model.name
+        # One request runs while the others wait; refuse once max_queue are waiting.
+        if self._requests.get(name, 0) > self.max_queue:
+            raise QueueFull("server busy, please try again.  maximum pending requests exceeded")
+        self._requests[name] = self._requests.get(name, 0) + 1
+        try:
+            loaded = await self._ensure(model, num_ctx)
+        except BaseException:
+            self._requests[name] -= 1
+            raise
+        loaded.in_use += 1
+        loaded.idle.clear()
+        loaded.expires_at = math.inf
+        try:
+            yield loaded
+        finally:
+            self._requests[name] -= 1
+            loaded.in_use -= 1
+            loaded.last_used = time.monotonic()
+            if keep_alive is not None:
+                loaded.keep_alive = keep_alive
+            if loaded.in_use == 0:
+                loaded.idle.set()
+                loaded.expires_at = time.monotonic() + loaded.keep_alive
+                if loaded.keep_alive <= 0:
+                    await self._unload(model.name)
+
+    async def _ensure(self, model: Model, num_ctx: int) -> Loaded:
+        lock = self._locks.setdefault(model.name, asyncio.Lock())
+        async with lock:
+            current = self.loaded.get(model.name)
+            same_weights = current is not None and current.model.stored.digest == model.stored.digest
+            if current is not None and same_weights and current.num_ctx == num_ctx:
+                return current
+            if current is not None:
+                await current.idle.wait()  # let requests on the old settings finish first
+                await self._unload(model.name)
+            config = RunnerConfig(model.model_path, num_ctx, self.num_batch, self.num_thread)
+            runner = await asyncio.to_thread(Runner, config)
+            log.info("loaded %s in %.2fs (ctx %d)", model.name, runner.load_duration, runner.n_ctx)
+            loaded = Loaded(model, runner, num_ctx, self.default_keep_alive)
+            loaded.idle.set()
+            self.loaded[model.name] = loaded
+            return loaded
+
+    async def unload(self, name: str) -> bool:
+        """Unload now if idle, else as soon as the requests in flight finish."""
+        loaded = self.loaded.get(name)
+        if loaded is None:
+            return False
+        if loaded.in_use:
+            loaded.keep_alive = 0
+        else:
+            await self._unload(name)
+        return True
+
+    async def _unload(self, name: str) -> None:
+        loaded = self.loaded.pop(name, None)
+        if loaded is not None:
+            await asyncio.to_thread(loaded.runner.close)
+            log.info("unloaded %s", name)
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for name, loaded in list(self.loaded.items()):
+                if loaded.in_use == 0 and loaded.expires_at <= now:
+                    await self._unload(name)
+
+    # -- work --------------------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        loaded: Loaded,
+        prompt: list[int],
+        params: SamplingParams,
+        *,
+        num_predict: int,
+        stop: list[str],
+        grammar: str | None,
+    ) -> AsyncIterator[Text | Done]:
+        """Run a generation; stops the engine promptly if the consumer goes away."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Event] = asyncio.Queue()
+
+        def emit(event: Event) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job = GenerateJob(prompt, params, num_predict, stop, grammar, emit)
+        loaded.runner.submit(job)
+        try:
+            while True:
+                event = await events.get()
+                if isinstance(event, BaseException):
+                    raise event if isinstance(event, EngineError) else EngineError(str(event))
+                yield event
+                if isinstance(event, Done):
+                    return
+        finally:
+            job.cancelled.set()
+
+    async def embed(self, loaded: Loaded, inputs: list[list[int]]) -> list[list[float]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[list[float]] | BaseException] = loop.create_future()
+        def deliver(result: list[list[float]] | BaseException) -> None:
+            loop.call_soon_threadsafe(future.set_result, result)
+
+        job = EmbedJob(inputs, deliver)
+        loaded.runner.submit(job)
+        try:
+            result = await future
+        finally:
+            job.cancelled.set()
+        if isinstance(result, BaseException):
+            raise result if isinstance(result, EngineError) else EngineError(str(result))
+        return result

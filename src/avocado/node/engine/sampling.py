@@ -1,0 +1,100 @@
+"""Sampling parameters with Ollama's defaults, turned into a llama.cpp sampler chain."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields
+from typing import Any
+
+import llama_cpp
+
+from avocado.node.engine.errors import EngineError
+
+__all__ = ["SamplerChain", "SamplingParams"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Ollama's sampling options and their documented defaults."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_last_n: int = 64
+    repeat_penalty: float = 1.1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    seed: int = -1
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> SamplingParams:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names})
+
+
+class SamplerChain:
+    """Owns a llama.cpp sampler chain; sampling and grammar run in C."""
+
+    def __init__(
+        self, vocab: Any, n_vocab: int, n_ctx: int, params: SamplingParams, grammar: str | None
+    ) -> None:
+        chain_params = llama_cpp.llama_sampler_chain_default_params()
+        chain_params.no_perf = True
+        self.ptr = llama_cpp.llama_sampler_chain_init(chain_params)
+        seed = params.seed if params.seed >= 0 else random.getrandbits(31)
+        last_n = n_ctx if params.repeat_last_n == -1 else params.repeat_last_n
+        add = self._add
+        if grammar is not None:
+            sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+            if not sampler:
+                self.close()
+                raise EngineError("the format could not be turned into a grammar")
+            add(sampler)
+        if last_n and (
+            params.repeat_penalty != 1.0 or params.presence_penalty != 0.0 or params.frequency_penalty != 0.0
+        ):
+            add(
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab, last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
+                )
+            )
+        if params.temperature <= 0.0:
+            add(llama_cpp.llama_sampler_init_greedy())
+        elif params.mirostat == 1:
+            add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            add(
+                llama_cpp.llama_sampler_init_mirostat(
+                    n_vocab, seed, params.mirostat_tau, params.mirostat_eta, 100
+                )
+            )
+        elif params.mirostat == 2:
+            add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            add(llama_cpp.llama_sampler_init_mirostat_v2(seed, params.mirostat_tau, params.mirostat_eta))
+        else:
+            if params.top_k > 0:
+                add(llama_cpp.llama_sampler_init_top_k(params.top_k))
+            if params.typical_p < 1.0:
+                add(llama_cpp.llama_sampler_init_typical(params.typical_p, 1))
+            if params.top_p < 1.0:
+                add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+            if params.min_p > 0.0:
+                add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+            add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            add(llama_cpp.llama_sampler_init_dist(seed))
+
+    def _add(self, sampler: Any) -> None:
+        llama_cpp.llama_sampler_chain_add(self.ptr, sampler)
+
+    def sample(self, ctx: Any, index: int) -> int:
+        """Pick the next token from the logits at batch ``index`` and feed it back to the samplers."""
+        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx, index))
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_sampler_free(self.ptr)
+            self.ptr = None

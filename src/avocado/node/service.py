@@ -1,0 +1,154 @@
+"""The node's use cases, shared by the Ollama and OpenAI routers: resolve, prompt, run.
+
+Routers validate and shape HTTP; this module decides what a request means.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+from avocado.config import Settings
+from avocado.durations import DurationError, parse_duration
+from avocado.logs import note
+from avocado.node.engine import Done, Loaded, ModelManager, SamplingParams, Text
+from avocado.node.options import OptionError, validate_options
+from avocado.node.prompt import PromptBuilder, PromptError
+from avocado.node.store.names import InvalidModelName
+from avocado.node.store.store import Model, ModelStore
+
+__all__ = ["BadRequest", "Generation", "NodeService", "NotFound"]
+
+log = logging.getLogger(__name__)
+
+
+class BadRequest(ValueError):
+    """The request cannot be served as asked (HTTP 400)."""
+
+
+class NotFound(LookupError):
+    """The model does not exist (HTTP 404)."""
+
+
+@dataclass(slots=True)
+class Generation:
+    """Everything needed to run one generation once the model is loaded."""
+
+    model: Model
+    options: dict[str, Any]
+    keep_alive: float | None
+    grammar: str | None
+    stop: list[str] = field(default_factory=list)
+
+    @property
+    def num_ctx(self) -> int:
+        return int(self.options["num_ctx"])
+
+    @property
+    def num_predict(self) -> int:
+        return int(self.options.get("num_predict", -1))
+
+
+def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
+    """``format``: ``"json"`` or a JSON schema, enforced with a GBNF grammar."""
+    if fmt in (None, ""):
+        return None
+    if fmt == "json":
+        return str(JSON_GBNF)
+    if isinstance(fmt, dict):
+        try:
+            return str(json_schema_to_gbnf(json.dumps(fmt)))
+        except Exception as exc:  # the converter raises bare exceptions for schemas it cannot express
+            raise BadRequest(f"invalid JSON schema in format: {exc}") from None
+    raise BadRequest('format must be "json" or a JSON schema object')
+
+
+def check_images(images: list[str] | None, model: Model) -> None:
+    if not images:
+        return
+    for image in images:
+        try:
+            base64.b64decode(image, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("invalid image input: images must be base64-encoded") from None
+    raise BadRequest(f"model '{model.name}' does not support image input (it is a text-only model)")
+
+
+class NodeService:
+    def __init__(self, settings: Settings, store: ModelStore, manager: ModelManager) -> None:
+        self.settings = settings
+        self.store = store
+        self.manager = manager
+
+    def find_model(self, name: str) -> Model:
+        if not name:
+            raise BadRequest("model is required")
+        note("model", name)
+        try:
+            if not self.store.exists(name):
+                raise NotFound(f"model '{name}' not found")
+            return self.store.resolve(name)
+        except InvalidModelName as exc:
+            raise BadRequest(str(exc)) from None
+
+    def prepare(
+        self,
+        name: str,
+        options: dict[str, Any] | None,
+        keep_alive: str | float | int | None,
+        fmt: str | dict[str, Any] | None,
+    ) -> Generation:
+        model = self.find_model(name)
+        try:
+            request_options = validate_options(options)
+        except OptionError as exc:
+            raise BadRequest(str(exc)) from None
+        merged = {"num_ctx": self.settings.num_ctx, **model.parameters, **request_options}
+        try:
+            keep = parse_duration(keep_alive)
+        except DurationError as exc:
+            raise BadRequest(f"keep_alive: {exc}") from None
+        stop = merged.get("stop") or []
+        return Generation(model, merged, keep, grammar_for(fmt), list(stop))
+
+    def builder(self, loaded: Loaded, template: str | None = None) -> PromptBuilder:
+        llama = loaded.runner.model
+        try:
+            return PromptBuilder(
+                loaded.model, template, bos=llama.token_text(llama.bos), eos=llama.token_text(llama.eos)
+            )
+        except PromptError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def tokenize(
+        self, loaded: Loaded, text: str, *, num_keep: int = 4, context: list[int] | None = None
+    ) -> list[int]:
+        """Tokenize a rendered prompt; an over-long one is cut the way Ollama's runner cuts it."""
+        llama = loaded.runner.model
+        bos_text = llama.token_text(llama.bos) if llama.add_bos else ""
+        add_special = not context and not (bos_text and text.startswith(bos_text))
+        tokens = (context or []) + llama.tokenize(text, add_special=add_special)
+        n_ctx = loaded.runner.n_ctx
+        if len(tokens) >= n_ctx:
+            keep = min(max(num_keep, 0), n_ctx // 2)
+            discard = (n_ctx - keep) // 2
+            tail = n_ctx - keep - discard
+            log.warning(
+                "truncating input prompt: %d tokens, context %d, keeping %d", len(tokens), n_ctx, keep + tail
+            )
+            tokens = tokens[:keep] + tokens[-tail:]
+        return tokens
+
+    async def run(self, gen: Generation, loaded: Loaded, prompt: list[int]) -> AsyncIterator[Text | Done]:
+        params = SamplingParams.from_options(gen.options)
+        async for event in self.manager.generate(
+            loaded, prompt, params, num_predict=gen.num_predict, stop=gen.stop, grammar=gen.grammar
+        ):
+            yield event

@@ -1,0 +1,1 @@
+"""The node's model store: blobs, manifests, Modelfiles and the bundled models."""

@@ -1,0 +1,112 @@
+"""The ``avocado`` command, run as a user runs it: a real process against a real node."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import GEMMA, SMOLLM, RunningNode, free_port
+
+AVOCADO = [sys.executable, "-m", "avocado"]
+
+
+def avocado(node: RunningNode, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AVOCADO_HOST": node.url}
+    env.pop("AVOCADO_API_KEY", None)
+    return subprocess.run(
+        [*AVOCADO, *args], env=env, input=stdin, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def test_list_and_show(node: RunningNode) -> None:
+    listing = avocado(node, "list")
+    assert listing.returncode == 0, listing.stderr
+    assert SMOLLM in listing.stdout and GEMMA in listing.stdout and "MB" in listing.stdout
+    shown = avocado(node, "show", SMOLLM)
+    assert shown.returncode == 0 and "llama" in shown.stdout and "Q4_1" in shown.stdout
+    template = avocado(node, "show", SMOLLM, "--template")
+    assert "<|im_start|>" in template.stdout
+
+
+def test_run_with_prompt_streams_an_answer(node: RunningNode) -> None:
+    result = avocado(node, "run", SMOLLM, "What is the capital of France?")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
+def test_run_interactive_reads_stdin(node: RunningNode) -> None:
+    result = avocado(node, "run", SMOLLM, stdin="Say hi.\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
+def test_cp_rm_create_stop_ps(node: RunningNode, tmp_path: Path) -> None:
+    assert avocado(node, "cp", SMOLLM, "cli-copy:1").returncode == 0
+    assert "cli-copy:1" in avocado(node, "list").stdout
+    assert avocado(node, "rm", "cli-copy:1").returncode == 0
+    assert "cli-copy:1" not in avocado(node, "list").stdout
+
+    weights = node.service.store.resolve(SMOLLM).model_path
+    (tmp_path / "weights.gguf").symlink_to(weights)
+    (tmp_path / "Modelfile").write_text(
+        'FROM ./weights.gguf\nPARAMETER temperature 0\nPARAMETER num_predict 4\nSYSTEM """Be brief."""\n'
+    )
+    created = avocado(node, "create", "cli-made:1", "-f", str(tmp_path / "Modelfile"))
+    assert created.returncode == 0, created.stderr
+    assert "success" in created.stderr
+    assert "Be brief." in avocado(node, "show", "cli-made:1", "--system").stdout
+    assert avocado(node, "run", "cli-made:1", "Hello").returncode == 0
+    assert "cli-made:1" in avocado(node, "ps").stdout
+    assert avocado(node, "stop", "cli-made:1").returncode == 0
+    assert "cli-made:1" not in avocado(node, "ps").stdout
+    assert avocado(node, "rm", "cli-made:1").returncode == 0
+
+
+def test_errors_are_one_line_and_nonzero(node: RunningNode, tmp_path: Path) -> None:
+    result = avocado(node, "show", "ghost:1b")
+    assert result.returncode == 1 and "not found" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "Modelfile").write_text("FROM ./missing.gguf\n")
+    result = avocado(node, "create", "x:1", "-f", str(tmp_path / "Modelfile"))
+    assert result.returncode == 1 and "no such file" in result.stderr
+
+
+def test_client_without_a_node(tmp_path: Path) -> None:
+    env = {**os.environ, "AVOCADO_HOST": f"127.0.0.1:{free_port()}"}
+    result = subprocess.run(
+        [*AVOCADO, "list"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1 and "could not connect" in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_serve_starts_and_stops_on_sigterm(home: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "AVOCADO_HOME": str(home), "AVOCADO_PORT": str(port)}
+    env.pop("AVOCADO_API_KEY", None)
+    process = subprocess.Popen(
+        [*AVOCADO, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/").text == "Ollama is running":
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.2)
+        body = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}}
+        assert httpx.post(f"http://127.0.0.1:{port}/api/generate", json=body, timeout=60).json()["done"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "POST /api/generate 200" in err and "model=smollm2:135m" in err

@@ -1,0 +1,157 @@
+"""Bad input gets a clear error with the right status, and the node keeps serving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import SMOLLM
+
+
+def assert_error(response: httpx.Response, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["error"], str), body
+    assert fragment.lower() in body["error"].lower(), body
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed", "/api/show"])
+def test_unknown_model_is_404(http: httpx.Client, path: str) -> None:
+    body = {
+        "model": "missing:7b",
+        "prompt": "hi",
+        "messages": [{"role": "user", "content": "hi"}],
+        "input": "x",
+    }
+    assert_error(http.post(path, json=body), 404, "model 'missing:7b' not found")
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed", "/api/show"])
+def test_missing_model_is_400(http: httpx.Client, path: str) -> None:
+    assert_error(http.post(path, json={"prompt": "hi"}), 400, "model is required")
+
+
+def test_malformed_json(http: httpx.Client) -> None:
+    response = http.post(
+        "/api/generate",
+        content=b'{"model": "smollm2:135m", "prompt": ',
+        headers={"content-type": "application/json"},
+    )
+    assert_error(response, 400, "invalid JSON")
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"model": SMOLLM, "prompt": 5}, "prompt"),
+        ({"model": SMOLLM, "prompt": "hi", "stream": "yes please"}, "stream"),
+        ({"model": SMOLLM, "prompt": "hi", "options": {"temperature": "hot"}}, "temperature"),
+        ({"model": SMOLLM, "prompt": "hi", "options": {"num_predict": -5}}, "num_predict"),
+        ({"model": SMOLLM, "prompt": "hi", "options": {"num_ctx": 10**9}}, "num_ctx"),
+        ({"model": SMOLLM, "prompt": "hi", "options": {"top_p": 7}}, "top_p"),
+        ({"model": SMOLLM, "prompt": "hi", "keep_alive": "forever-ish"}, "keep_alive"),
+        ({"model": SMOLLM, "prompt": "hi", "format": "xml"}, "format"),
+        ({"model": SMOLLM, "prompt": "hi", "images": ["!!!not base64!!!"]}, "base64"),
+        ({"model": SMOLLM, "prompt": "hi", "images": ["aGVsbG8="]}, "image"),
+        ({"model": "bad name with spaces", "prompt": "hi"}, "invalid model name"),
+    ],
+)
+def test_generate_rejects_bad_fields(http: httpx.Client, body: dict[str, object], fragment: str) -> None:
+    assert_error(http.post("/api/generate", json=body), 400, fragment)
+
+
+def test_chat_rejects_bad_messages(http: httpx.Client) -> None:
+    bad_role = {"model": SMOLLM, "messages": [{"role": "wizard", "content": "hi"}]}
+    assert_error(http.post("/api/chat", json=bad_role), 400, "role")
+    not_a_list = {"model": SMOLLM, "messages": "hello"}
+    assert_error(http.post("/api/chat", json=not_a_list), 400, "messages")
+
+
+def test_empty_messages_loads_the_model(http: httpx.Client) -> None:
+    body = http.post("/api/chat", json={"model": SMOLLM, "messages": []}).json()
+    assert body["done"] is True and body["done_reason"] == "load"
+    assert body["message"] == {"role": "assistant", "content": ""}
+
+
+def test_suffix_on_a_model_without_insert(http: httpx.Client) -> None:
+    response = http.post("/api/generate", json={"model": SMOLLM, "prompt": "def f(", "suffix": "return x"})
+    assert_error(response, 400, "does not support insert")
+
+
+def test_prompt_longer_than_context_is_truncated(http: httpx.Client) -> None:
+    long_prompt = "word " * 3000  # over the test node's 2048-token context
+    body = {
+        "model": SMOLLM,
+        "prompt": long_prompt,
+        "stream": False,
+        "options": {"num_predict": 2, "temperature": 0},
+    }
+    result = http.post("/api/generate", json=body).json()
+    assert result["done"] is True
+    assert result["prompt_eval_count"] < 2048
+
+
+def test_embed_without_truncate_is_400_when_too_long(http: httpx.Client) -> None:
+    body = {"model": SMOLLM, "input": "word " * 3000, "truncate": False}
+    assert_error(http.post("/api/embed", json=body), 400, "context length")
+    body["truncate"] = True
+    assert len(http.post("/api/embed", json=body).json()["embeddings"]) == 1
+
+
+def test_create_with_missing_or_non_gguf_file(http: httpx.Client, tmp_path: Path) -> None:
+    missing = {"model": "broken:1", "from": str(tmp_path / "nope.gguf"), "stream": False}
+    assert_error(http.post("/api/create", json=missing), 400, "no such file")
+    text_file = tmp_path / "notes.gguf"
+    text_file.write_text("this is not a model")
+    not_gguf = {"model": "broken:1", "from": str(text_file), "stream": False}
+    assert_error(http.post("/api/create", json=not_gguf), 400, "not a GGUF file")
+    unknown_base = {"model": "broken:1", "from": "ghost:1b", "stream": False}
+    assert_error(http.post("/api/create", json=unknown_base), 404, "not found")
+    bad_modelfile = {"model": "broken:1", "modelfile": "PARAMETER temperature 0.1", "stream": False}
+    assert_error(http.post("/api/create", json=bad_modelfile), 400, "FROM")
+    assert "broken:1" not in {m["name"] for m in http.get("/api/tags").json()["models"]}
+
+
+def test_create_error_in_stream_is_an_error_line(http: httpx.Client, tmp_path: Path) -> None:
+    response = http.post("/api/create", json={"model": "broken:2", "from": str(tmp_path / "nope.gguf")})
+    assert response.status_code == 400  # fails before the stream starts: a plain HTTP error
+
+
+def test_blob_upload_with_wrong_digest(http: httpx.Client) -> None:
+    digest = "sha256:" + "0" * 64
+    assert http.head(f"/api/blobs/{digest}").status_code == 404
+    assert_error(http.post(f"/api/blobs/{digest}", content=b"hello"), 400, "digest mismatch")
+    assert_error(http.post("/api/blobs/sha256:xyz", content=b"hello"), 400, "invalid digest")
+
+
+def test_copy_and_delete_unknown(http: httpx.Client) -> None:
+    assert_error(http.post("/api/copy", json={"source": "ghost:1", "destination": "x:1"}), 404, "not found")
+    assert_error(http.request("DELETE", "/api/delete", json={"model": "ghost:1"}), 404, "not found")
+
+
+def test_unknown_route_is_404_json(http: httpx.Client) -> None:
+    assert_error(http.get("/api/nothing-here"), 404, "not found")
+
+
+def test_openai_bad_input_shape(http: httpx.Client) -> None:
+    response = http.post("/v1/chat/completions", json={"model": SMOLLM, "messages": "hi"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and "messages" in error["message"]
+    response = http.post("/v1/embeddings", json={"model": SMOLLM, "input": [1, 2, 3]})
+    assert response.status_code == 400 and "token arrays" in response.json()["error"]["message"]
+
+
+def test_still_serving_after_all_that(http: httpx.Client) -> None:
+    body = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}}
+    assert http.post("/api/generate", json=body).json()["done"] is True
+    assert http.get("/").text == "Ollama is running"
+
+
+def test_root_and_version(http: httpx.Client) -> None:
+    assert http.head("/").status_code == 200
+    assert json.loads(http.get("/api/version").text)["version"]

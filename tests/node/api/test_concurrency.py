@@ -1,0 +1,106 @@
+"""Concurrent requests, the bounded queue, client disconnects and the API key."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import ollama
+import pytest
+
+from tests.support import SMOLLM, RunningNode, start_node
+
+PROMPTS = ["Name a fruit.", "Name a country.", "Count to three.", "Say a greeting."]
+
+
+def generate(url: str, prompt: str, num_predict: int = 16) -> str:
+    body = {
+        "model": SMOLLM,
+        "prompt": prompt,
+        "stream": False,
+        "options": {"temperature": 0, "num_predict": num_predict},
+    }
+    response = httpx.post(f"{url}/api/generate", json=body, timeout=120)
+    response.raise_for_status()
+    return str(response.json()["response"])
+
+
+def test_concurrent_requests_do_not_corrupt_each_other(node: RunningNode) -> None:
+    alone = [generate(node.url, p) for p in PROMPTS]
+    with ThreadPoolExecutor(max_workers=len(PROMPTS) * 2) as pool:
+        together = list(pool.map(lambda p: generate(node.url, p), PROMPTS * 2))
+    assert together == alone * 2
+
+
+@pytest.fixture
+def small_queue_node(home: Path) -> Iterator[RunningNode]:
+    running = start_node(home, max_queue=1)
+    yield running
+    running.stop()
+
+
+def test_full_queue_answers_503(small_queue_node: RunningNode) -> None:
+    url = small_queue_node.url
+    generate(url, "warm up", 1)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        futures = [
+            pool.submit(
+                httpx.post,
+                f"{url}/api/generate",
+                json={"model": SMOLLM, "prompt": p, "stream": False, "options": {"num_predict": 48}},
+                timeout=120,
+            )
+            for p in PROMPTS + ["one more"]
+        ]
+        responses = [f.result() for f in futures]
+    statuses = sorted(r.status_code for r in responses)
+    assert 200 in statuses and 503 in statuses, statuses
+    busy = next(r for r in responses if r.status_code == 503)
+    assert "maximum pending requests exceeded" in busy.json()["error"]
+    assert generate(url, "still there?", 2)
+
+
+def test_disconnect_mid_stream_stops_generation(node: RunningNode) -> None:
+    body = {
+        "model": SMOLLM,
+        "prompt": "Write a very long story.",
+        "options": {"num_predict": 3000, "temperature": 0.9},
+    }
+    with (
+        httpx.Client(base_url=node.url, timeout=60) as client,
+        client.stream("POST", "/api/generate", json=body) as r,
+    ):
+        lines = r.iter_lines()
+        for _ in range(3):
+            next(lines)
+    # 3000 tokens would take tens of seconds; a cancelled generation frees the model at once.
+    started = time.monotonic()
+    assert generate(node.url, "Hi", 2)
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 5
+    while node.service.manager.loaded[SMOLLM].in_use and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.service.manager.loaded[SMOLLM].in_use == 0
+
+
+@pytest.fixture
+def keyed_node(home: Path) -> Iterator[RunningNode]:
+    running = start_node(home, api_key="s3cret-key-for-tests")
+    yield running
+    running.stop()
+
+
+def test_api_key_is_required(keyed_node: RunningNode) -> None:
+    url = keyed_node.url
+    assert httpx.get(url).text == "Ollama is running"
+    assert httpx.head(url).status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-key-for-tests"}):
+        response = httpx.get(f"{url}/api/tags", headers=headers)
+        assert response.status_code == 401 and "API key" in response.json()["error"]
+    openai_style = httpx.get(f"{url}/v1/models")
+    assert openai_style.status_code == 401 and openai_style.json()["error"]["code"] == "invalid_api_key"
+    client = ollama.Client(host=url, headers={"Authorization": "Bearer s3cret-key-for-tests"})
+    assert SMOLLM in {m.model for m in client.list().models}

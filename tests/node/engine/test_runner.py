@@ -1,0 +1,157 @@
+"""The engine on its own: real llama.cpp, the bundled SmolLM2 weights, no HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from avocado.node.engine.errors import EngineError
+from avocado.node.engine.runner import Done, EmbedJob, GenerateJob, Runner, RunnerConfig, Text, _StopMatcher
+from avocado.node.engine.sampling import SamplingParams
+from avocado.node.store.store import ModelStore
+from tests.support import SMOLLM
+
+CHATML = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def runner(home: Path) -> Iterator[Runner]:
+    path = ModelStore(home / "models").resolve(SMOLLM).model_path
+    running = Runner(RunnerConfig(path, num_ctx=1024, num_batch=256, num_thread=2))
+    yield running
+    running.close()
+
+
+def run(
+    runner: Runner, prompt: str, *, stop: list[str] | None = None, n: int = 24, **params: object
+) -> tuple[str, Done]:
+    events: list[Text | Done | BaseException] = []
+    finished = threading.Event()
+
+    def emit(event: Text | Done | BaseException) -> None:
+        events.append(event)
+        if not isinstance(event, Text):
+            finished.set()
+
+    sampling = SamplingParams(**{"temperature": 0.0, **params})
+    runner.submit(
+        GenerateJob(runner.model.tokenize(CHATML.format(prompt)), sampling, n, stop or [], None, emit)
+    )
+    assert finished.wait(120)
+    last = events[-1]
+    if isinstance(last, BaseException):
+        raise last
+    assert isinstance(last, Done)
+    return "".join(e.text for e in events if isinstance(e, Text)), last
+
+
+def test_greedy_is_deterministic_and_counts_tokens(runner: Runner) -> None:
+    first, done = run(runner, "What is the capital of France?")
+    second, _ = run(runner, "What is the capital of France?")
+    assert first == second and "Paris" in first
+    assert 0 < done.eval_count <= 24 and done.reason in ("stop", "length")
+    assert done.prompt_eval_count > 5 and done.eval_duration > 0
+
+
+def test_same_seed_same_sample(runner: Runner) -> None:
+    a, _ = run(runner, "Invent a name.", temperature=1.0, seed=7)
+    b, _ = run(runner, "Invent a name.", temperature=1.0, seed=7)
+    assert a == b
+
+
+def test_num_predict_limits_output(runner: Runner) -> None:
+    _, done = run(runner, "Tell me a long story.", n=5)
+    assert done.eval_count == 5 and done.reason == "length"
+
+
+def test_stop_sequence_is_cut_and_not_emitted(runner: Runner) -> None:
+    free, _ = run(runner, "Count from 1 to 10 separated by commas.", n=40)
+    assert "3" in free
+    text, done = run(runner, "Count from 1 to 10 separated by commas.", n=40, stop=["3"])
+    assert done.reason == "stop" and "3" not in text
+    assert free.startswith(text)
+
+
+def test_follow_up_reuses_the_prompt_prefix(runner: Runner) -> None:
+    _, first = run(runner, "Describe the sea in one sentence.", n=4)
+    prompt = runner.model.tokenize(CHATML.format("Describe the sea in one sentence."))
+    follow = runner.model.detokenize(prompt) + "The sea"  # the same conversation, continued
+    events: list[object] = []
+    finished = threading.Event()
+    tokens = runner.model.tokenize(follow, add_special=False)
+    runner.submit(
+        GenerateJob(
+            tokens, SamplingParams(temperature=0), 2, [], None, lambda e: (events.append(e), finished.set())
+        )
+    )
+    assert finished.wait(60)
+    done = [e for e in events if isinstance(e, Done)][0]
+    assert done.prompt_cached >= len(prompt) - 1
+    assert first.prompt_cached < first.prompt_eval_count
+
+
+def test_stop_matcher_holds_back_partial_stops() -> None:
+    matcher = _StopMatcher(["</end>"])
+    assert matcher.feed("hello </") == ("hello ", False)
+    assert matcher.feed("en") == ("", False)
+    assert matcher.feed("d> tail") == ("", True)
+    other = _StopMatcher(["</end>"])
+    assert other.feed("a </") == ("a ", False)
+    assert other.feed("b") == ("</b", False)
+
+
+def test_cancel_stops_promptly(runner: Runner) -> None:
+    events: list[object] = []
+    finished = threading.Event()
+
+    def emit(event: object) -> None:
+        events.append(event)
+        if len(events) == 3:
+            job.cancelled.set()
+        if isinstance(event, Done):
+            finished.set()
+
+    job = GenerateJob(
+        runner.model.tokenize(CHATML.format("Write an essay.")), SamplingParams(), 5000, [], None, emit
+    )
+    runner.submit(job)
+    assert finished.wait(30)
+    done = events[-1]
+    assert isinstance(done, Done) and done.reason == "cancel" and done.eval_count < 20
+
+
+def test_grammar_constrains_output(runner: Runner) -> None:
+    events: list[object] = []
+    finished = threading.Event()
+    grammar = 'root ::= "yes" | "no"'
+    job = GenerateJob(
+        runner.model.tokenize(CHATML.format("Is water wet?")), SamplingParams(temperature=0), 8, [], grammar,
+        lambda e: (events.append(e), isinstance(e, Done) and finished.set()),
+    )  # fmt: skip
+    runner.submit(job)
+    assert finished.wait(60)
+    assert "".join(e.text for e in events if isinstance(e, Text)) in ("yes", "no")
+
+
+def test_embeddings(runner: Runner) -> None:
+    result: list[object] = []
+    finished = threading.Event()
+    inputs = [runner.model.tokenize("hello"), runner.model.tokenize("a completely different sentence")]
+    runner.submit(EmbedJob(inputs, lambda r: (result.append(r), finished.set())))
+    assert finished.wait(60)
+    vectors = result[0]
+    assert isinstance(vectors, list) and len(vectors) == 2 and len(vectors[0]) == 576
+    assert vectors[0] != vectors[1]
+
+
+def test_prompt_over_the_context_is_an_error_and_runner_survives(runner: Runner) -> None:
+    events: list[object] = []
+    finished = threading.Event()
+    job = GenerateJob([1] * 2000, SamplingParams(), 4, [], None, lambda e: (events.append(e), finished.set()))
+    runner.submit(job)
+    assert finished.wait(30)
+    assert isinstance(events[0], EngineError) and "does not fit" in str(events[0])
+    assert run(runner, "Hi", n=2)[1].eval_count == 2

@@ -1,0 +1,66 @@
+"""Test support: constants and a real node (uvicorn in a thread, on a free loopback port)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from avocado.config import Settings
+from avocado.node.app import create_app
+from avocado.node.service import NodeService
+
+SMOLLM = "smollm2:135m"
+GEMMA = "gemma3:270m"
+GREEDY = {"temperature": 0, "seed": 42}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningNode:
+    url: str
+    app: FastAPI
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def service(self) -> NodeService:
+        service: NodeService = self.app.state.service
+        return service
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_node(home: Path, **overrides: Any) -> RunningNode:
+    """Start a node in a background thread and wait until it answers."""
+    settings = Settings(home=home, port=free_port(), num_ctx=2048, keep_alive="5m", **overrides)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{settings.port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test node did not start")
+        time.sleep(0.02)
+    return RunningNode(url, app, settings, server, thread)

@@ -1,0 +1,84 @@
+"""Settings, the client's node address and durations."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from avocado.config import DEFAULT_PORT, client_base_url, load_settings
+from avocado.durations import DurationError, parse_duration
+
+
+def test_precedence_flags_env_file_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "avocado.toml"
+    config.write_text('port = 9000\nkeep_alive = "10m"\nnum_ctx = 8192\nhost = "0.0.0.0"\n')
+    monkeypatch.setenv("AVOCADO_KEEP_ALIVE", "1h")
+    monkeypatch.setenv("AVOCADO_HOME", str(tmp_path / "home"))
+    settings = load_settings(config, port=9100, num_ctx=None)
+    assert settings.port == 9100  # flag beats file
+    assert settings.keep_alive == "1h" and settings.keep_alive_seconds == 3600  # env beats file
+    assert settings.num_ctx == 8192 and settings.host == "0.0.0.0"  # file beats default
+    assert settings.max_queue == 512  # default
+    assert settings.models_dir == tmp_path / "home" / "models"
+
+
+def test_unsafe_or_wrong_settings_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="api_key"):
+        load_settings(api_key="short")
+    with pytest.raises(ValidationError, match="keep_alive"):
+        load_settings(keep_alive="soon")
+    with pytest.raises(ValidationError):
+        load_settings(port=70000)
+    unknown = tmp_path / "bad.toml"
+    unknown.write_text("colour = 'green'\n")
+    with pytest.raises(ValidationError, match="colour"):
+        load_settings(unknown)
+    with pytest.raises(FileNotFoundError):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_api_key_is_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(api_key="a-very-secret-key")
+    assert "a-very-secret-key" not in repr(settings) and "a-very-secret-key" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, f"http://127.0.0.1:{DEFAULT_PORT}"),
+        ({"OLLAMA_HOST": "example.com"}, f"http://example.com:{DEFAULT_PORT}"),
+        ({"OLLAMA_HOST": ":8080"}, "http://127.0.0.1:8080"),
+        ({"OLLAMA_HOST": "0.0.0.0:9"}, "http://127.0.0.1:9"),
+        ({"OLLAMA_HOST": "https://node.example"}, "https://node.example:443"),
+        ({"OLLAMA_HOST": "x:1", "AVOCADO_HOST": "http://node.internal:5"}, "http://node.internal:5"),
+    ],
+)
+def test_client_base_url(env: dict[str, str], url: str) -> None:
+    assert client_base_url(env) == url
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("300ms", 0.3),
+        ("0", 0.0),
+        (0, 0.0),
+        (60, 60.0),
+        ("-1", math.inf),
+        (-1, math.inf),
+        ("-5m", math.inf),
+    ],
+)
+def test_durations(value: str | int, seconds: float) -> None:
+    assert parse_duration(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", ["soon", "5x", "m", True])
+def test_bad_durations(value: object) -> None:
+    with pytest.raises(DurationError):
+        parse_duration(value)
