@@ -53,8 +53,14 @@ def prompt_for(rep: int) -> str:
 
 
 def start_node(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AVOCADO_HOME": str(home), "AVOCADO_PORT": str(port), "AVOCADO_NUM_THREAD": str(THREADS),
-           "AVOCADO_NUM_CTX": str(NUM_CTX), "AVOCADO_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AVOCADO_HOME": str(home),
+        "AVOCADO_PORT": str(port),
+        "AVOCADO_NUM_THREAD": str(THREADS),
+        "AVOCADO_NUM_CTX": str(NUM_CTX),
+        "AVOCADO_LOG_LEVEL": "warning",
+    }
     process = subprocess.Popen([sys.executable, "-m", "avocado", "serve"], env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -168,9 +174,8 @@ def main() -> None:
     print(f"{MODEL}, greedy, {args.tokens} tokens, {THREADS} threads, {args.reps} repetitions (medians)")
     print(f"{'path':<10} {'tokens':>7} {'tok/s':>8} {'TTFT ms':>8}")
     for name, samples in results.items():
-        print(
-            f"{name:<10} {median(samples, 'tokens'):>7.0f} {median(samples, 'rate'):>8.1f} {median(samples, 'ttft_ms'):>8.1f}"
-        )
+        tokens, rate, ttft = (median(samples, f) for f in ("tokens", "rate", "ttft_ms"))
+        print(f"{name:<10} {tokens:>7.0f} {rate:>8.1f} {ttft:>8.1f}")
     http_rate, engine_rate = median(results["http"], "rate"), median(results["engine"], "rate")
     overhead = median(results["http"], "ttft_ms") - median(results["engine"], "ttft_ms")
     print(f"http / engine tokens/s:      {http_rate / engine_rate:.3f}  (target >= 0.95)")

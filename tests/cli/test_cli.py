@@ -108,5 +108,7 @@ def test_serve_starts_and_stops_on_sigterm(home: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert "POST /api/generate 200" in err and "model=smollm2:135m" in err
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells why it ended.
+    assert process.returncode in (0, -signal.SIGTERM), err
+    assert "Application shutdown complete" in err
+    assert "path=/api/generate model=smollm2:135m status=200" in err

@@ -118,7 +118,10 @@ def test_create_with_missing_or_non_gguf_file(http: httpx.Client, tmp_path: Path
 
 def test_create_error_in_stream_is_an_error_line(http: httpx.Client, tmp_path: Path) -> None:
     response = http.post("/api/create", json={"model": "broken:2", "from": str(tmp_path / "nope.gguf")})
-    assert response.status_code == 400  # fails before the stream starts: a plain HTTP error
+    assert response.status_code == 200  # progress had started streaming, as in Ollama
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert lines[0] == {"status": "gathering model components"}
+    assert "no such file" in lines[-1]["error"]
 
 
 def test_blob_upload_with_wrong_digest(http: httpx.Client) -> None:

@@ -53,7 +53,7 @@ def test_full_queue_answers_503(small_queue_node: RunningNode) -> None:
                 json={"model": SMOLLM, "prompt": p, "stream": False, "options": {"num_predict": 48}},
                 timeout=120,
             )
-            for p in PROMPTS + ["one more"]
+            for p in [*PROMPTS, "one more"]
         ]
         responses = [f.result() for f in futures]
     statuses = sorted(r.status_code for r in responses)

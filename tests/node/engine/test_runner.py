@@ -77,20 +77,22 @@ def test_stop_sequence_is_cut_and_not_emitted(runner: Runner) -> None:
 
 def test_follow_up_reuses_the_prompt_prefix(runner: Runner) -> None:
     _, first = run(runner, "Describe the sea in one sentence.", n=4)
+    assert first.prompt_cached < first.prompt_eval_count
     prompt = runner.model.tokenize(CHATML.format("Describe the sea in one sentence."))
-    follow = runner.model.detokenize(prompt) + "The sea"  # the same conversation, continued
+    follow = prompt + runner.model.tokenize("The sea", add_special=False)  # the conversation, continued
     events: list[object] = []
     finished = threading.Event()
-    tokens = runner.model.tokenize(follow, add_special=False)
-    runner.submit(
-        GenerateJob(
-            tokens, SamplingParams(temperature=0), 2, [], None, lambda e: (events.append(e), finished.set())
-        )
-    )
+
+    def emit(event: object) -> None:
+        events.append(event)
+        if isinstance(event, Done | BaseException):
+            finished.set()
+
+    runner.submit(GenerateJob(follow, SamplingParams(temperature=0), 2, [], None, emit))
     assert finished.wait(60)
-    done = [e for e in events if isinstance(e, Done)][0]
+    done = events[-1]
+    assert isinstance(done, Done)
     assert done.prompt_cached >= len(prompt) - 1
-    assert first.prompt_cached < first.prompt_eval_count
 
 
 def test_stop_matcher_holds_back_partial_stops() -> None:

@@ -48,7 +48,7 @@ class RequestLogMiddleware:
             request_fields.reset(token)
             fields["status"] = status
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
-            log.info("%s %s %s", scope["method"], scope["path"], status, extra={"fields": fields})
+            log.info("request", extra={"fields": fields})
 
 
 class ApiKeyMiddleware:

@@ -173,6 +173,7 @@ class ModelManager:
     async def embed(self, loaded: Loaded, inputs: list[list[int]]) -> list[list[float]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[list[float]] | BaseException] = loop.create_future()
+
         def deliver(result: list[list[float]] | BaseException) -> None:
             loop.call_soon_threadsafe(future.set_result, result)
 

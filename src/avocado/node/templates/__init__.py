@@ -1,0 +1,1 @@
+"""Ollama model templates: Go text/template, interpreted in Python."""
