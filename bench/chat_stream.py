@@ -9,7 +9,9 @@ evaluates its prompt from scratch rather than from a warm KV cache):
 - http:       a real ``avocado serve`` process; the client measures time to first token (TTFT)
               and the generation rate between the first and the last streamed chunk.
 - engine:     the node's own Runner in this process, no HTTP, timed at each emitted token.
-- reference:  llama-cpp-python's high-level ``Llama.create_chat_completion(stream=True)``.
+- reference:  llama-cpp-python's high-level ``Llama.create_chat_completion(stream=True)``, in a
+              worker process of its own: two llama.cpp models in one process slow each other down
+              (their OpenMP thread teams spin against each other), which would skew the comparison.
 Targets: http tokens/s >= 95% of engine; http TTFT overhead <= 10 ms.
 """
 
@@ -26,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -115,10 +118,10 @@ def engine_sample(runner: Runner, prompt_tokens: list[int], tokens: int) -> Samp
     return Sample((stamps[0] - started) * 1000, count, (count - 1) / (stamps[-1] - stamps[0]))
 
 
-def reference_sample(llm: object, prompt: str, tokens: int) -> Sample:
+def reference_sample(llm: Any, prompt: str, tokens: int) -> Sample:
     started = time.perf_counter()
     stamps: list[float] = []
-    stream = llm.create_chat_completion(  # type: ignore[attr-defined]
+    stream = llm.create_chat_completion(
         messages=[{"role": "user", "content": prompt}], temperature=0, max_tokens=tokens, stream=True
     )
     for chunk in stream:
@@ -126,6 +129,34 @@ def reference_sample(llm: object, prompt: str, tokens: int) -> Sample:
             stamps.append(time.perf_counter())
     count = len(stamps)  # one chunk per token in llama-cpp-python's stream
     return Sample((stamps[0] - started) * 1000, count, (count - 1) / (stamps[-1] - stamps[0]))
+
+
+def reference_worker(model_path: str) -> None:
+    """Serve reference samples: one JSON request per stdin line, one JSON sample per stdout line."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path, n_ctx=NUM_CTX, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
+    for line in sys.stdin:
+        request = json.loads(line)
+        sample = reference_sample(llm, request["prompt"], request["tokens"])
+        print(json.dumps(sample.__dict__), flush=True)
+
+
+class ReferenceProcess:
+    def __init__(self, model_path: Path) -> None:
+        command = [sys.executable, __file__, "--reference-worker", str(model_path)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def sample(self, prompt: str, tokens: int) -> Sample:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps({"prompt": prompt, "tokens": tokens}) + "\n")
+        self.process.stdin.flush()
+        return Sample(**json.loads(self.process.stdout.readline()))
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(30)
 
 
 def median(samples: list[Sample], field: str) -> float:
@@ -141,34 +172,36 @@ def main() -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help="AVOCADO_HOME to use (default: a temporary one)"
     )
+    parser.add_argument("--reference-worker", metavar="GGUF", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reference_worker:
+        reference_worker(args.reference_worker)
+        return
 
     home = args.home or Path(tempfile.mkdtemp(prefix="avocado-bench-"))
     store = open_store(Settings(home=home))
     model = store.resolve(MODEL)
     port = 18000 + os.getpid() % 1000
 
-    from llama_cpp import Llama
-
     runner = Runner(RunnerConfig(model.model_path, NUM_CTX, 512, THREADS))
     builder = PromptBuilder(model)
-    reference = Llama(
-        str(model.model_path), n_ctx=NUM_CTX, n_threads=THREADS, n_threads_batch=THREADS, verbose=False
-    )
+    reference = ReferenceProcess(model.model_path)
     node = start_node(home, port)
     results: dict[str, list[Sample]] = {"http": [], "engine": [], "reference": []}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
             http_sample(client, "warm up", 4)  # load the model in the node
+            reference.sample("warm up", 4)
             for rep in range(args.reps):
                 prompt = prompt_for(rep)
                 text = builder.chat([{"role": "user", "content": prompt}])
                 results["http"].append(http_sample(client, prompt, args.tokens))
                 results["engine"].append(engine_sample(runner, runner.model.tokenize(text), args.tokens))
-                results["reference"].append(reference_sample(reference, prompt, args.tokens))
+                results["reference"].append(reference.sample(prompt, args.tokens))
     finally:
         node.terminate()
         node.wait(30)
+        reference.close()
         runner.close()
 
     print(f"{MODEL}, greedy, {args.tokens} tokens, {THREADS} threads, {args.reps} repetitions (medians)")
