@@ -82,3 +82,8 @@ def test_durations(value: str | int, seconds: float) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(DurationError):
         parse_duration(value)
+
+
+def test_origins_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVOCADO_ORIGINS", "https://a.example, https://b.example")
+    assert load_settings().origins == ["https://a.example", "https://b.example"]

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
+    origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Browser origins allowed besides localhost (like OLLAMA_ORIGINS)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -51,6 +55,14 @@ class Settings(BaseSettings):
             parse_duration(value)
         except DurationError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """``AVOCADO_ORIGINS=https://a.example,https://b.example``, as Ollama spells OLLAMA_ORIGINS."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("api_key")

@@ -158,6 +158,8 @@ def _create(
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
     except ModelfileError as exc:
         raise _fail(f"{file}: {exc}") from None
+    if modelfile.adapters:
+        raise _fail("ADAPTER (LoRA) is not supported yet")
     client = NodeClient()
     body: dict[str, Any] = {"model": name}
     source = modelfile.from_ or ""

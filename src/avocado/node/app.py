@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 
 import avocado
@@ -22,6 +23,11 @@ from avocado.node.store.store import ModelStore
 __all__ = ["create_app", "open_store"]
 
 log = logging.getLogger(__name__)
+
+# Origins a browser may call from without configuration, as Ollama allows them by default.
+LOCAL_ORIGINS = (
+    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|(app|file|tauri|vscode-webview)://.*)$"
+)
 
 
 def open_store(settings: Settings) -> ModelStore:
@@ -63,6 +69,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     for module in (models, generate, embed, openai):
         app.include_router(module.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.origins,
+        allow_origin_regex=LOCAL_ORIGINS,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
     app.add_middleware(RequestLogMiddleware)

@@ -6,6 +6,7 @@ Jinja chat template in its GGUF, and failing that to ``{{ .Prompt }}``, as Ollam
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,9 @@ from avocado.node.templates.gotemplate import GoTemplate, TemplateError
 __all__ = ["GoStruct", "PromptBuilder", "PromptError"]
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
+
+# Parsing a template costs more than rendering it; models reuse a handful of templates.
+compile_template = functools.lru_cache(maxsize=128)(GoTemplate)
 
 
 class PromptError(ValueError):
@@ -71,7 +75,7 @@ class PromptBuilder:
             self.jinja = model.info.chat_template
             source = None
         try:
-            self.template = GoTemplate(source or DEFAULT_TEMPLATE)
+            self.template = compile_template(source or DEFAULT_TEMPLATE)
         except TemplateError as exc:
             raise PromptError(f"template error: {exc}") from None
 
@@ -95,6 +99,8 @@ class PromptBuilder:
             caps.append("tools")
         if self.supports_insert:
             caps.append("insert")
+        if self.jinja is None and self.template.references("Think"):
+            caps.append("thinking")
         return caps
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:

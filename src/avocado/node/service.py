@@ -24,7 +24,15 @@ from avocado.node.prompt import PromptBuilder, PromptError
 from avocado.node.store.names import InvalidModelName
 from avocado.node.store.store import Model, ModelStore
 
-__all__ = ["BadRequest", "Generation", "NodeService", "NotFound"]
+__all__ = [
+    "BadRequest",
+    "Generation",
+    "NodeService",
+    "NotFound",
+    "check_images",
+    "check_think",
+    "grammar_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,10 @@ class Generation:
     @property
     def num_ctx(self) -> int:
         return int(self.options["num_ctx"])
+
+    @property
+    def num_keep(self) -> int:
+        return int(self.options.get("num_keep", 4))
 
     @property
     def num_predict(self) -> int:
@@ -81,6 +93,12 @@ def check_images(images: list[str] | None, model: Model) -> None:
     raise BadRequest(f"model '{model.name}' does not support image input (it is a text-only model)")
 
 
+def check_think(think: bool | str | None, builder: PromptBuilder, name: str) -> None:
+    """``think`` asks for a reasoning trace; only templates that render ``.Think`` can give one."""
+    if think not in (None, False, "") and "thinking" not in builder.capabilities():
+        raise BadRequest(f'"{name}" does not support thinking')
+
+
 class NodeService:
     def __init__(self, settings: Settings, store: ModelStore, manager: ModelManager) -> None:
         self.settings = settings
@@ -106,6 +124,8 @@ class NodeService:
         fmt: str | dict[str, Any] | None,
     ) -> Generation:
         model = self.find_model(name)
+        if model.adapters:
+            raise BadRequest(f"model '{model.name}' uses a LoRA adapter, which this node cannot run yet")
         try:
             request_options = validate_options(options)
         except OptionError as exc:
@@ -127,24 +147,45 @@ class NodeService:
         except PromptError as exc:
             raise BadRequest(str(exc)) from None
 
-    def tokenize(
-        self, loaded: Loaded, text: str, *, num_keep: int = 4, context: list[int] | None = None
-    ) -> list[int]:
-        """Tokenize a rendered prompt; an over-long one is cut the way Ollama's runner cuts it."""
+    def tokenize(self, loaded: Loaded, text: str, context: list[int] | None = None) -> list[int]:
+        """Tokenize a rendered prompt (after ``context`` tokens from an earlier response)."""
         llama = loaded.runner.model
         bos_text = llama.token_text(llama.bos) if llama.add_bos else ""
         add_special = not context and not (bos_text and text.startswith(bos_text))
-        tokens = (context or []) + llama.tokenize(text, add_special=add_special)
+        return (context or []) + llama.tokenize(text, add_special=add_special)
+
+    def fit(self, loaded: Loaded, tokens: list[int], num_keep: int) -> list[int]:
+        """Cut an over-long prompt the way Ollama's runner does: keep ``num_keep``, drop half the rest."""
         n_ctx = loaded.runner.n_ctx
-        if len(tokens) >= n_ctx:
-            keep = min(max(num_keep, 0), n_ctx // 2)
-            discard = (n_ctx - keep) // 2
-            tail = n_ctx - keep - discard
-            log.warning(
-                "truncating input prompt: %d tokens, context %d, keeping %d", len(tokens), n_ctx, keep + tail
-            )
-            tokens = tokens[:keep] + tokens[-tail:]
-        return tokens
+        if len(tokens) < n_ctx:
+            return tokens
+        keep = min(max(num_keep, 0), n_ctx // 2)
+        discard = (n_ctx - keep) // 2
+        tail = n_ctx - keep - discard
+        log.warning(
+            "truncating input prompt: %d tokens, context %d, keeping %d", len(tokens), n_ctx, keep + tail
+        )
+        return tokens[:keep] + tokens[-tail:]
+
+    def chat_tokens(
+        self,
+        loaded: Loaded,
+        builder: PromptBuilder,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        num_keep: int,
+    ) -> list[int]:
+        """Render a chat; if it does not fit, drop the oldest turns (system messages stay), as Ollama does."""
+        n_ctx = loaded.runner.n_ctx
+        tokens: list[int] = []
+        for start in range(max(len(messages), 1)):
+            window = [m for i, m in enumerate(messages) if i >= start or m.get("role") == "system"]
+            tokens = self.tokenize(loaded, builder.chat(window, tools))
+            if len(tokens) < n_ctx:
+                if start:
+                    log.warning("dropped the %d oldest messages to fit the context of %d", start, n_ctx)
+                return tokens
+        return self.fit(loaded, tokens, num_keep)
 
     async def run(self, gen: Generation, loaded: Loaded, prompt: list[int]) -> AsyncIterator[Text | Done]:
         params = SamplingParams.from_options(gen.options)

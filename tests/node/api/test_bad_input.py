@@ -158,3 +158,32 @@ def test_still_serving_after_all_that(http: httpx.Client) -> None:
 def test_root_and_version(http: httpx.Client) -> None:
     assert http.head("/").status_code == 200
     assert json.loads(http.get("/api/version").text)["version"]
+
+
+def test_think_on_a_model_without_thinking(http: httpx.Client) -> None:
+    body = {"model": SMOLLM, "messages": [{"role": "user", "content": "hi"}], "think": True}
+    assert_error(http.post("/api/chat", json=body), 400, "does not support thinking")
+    body["think"] = False
+    body["options"] = {"num_predict": 1}
+    body["stream"] = False
+    assert http.post("/api/chat", json=body).json()["done"] is True
+
+
+def test_adapters_are_refused_clearly(http: httpx.Client) -> None:
+    body = {"model": "lora:1", "modelfile": f"FROM {SMOLLM}\nADAPTER ./lora.gguf", "stream": False}
+    assert_error(http.post("/api/create", json=body), 400, "not supported")
+
+
+def test_long_chat_drops_the_oldest_turns(http: httpx.Client) -> None:
+    filler = "lorem ipsum " * 200  # ~400 tokens a turn; 8 turns overflow the 2048-token context
+    messages: list[dict[str, str]] = [{"role": "system", "content": "You are a parrot."}]
+    for i in range(8):
+        messages += [
+            {"role": "user", "content": f"turn {i} {filler}"},
+            {"role": "assistant", "content": "ok"},
+        ]
+    messages.append({"role": "user", "content": "Say hi."})
+    body = {"model": SMOLLM, "messages": messages, "stream": False, "options": {"num_predict": 2}}
+    result = http.post("/api/chat", json=body).json()
+    assert result["done"] is True
+    assert 1000 < result["prompt_eval_count"] < 2048

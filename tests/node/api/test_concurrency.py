@@ -104,3 +104,12 @@ def test_api_key_is_required(keyed_node: RunningNode) -> None:
     assert openai_style.status_code == 401 and openai_style.json()["error"]["code"] == "invalid_api_key"
     client = ollama.Client(host=url, headers={"Authorization": "Bearer s3cret-key-for-tests"})
     assert SMOLLM in {m.model for m in client.list().models}
+
+
+def test_cors_allows_local_origins_only(node: RunningNode) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    local = httpx.options(f"{node.url}/api/chat", headers={"Origin": "http://localhost:3000", **preflight})
+    assert local.status_code == 200
+    assert local.headers["access-control-allow-origin"] == "http://localhost:3000"
+    foreign = httpx.options(f"{node.url}/api/chat", headers={"Origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in foreign.headers

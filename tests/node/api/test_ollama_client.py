@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import ollama
@@ -259,3 +260,31 @@ def test_create_from_uploaded_gguf_blob(client: ollama.Client, node: RunningNode
         assert client.generate("uploaded:test", "1, 2, 3,", options={**GREEDY, "num_predict": 3}).done
     finally:
         client.delete("uploaded:test")
+
+
+def test_stop_option(client: ollama.Client) -> None:
+    free = client.generate(
+        SMOLLM, "Count from 1 to 10, separated by commas.", options={**GREEDY, "num_predict": 40}
+    )
+    assert "4" in free.response
+    cut = client.generate(
+        SMOLLM,
+        "Count from 1 to 10, separated by commas.",
+        options={**GREEDY, "num_predict": 40, "stop": ["4"]},
+    )
+    assert cut.done_reason == "stop" and "4" not in cut.response and free.response.startswith(cut.response)
+
+
+def test_num_ctx_option_reloads_with_that_context(client: ollama.Client) -> None:
+    client.generate(GEMMA, "Hi", options={"num_predict": 1, "num_ctx": 512})
+    assert {m.model: m.context_length for m in client.ps().models}[GEMMA] == 512
+    client.generate(GEMMA, "", keep_alive=0)
+
+
+def test_keep_alive_expiry_unloads(client: ollama.Client) -> None:
+    client.generate(GEMMA, "Hi", options={"num_predict": 1}, keep_alive="1s")
+    assert GEMMA in {m.model for m in client.ps().models}
+    deadline = time.monotonic() + 10
+    while GEMMA in {m.model for m in client.ps().models}:
+        assert time.monotonic() < deadline, "model was not unloaded after keep_alive"
+        time.sleep(0.2)

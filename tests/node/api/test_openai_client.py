@@ -155,3 +155,17 @@ def test_bad_request_has_openai_shape(client: openai.OpenAI) -> None:
     assert err.value.status_code == 400
     body = err.value.body
     assert isinstance(body, dict) and "message" in body
+
+
+def test_tool_choice_none_offers_no_tools(client: openai.OpenAI) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    response = client.chat.completions.create(
+        model=SMOLLM,
+        messages=[{"role": "user", "content": "Say hi."}],
+        tools=[tool],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=8,
+    )
+    assert response.choices[0].message.tool_calls is None
+    assert response.choices[0].finish_reason in ("stop", "length")

@@ -13,7 +13,7 @@ from avocado.node.api.deps import Service
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
 from avocado.node.api.streaming import ndjson_response, now_iso, prime
 from avocado.node.engine import Done, Text
-from avocado.node.service import BadRequest, Generation, NodeService, check_images
+from avocado.node.service import BadRequest, Generation, NodeService, check_images, check_think
 from avocado.node.tools import ToolCallCollector
 
 __all__ = ["chat_events", "generate_events", "router"]
@@ -56,10 +56,11 @@ async def generate_events(
             text = prompt
         else:
             builder = svc.builder(loaded, req.template)
+            check_think(req.think, builder, name)
             if req.suffix and not builder.supports_insert:
                 raise BadRequest(f"registry.ollama.ai/library/{name} does not support insert")
             text = builder.generate(prompt, req.system, req.suffix)
-        tokens = svc.tokenize(loaded, text, num_keep=int(gen.options.get("num_keep", 4)), context=req.context)
+        tokens = svc.fit(loaded, svc.tokenize(loaded, text, req.context), gen.num_keep)
         async for event in svc.run(gen, loaded, tokens):
             if isinstance(event, Text):
                 yield {"model": name, "created_at": now_iso(), "response": event.text, "done": False}
@@ -112,11 +113,12 @@ async def chat_events(svc: NodeService, req: ChatRequest, gen: Generation) -> As
     async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
         load_ns = time.perf_counter_ns() - started
         builder = svc.builder(loaded)
+        check_think(req.think, builder, name)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         if tools and not builder.supports_tools:
             raise BadRequest(f"registry.ollama.ai/library/{name} does not support tools")
-        text = builder.chat([message_dict(m) for m in req.messages or []], tools)
-        tokens = svc.tokenize(loaded, text, num_keep=int(gen.options.get("num_keep", 4)))
+        messages = [message_dict(m) for m in req.messages or []]
+        tokens = svc.chat_tokens(loaded, builder, messages, tools, gen.num_keep)
         collector = ToolCallCollector(enabled=bool(tools))
 
         def chunk(content: str, **extra: Any) -> dict[str, Any]:

@@ -127,11 +127,15 @@ async def show(req: ShowRequest, svc: Service) -> dict[str, Any]:
 
 def spec_from_request(req: CreateRequest) -> CreateSpec:
     """The new-style fields, or the older ``modelfile`` text, as one spec."""
+    if req.adapters:
+        raise BadRequest("adapters (LoRA) are not supported yet")
     if req.modelfile:
         try:
             mf = parse_modelfile(req.modelfile)
         except ModelfileError as exc:
             raise BadRequest(str(exc)) from None
+        if mf.adapters:
+            raise BadRequest("ADAPTER (LoRA) is not supported yet")
         return CreateSpec(
             from_=mf.from_,
             template=mf.template,
@@ -148,7 +152,6 @@ def spec_from_request(req: CreateRequest) -> CreateSpec:
     return CreateSpec(
         from_=req.from_,
         files=dict(req.files or {}),
-        adapters=dict(req.adapters or {}),
         template=req.template,
         system=req.system,
         parameters=params,

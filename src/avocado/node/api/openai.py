@@ -132,10 +132,11 @@ async def chat_completions(req: ChatCompletionRequest, svc: Service, request: Re
     messages = [_message(m, names) for m in req.messages]
     if not messages:
         raise BadRequest("messages must not be empty")
+    offer_tools = req.tools and req.tool_choice != "none"
     chat = ChatRequest(
         model=req.model,
         messages=messages,
-        tools=[Tool.model_validate(t.model_dump()) for t in req.tools] if req.tools else None,
+        tools=[Tool.model_validate(t.model_dump()) for t in req.tools or []] if offer_tools else None,
         stream=bool(req.stream),
     )
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens

@@ -75,7 +75,6 @@ class CreateSpec:
 
     from_: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # file name -> digest of an uploaded blob
-    adapters: dict[str, str] = field(default_factory=dict)
     template: str | None = None
     system: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -139,10 +138,6 @@ def create_model(store: ModelStore, name: str, spec: CreateSpec, progress: Progr
         parent = base.name
     else:
         raise StoreError("neither 'from' nor 'files' was given")
-    for fname, digest in spec.adapters.items():
-        if not store.has_blob(digest):
-            raise StoreError(f"adapter {fname}: blob {digest} was not uploaded")
-        adapter_layers.append(Layer(MediaType.ADAPTER, digest, store.blob_path(digest).stat().st_size))
     progress(f"using existing layer {weights.digest}")
     store.gguf_info(weights.digest)  # fails clearly if the weights are not GGUF
     params = {**base_params, **spec.parameters}
