@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -112,3 +114,38 @@ def test_serve_starts_and_stops_on_sigterm(home: Path) -> None:
     assert process.returncode in (0, -signal.SIGTERM), err
     assert "Application shutdown complete" in err
     assert "path=/api/generate model=smollm2:135m status=200" in err
+
+
+def test_run_interactive_on_a_terminal(node: RunningNode) -> None:
+    """With a terminal on stdin, `run` is a chat session: prompt, answer, /clear, /bye."""
+    main, replica = pty.openpty()
+    env = {**os.environ, "AVOCADO_HOST": node.url, "TERM": "dumb"}
+    env.pop("AVOCADO_API_KEY", None)
+    terminal = {"stdin": replica, "stdout": replica, "stderr": replica}
+    process = subprocess.Popen([*AVOCADO, "run", SMOLLM], env=env, **terminal)
+    os.close(replica)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                seen += os.read(main, 4096)
+
+    try:
+        read_until(b">>> ")
+        seen = b""
+        os.write(main, b"What is the capital of France?\n")
+        read_until(b">>> ")
+        answer = seen.decode(errors="replace")
+        assert len(answer.replace(">>>", "").strip()) > len("What is the capital of France?")
+        os.write(main, b"/clear\n")
+        read_until(b"Cleared")
+        os.write(main, b"/bye\n")
+        assert process.wait(30) == 0
+    finally:
+        process.kill()
+        os.close(main)
