@@ -99,8 +99,7 @@ class PromptBuilder:
             caps.append("tools")
         if self.supports_insert:
             caps.append("insert")
-        if self.jinja is None and self.template.references("Think"):
-            caps.append("thinking")
+
         return caps
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:

@@ -93,9 +93,9 @@ def check_images(images: list[str] | None, model: Model) -> None:
     raise BadRequest(f"model '{model.name}' does not support image input (it is a text-only model)")
 
 
-def check_think(think: bool | str | None, builder: PromptBuilder, name: str) -> None:
-    """``think`` asks for a reasoning trace; only templates that render ``.Think`` can give one."""
-    if think not in (None, False, "") and "thinking" not in builder.capabilities():
+def check_think(think: bool | str | None, name: str) -> None:
+    """``think`` asks for a separate reasoning trace, which no model served here produces yet."""
+    if think not in (None, False, ""):
         raise BadRequest(f'"{name}" does not support thinking')
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
-from avocado.node.api.streaming import ndjson_response, now_iso, prime
+from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime
 from avocado.node.engine import Done, Text
 from avocado.node.service import BadRequest, Generation, NodeService, check_images, check_think
 from avocado.node.tools import ToolCallCollector
@@ -21,10 +21,11 @@ __all__ = ["chat_events", "generate_events", "router"]
 router = APIRouter(tags=["ollama"])
 
 
-def final_counters(done: Done, started: float, load_ns: int) -> dict[str, Any]:
+def final_counters(done: Done, started: int, load_ns: int) -> dict[str, Any]:
+    """The last chunk's counters, in Ollama's names; durations in nanoseconds."""
     return {
         "done_reason": done.reason,
-        "total_duration": time.perf_counter_ns() - int(started),
+        "total_duration": time.perf_counter_ns() - started,
         "load_duration": load_ns,
         "prompt_eval_count": done.prompt_eval_count,
         "prompt_eval_duration": done.prompt_eval_duration,
@@ -56,9 +57,8 @@ async def generate_events(
             text = prompt
         else:
             builder = svc.builder(loaded, req.template)
-            check_think(req.think, builder, name)
             if req.suffix and not builder.supports_insert:
-                raise BadRequest(f"registry.ollama.ai/library/{name} does not support insert")
+                raise BadRequest(f"{gen.model.stored.name.full} does not support insert")
             text = builder.generate(prompt, req.system, req.suffix)
         tokens = svc.fit(loaded, svc.tokenize(loaded, text, req.context), gen.num_keep)
         async for event in svc.run(gen, loaded, tokens):
@@ -76,20 +76,14 @@ async def generate_events(
 async def generate(req: GenerateRequest, svc: Service, request: Request) -> Response:
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
     check_images(req.images, gen.model)
+    check_think(req.think, gen.model.name)
     if not req.prompt and not req.suffix and not req.template and not req.system:
         return JSONResponse(await _load_only(svc, gen, {"response": ""}))
     stream = await prime(generate_events(svc, req, gen))
     if req.stream is not False:
         return ndjson_response(stream, request.url.path)
-    parts: list[str] = []
-    final: dict[str, Any] = {}
-    async for item in stream:
-        if item["done"]:
-            final = item
-        else:
-            parts.append(item["response"])
-    final["response"] = "".join(parts)
-    return JSONResponse(final)
+    result = await collect(stream)
+    return JSONResponse({**result.final, "response": result.text})
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -113,10 +107,9 @@ async def chat_events(svc: NodeService, req: ChatRequest, gen: Generation) -> As
     async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
         load_ns = time.perf_counter_ns() - started
         builder = svc.builder(loaded)
-        check_think(req.think, builder, name)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
         if tools and not builder.supports_tools:
-            raise BadRequest(f"registry.ollama.ai/library/{name} does not support tools")
+            raise BadRequest(f"{gen.model.stored.name.full} does not support tools")
         messages = [message_dict(m) for m in req.messages or []]
         tokens = svc.chat_tokens(loaded, builder, messages, tools, gen.num_keep)
         collector = ToolCallCollector(enabled=bool(tools))
@@ -144,6 +137,7 @@ async def chat_events(svc: NodeService, req: ChatRequest, gen: Generation) -> As
 @router.post("/api/chat", response_model=None)
 async def chat(req: ChatRequest, svc: Service, request: Request) -> Response:
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
+    check_think(req.think, gen.model.name)
     for message in req.messages or []:
         check_images(message.images, gen.model)
     if not req.messages:
@@ -152,16 +146,8 @@ async def chat(req: ChatRequest, svc: Service, request: Request) -> Response:
     stream = await prime(chat_events(svc, req, gen))
     if req.stream is not False:
         return ndjson_response(stream, request.url.path)
-    parts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    final: dict[str, Any] = {}
-    async for item in stream:
-        if item["done"]:
-            final = item
-        else:
-            parts.append(item["message"]["content"])
-            calls.extend(item["message"].get("tool_calls", []))
-    final["message"] = {"role": "assistant", "content": "".join(parts)}
-    if calls:
-        final["message"]["tool_calls"] = calls
-    return JSONResponse(final)
+    result = await collect(stream)
+    reply: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if result.tool_calls:
+        reply["tool_calls"] = result.tool_calls
+    return JSONResponse({**result.final, "message": reply})

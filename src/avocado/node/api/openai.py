@@ -23,7 +23,7 @@ from avocado.node.api.openai_schemas import (
     OpenAIMessage,
 )
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message, Tool, ToolCall
-from avocado.node.api.streaming import prime, sse_response
+from avocado.node.api.streaming import collect, prime, sse_response
 from avocado.node.service import BadRequest, check_images
 from avocado.node.store.errors import ModelNotFound
 
@@ -149,18 +149,13 @@ async def chat_completions(req: ChatCompletionRequest, svc: Service, request: Re
     if req.stream:
         usage = bool(req.stream_options and req.stream_options.include_usage)
         return sse_response(_chat_chunks(stream, head, usage), request.url.path)
-    text, calls, final = [], [], {}
-    async for item in stream:
-        if item["done"]:
-            final = item
-        else:
-            text.append(item["message"]["content"])
-            calls.extend(item["message"].get("tool_calls", []))
-    reply: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
-    if calls:
-        reply["tool_calls"] = _openai_tool_calls(calls)
-    choice = {"index": 0, "message": reply, "finish_reason": _finish(final, bool(calls)), "logprobs": None}
-    body = {**head, "object": "chat.completion", "choices": [choice], "usage": _usage(final)}
+    result = await collect(stream)
+    reply: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if result.tool_calls:
+        reply["tool_calls"] = _openai_tool_calls(result.tool_calls)
+    finish = _finish(result.final, bool(result.tool_calls))
+    choice = {"index": 0, "message": reply, "finish_reason": finish, "logprobs": None}
+    body = {**head, "object": "chat.completion", "choices": [choice], "usage": _usage(result.final)}
     return JSONResponse(body)
 
 
@@ -200,14 +195,11 @@ async def completions(req: CompletionRequest, svc: Service, request: Request) ->
     if req.stream:
         usage = bool(req.stream_options and req.stream_options.include_usage)
         return sse_response(_completion_chunks(stream, head, usage), request.url.path)
-    parts, final = [], {}
-    async for item in stream:
-        if item["done"]:
-            final = item
-        else:
-            parts.append(item["response"])
-    choice = {"text": "".join(parts), "index": 0, "logprobs": None, "finish_reason": _finish(final, False)}
-    return JSONResponse({**head, "object": "text_completion", "choices": [choice], "usage": _usage(final)})
+    result = await collect(stream)
+    finish = _finish(result.final, False)
+    choice = {"text": result.text, "index": 0, "logprobs": None, "finish_reason": finish}
+    body = {**head, "object": "text_completion", "choices": [choice], "usage": _usage(result.final)}
+    return JSONResponse(body)
 
 
 async def _completion_chunks(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from starlette.responses import StreamingResponse
 
 from avocado.node.api.errors import error_body, status_for
 
-__all__ = ["dumps", "ndjson_response", "now_iso", "prime", "sse_response"]
+__all__ = ["Collected", "collect", "dumps", "ndjson_response", "now_iso", "prime", "sse_response"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,31 @@ async def prime(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
             await stream.aclose()  # type: ignore[attr-defined]
 
     return rest()
+
+
+@dataclass(slots=True)
+class Collected:
+    """A whole stream of Ollama chunks, gathered for a non-streaming answer."""
+
+    text: str
+    tool_calls: list[dict[str, Any]]
+    final: dict[str, Any]
+
+
+async def collect(stream: AsyncIterator[dict[str, Any]]) -> Collected:
+    """Join the text (``response`` or ``message.content``) and tool calls of generate/chat chunks."""
+    parts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    final: dict[str, Any] = {}
+    async for item in stream:
+        if item["done"]:
+            final = item
+        elif "message" in item:
+            parts.append(item["message"]["content"])
+            calls.extend(item["message"].get("tool_calls", []))
+        else:
+            parts.append(item["response"])
+    return Collected("".join(parts), calls, final)
 
 
 def _error_text(path: str, exc: BaseException) -> str:

@@ -61,6 +61,11 @@ class ModelName:
         return f"{self.host}/{self.namespace}/{self.model}:{self.tag}"
 
     @property
+    def full(self) -> str:
+        """Every part spelled out, as Ollama names a model in its error messages."""
+        return f"{self.host}/{self.namespace}/{self.model}:{self.tag}"
+
+    @property
     def path_parts(self) -> tuple[str, str, str, str]:
         return (self.host, self.namespace, self.model, self.tag)
 
