@@ -190,6 +190,12 @@ class NodeService:
     async def run(self, gen: Generation, loaded: Loaded, prompt: list[int]) -> AsyncIterator[Text | Done]:
         params = SamplingParams.from_options(gen.options)
         async for event in self.manager.generate(
-            loaded, prompt, params, num_predict=gen.num_predict, stop=gen.stop, grammar=gen.grammar
+            loaded,
+            prompt,
+            params,
+            num_predict=gen.num_predict,
+            stop=gen.stop,
+            grammar=gen.grammar,
+            num_keep=gen.num_keep,
         ):
             yield event

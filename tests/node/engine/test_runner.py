@@ -157,3 +157,27 @@ def test_prompt_over_the_context_is_an_error_and_runner_survives(runner: Runner)
     assert finished.wait(30)
     assert isinstance(events[0], EngineError) and "does not fit" in str(events[0])
     assert run(runner, "Hi", n=2)[1].eval_count == 2
+
+
+def test_full_context_shifts_and_generation_goes_on(home: Path) -> None:
+    path = ModelStore(home / "models").resolve(SMOLLM).model_path
+    small = Runner(RunnerConfig(path, num_ctx=128, num_batch=128, num_thread=2))
+    try:
+        events: list[object] = []
+        finished = threading.Event()
+
+        def emit(event: object) -> None:
+            events.append(event)
+            if not isinstance(event, Text):
+                finished.set()
+
+        prompt = small.model.tokenize("1, 2, 3, 4, 5, 6, 7, 8, 9, 10,")
+        small.submit(GenerateJob(prompt, SamplingParams(temperature=0), 300, [], None, emit))
+        assert finished.wait(120)
+        done = events[-1]
+        assert isinstance(done, Done), done
+        assert small.n_ctx < len(prompt) + 300  # llama.cpp may round the context up, but not this far
+        assert done.eval_count == 300 and done.reason == "length"
+        assert len(done.context) <= small.n_ctx
+    finally:
+        small.close()

@@ -191,6 +191,14 @@ class LlamaContext:
         """Drop positions ``[start, end)`` of a sequence from KV memory (``end=-1``: to the end)."""
         llama_cpp.llama_memory_seq_rm(self.memory, seq_id, start, end)
 
+    @property
+    def can_shift(self) -> bool:
+        return bool(llama_cpp.llama_memory_can_shift(self.memory))
+
+    def shift(self, seq_id: int, start: int, delta: int) -> None:
+        """Move the positions of a sequence from ``start`` to its end by ``delta``."""
+        llama_cpp.llama_memory_seq_add(self.memory, seq_id, start, -1, delta)
+
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
 

@@ -149,6 +149,7 @@ class ModelManager:
         num_predict: int,
         stop: list[str],
         grammar: str | None,
+        num_keep: int = 4,
     ) -> AsyncIterator[Text | Done]:
         """Run a generation; stops the engine promptly if the consumer goes away."""
         loop = asyncio.get_running_loop()
@@ -157,7 +158,7 @@ class ModelManager:
         def emit(event: Event) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
-        job = GenerateJob(prompt, params, num_predict, stop, grammar, emit)
+        job = GenerateJob(prompt, params, num_predict, stop, grammar, emit, num_keep=num_keep)
         loaded.runner.submit(job)
         try:
             while True:

@@ -68,6 +68,7 @@ class GenerateJob:
     grammar: str | None
     emit: Emit
     cancelled: threading.Event = field(default_factory=threading.Event)
+    num_keep: int = 4  # tokens kept at the start when a full context shifts
 
 
 @dataclass(slots=True)
@@ -239,7 +240,7 @@ class Runner:
         while generated < limit:
             if job.cancelled.is_set():
                 return "cancel", generated, []
-            if len(self._cached) >= self.n_ctx:
+            if len(self._cached) >= self.n_ctx and not self._shift_context(job.num_keep):
                 return "length", generated, []
             token = sampler.sample(ctx.ptr, index)
             generated += 1
@@ -258,6 +259,18 @@ class Runner:
             ctx.decode(batch)
             self._cached.append(token)
         return "length", generated, []
+
+    def _shift_context(self, num_keep: int) -> bool:
+        """Make room in a full context as Ollama does: keep ``num_keep`` tokens, drop half of the rest."""
+        keep = max(0, min(num_keep, self.n_ctx // 2))
+        discard = (len(self._cached) - keep) // 2
+        if discard <= 0 or not self.ctx.can_shift:
+            return False
+        self.ctx.forget(0, keep, keep + discard)
+        self.ctx.shift(0, keep + discard, -discard)
+        self._cached = self._cached[:keep] + self._cached[keep + discard :]
+        log.debug("context shift: kept %d, dropped %d", keep, discard)
+        return True
 
     @staticmethod
     def _emit_text(job: GenerateJob, text: str) -> None:
