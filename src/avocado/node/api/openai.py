@@ -115,6 +115,16 @@ def _openai_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _head(prefix: str, model: str) -> dict[str, Any]:
+    """The fields every completion object and chunk of one response share."""
+    ident = f"{prefix}-{uuid.uuid4().hex[:24]}"
+    return {"id": ident, "created": int(time.time()), "model": model, "system_fingerprint": FINGERPRINT}
+
+
+def _wants_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
+    return bool(req.stream_options and req.stream_options.include_usage)
+
+
 def _usage(final: dict[str, Any]) -> dict[str, int]:
     prompt, completion = final.get("prompt_eval_count", 0), final.get("eval_count", 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
@@ -144,11 +154,9 @@ async def chat_completions(req: ChatCompletionRequest, svc: Service, request: Re
     for message in messages:
         check_images(message.images, gen.model)
     stream = await prime(chat_events(svc, chat, gen))
-    ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-    head = {"id": ident, "created": created, "model": req.model, "system_fingerprint": FINGERPRINT}
+    head = _head("chatcmpl", req.model)
     if req.stream:
-        usage = bool(req.stream_options and req.stream_options.include_usage)
-        return sse_response(_chat_chunks(stream, head, usage), request.url.path)
+        return sse_response(_chat_chunks(stream, head, _wants_usage(req)), request.url.path)
     result = await collect(stream)
     reply: dict[str, Any] = {"role": "assistant", "content": result.text}
     if result.tool_calls:
@@ -190,11 +198,9 @@ async def completions(req: CompletionRequest, svc: Service, request: Request) ->
     gen = svc.prepare(req.model, _options(req, req.max_tokens), None, None)
     generate = GenerateRequest(model=req.model, prompt=prompts[0], suffix=req.suffix, stream=bool(req.stream))
     stream = await prime(generate_events(svc, generate, gen))
-    ident, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-    head = {"id": ident, "created": created, "model": req.model, "system_fingerprint": FINGERPRINT}
+    head = _head("cmpl", req.model)
     if req.stream:
-        usage = bool(req.stream_options and req.stream_options.include_usage)
-        return sse_response(_completion_chunks(stream, head, usage), request.url.path)
+        return sse_response(_completion_chunks(stream, head, _wants_usage(req)), request.url.path)
     result = await collect(stream)
     finish = _finish(result.final, False)
     choice = {"text": result.text, "index": 0, "logprobs": None, "finish_reason": finish}
