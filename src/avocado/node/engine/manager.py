@@ -156,7 +156,10 @@ class ModelManager:
         events: asyncio.Queue[Event] = asyncio.Queue()
 
         def emit(event: Event) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the event loop has closed (shutdown): nobody is listening
+                job.cancelled.set()
 
         job = GenerateJob(prompt, params, num_predict, stop, grammar, emit, num_keep=num_keep)
         loaded.runner.submit(job)
@@ -175,8 +178,13 @@ class ModelManager:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[list[float]] | BaseException] = loop.create_future()
 
+        def settle(result: list[list[float]] | BaseException) -> None:
+            if not future.done():  # the request may have been cancelled meanwhile
+                future.set_result(result)
+
         def deliver(result: list[list[float]] | BaseException) -> None:
-            loop.call_soon_threadsafe(future.set_result, result)
+            with contextlib.suppress(RuntimeError):  # the event loop has closed (shutdown)
+                loop.call_soon_threadsafe(settle, result)
 
         job = EmbedJob(inputs, deliver)
         loaded.runner.submit(job)

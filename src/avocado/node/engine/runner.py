@@ -161,7 +161,10 @@ class Runner:
                     else:
                         job.emit(self._embed(job))
                 except Exception as exc:  # report to the waiting request, keep serving
-                    log.exception("inference failed")
+                    if isinstance(exc, EngineError):
+                        log.warning("inference failed: %s", exc)
+                    else:
+                        log.exception("inference failed")
                     self._cached = []
                     self.ctx.clear()
                     job.emit(exc)
