@@ -34,7 +34,8 @@ import httpx
 
 from avocado.config import Settings
 from avocado.node.app import open_store
-from avocado.node.engine.runner import Done, GenerateJob, Runner, RunnerConfig, Text
+from avocado.node.engine.jobs import Done, GenerateJob, Text
+from avocado.node.engine.runner import Runner, RunnerConfig
 from avocado.node.engine.sampling import SamplingParams
 from avocado.node.prompt import PromptBuilder
 

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     default_model: str = "smollm2:135m"
     register_bundled_models: bool = True
     keep_alive: str = "5m"
+    parallel: int = Field(default=4, ge=1, le=64, description="Requests decoded together per model")
     max_queue: int = Field(default=512, ge=1, description="Requests waiting per model before 503")
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)

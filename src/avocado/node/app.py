@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     manager = ModelManager(
         num_thread=settings.threads,
         num_batch=settings.num_batch,
+        parallel=settings.parallel,
         max_queue=settings.max_queue,
         default_keep_alive=settings.keep_alive_seconds,
     )

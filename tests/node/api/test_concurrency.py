@@ -37,7 +37,7 @@ def test_concurrent_requests_do_not_corrupt_each_other(node: RunningNode) -> Non
 
 @pytest.fixture
 def small_queue_node(home: Path) -> Iterator[RunningNode]:
-    running = start_node(home, max_queue=1)
+    running = start_node(home, max_queue=1, parallel=1)
     yield running
     running.stop()
 

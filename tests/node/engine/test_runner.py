@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from avocado.node.engine.errors import EngineError
-from avocado.node.engine.runner import Done, EmbedJob, GenerateJob, Runner, RunnerConfig, Text, _StopMatcher
+from avocado.node.engine.jobs import Done, EmbedJob, GenerateJob, Text
+from avocado.node.engine.runner import Runner, RunnerConfig
 from avocado.node.engine.sampling import SamplingParams
+from avocado.node.engine.slot import StopMatcher
 from avocado.node.store.store import ModelStore
 from tests.support import SMOLLM
 
@@ -96,11 +99,11 @@ def test_follow_up_reuses_the_prompt_prefix(runner: Runner) -> None:
 
 
 def test_stop_matcher_holds_back_partial_stops() -> None:
-    matcher = _StopMatcher(["</end>"])
+    matcher = StopMatcher(["</end>"])
     assert matcher.feed("hello </") == ("hello ", False)
     assert matcher.feed("en") == ("", False)
     assert matcher.feed("d> tail") == ("", True)
-    other = _StopMatcher(["</end>"])
+    other = StopMatcher(["</end>"])
     assert other.feed("a </") == ("a ", False)
     assert other.feed("b") == ("</b", False)
 
@@ -181,3 +184,95 @@ def test_full_context_shifts_and_generation_goes_on(home: Path) -> None:
         assert len(done.context) <= small.n_ctx
     finally:
         small.close()
+
+
+class Collector:
+    """Gathers one job's events and signals when it ends."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.finished = threading.Event()
+        self.first_text_at = 0.0
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Text) and not self.first_text_at:
+            self.first_text_at = time.monotonic()
+        self.events.append(event)
+        if not isinstance(event, Text):
+            self.finished.set()
+
+    @property
+    def text(self) -> str:
+        return "".join(e.text for e in self.events if isinstance(e, Text))
+
+    @property
+    def done(self) -> Done:
+        assert self.finished.wait(120)
+        last = self.events[-1]
+        assert isinstance(last, Done), last
+        return last
+
+
+@pytest.fixture(scope="module")
+def batched(home: Path) -> Iterator[Runner]:
+    path = ModelStore(home / "models").resolve(SMOLLM).model_path
+    running = Runner(RunnerConfig(path, num_ctx=512, num_batch=256, num_thread=2, parallel=4))
+    yield running
+    running.close()
+
+
+QUESTIONS = ["Name a fruit.", "What is 2+2?", "Describe the moon.", "Say hello in French.", "Name a river."]
+
+
+def greedy_job(runner: Runner, question: str, n: int = 24) -> tuple[GenerateJob, Collector]:
+    collector = Collector()
+    prompt = runner.model.tokenize(CHATML.format(question))
+    return GenerateJob(prompt, SamplingParams(temperature=0), n, [], None, collector), collector
+
+
+def test_batched_greedy_matches_alone(batched: Runner) -> None:
+    alone = []
+    for question in QUESTIONS:
+        job, collector = greedy_job(batched, question)
+        batched.submit(job)
+        assert collector.done.eval_count > 0
+        alone.append(collector.text)
+    jobs = [greedy_job(batched, q) for q in QUESTIONS]  # 5 jobs for 4 slots: one waits for a free slot
+    for job, _ in jobs:
+        batched.submit(job)
+    together = []
+    for _, collector in jobs:
+        assert collector.done.eval_count > 0
+        together.append(collector.text)
+    assert together == alone
+
+
+def test_new_request_joins_while_another_generates(batched: Runner) -> None:
+    long_job, long_run = greedy_job(batched, "Write a long essay about the history of sailing.", n=400)
+    batched.submit(long_job)
+    while not long_run.first_text_at:
+        time.sleep(0.01)
+    short_job, short_run = greedy_job(batched, "Name a colour.", n=8)
+    batched.submit(short_job)
+    assert short_run.done.eval_count > 0
+    assert not long_run.finished.is_set(), "the short request had to wait for the long one"
+    long_job.cancelled.set()
+    assert long_run.done.reason == "cancel"
+
+
+def test_cancel_frees_the_slot_at_once(batched: Runner) -> None:
+    jobs = [greedy_job(batched, f"Tell story number {i}.", n=2000) for i in range(4)]
+    for job, _ in jobs:
+        batched.submit(job)
+    for _, collector in jobs:
+        while not collector.first_text_at:
+            time.sleep(0.01)
+    waiting_job, waiting = greedy_job(batched, "Name a colour.", n=4)
+    batched.submit(waiting_job)  # all four slots are busy: this one waits
+    time.sleep(0.3)
+    assert not waiting.first_text_at
+    jobs[0][0].cancelled.set()
+    assert waiting.done.eval_count > 0
+    for job, collector in jobs:
+        job.cancelled.set()
+        assert collector.done.reason in ("cancel", "stop", "length")

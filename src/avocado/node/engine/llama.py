@@ -178,6 +178,7 @@ class LlamaContext:
         self.model = model
         self.params = params
         self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
+        self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(ctx))  # what one sequence may hold
         self.memory = llama_cpp.llama_get_memory(ctx)
 
     def decode(self, batch: Batch) -> None:

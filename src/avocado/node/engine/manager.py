@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from avocado.node.engine.errors import EngineError, QueueFull
-from avocado.node.engine.runner import Done, EmbedJob, Event, GenerateJob, Runner, RunnerConfig, Text
+from avocado.node.engine.jobs import Done, EmbedJob, Event, GenerateJob, Text
+from avocado.node.engine.runner import Runner, RunnerConfig
 from avocado.node.engine.sampling import SamplingParams
 from avocado.node.store.store import Model
 
@@ -44,8 +45,11 @@ class Loaded:
 class ModelManager:
     """Owns every loaded model. All methods run on the event loop."""
 
-    def __init__(self, *, num_thread: int, num_batch: int, max_queue: int, default_keep_alive: float) -> None:
+    def __init__(
+        self, *, num_thread: int, num_batch: int, parallel: int, max_queue: int, default_keep_alive: float
+    ) -> None:
         self.num_thread = num_thread
+        self.parallel = parallel
         self.num_batch = num_batch
         self.max_queue = max_queue
         self.default_keep_alive = default_keep_alive
@@ -69,8 +73,8 @@ class ModelManager:
     async def use(self, model: Model, num_ctx: int, keep_alive: float | None) -> AsyncIterator[Loaded]:
         """Hold ``model`` loaded for the duration of a request; refuse when its queue is full."""
         name = model.name
-        # One request runs while the others wait; refuse once max_queue are waiting.
-        if self._requests.get(name, 0) > self.max_queue:
+        # ``parallel`` requests run while the others wait; refuse once max_queue are waiting.
+        if self._requests.get(name, 0) >= self.parallel + self.max_queue:
             raise QueueFull("server busy, please try again.  maximum pending requests exceeded")
         self._requests[name] = self._requests.get(name, 0) + 1
         try:
@@ -105,7 +109,7 @@ class ModelManager:
             if current is not None:
                 await current.idle.wait()  # let requests on the old settings finish first
                 await self._unload(model.name)
-            config = RunnerConfig(model.model_path, num_ctx, self.num_batch, self.num_thread)
+            config = RunnerConfig(model.model_path, num_ctx, self.num_batch, self.num_thread, self.parallel)
             runner = await asyncio.to_thread(Runner, config)
             log.info("loaded %s in %.2fs (ctx %d)", model.name, runner.load_duration, runner.n_ctx)
             loaded = Loaded(model, runner, num_ctx, self.default_keep_alive)
