@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from avocado.config import DEFAULT_PORT, client_base_url, load_settings
-from avocado.durations import DurationError, parse_duration
+from avocado.units import DurationError, parse_duration
 
 
 def test_precedence_flags_env_file_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

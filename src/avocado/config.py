@@ -19,7 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from avocado.durations import DurationError, parse_duration
+from avocado.units import DurationError, SizeError, parse_duration, parse_size
 
 __all__ = ["DEFAULT_PORT", "Settings", "client_base_url", "load_settings"]
 
@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     keep_alive: str = "5m"
     parallel: int = Field(default=4, ge=1, le=64, description="Requests decoded together per model")
     max_queue: int = Field(default=512, ge=1, description="Requests waiting per model before 503")
+    max_loaded_models: int = Field(default=3, ge=1, le=64, description="Models kept in memory at once")
+    max_memory: str | None = Field(default=None, description='Memory for loaded models ("8GB"); 80% of RAM')
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
@@ -64,6 +66,16 @@ class Settings(BaseSettings):
         """``AVOCADO_ORIGINS=https://a.example,https://b.example``, as Ollama spells OLLAMA_ORIGINS."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("max_memory")
+    @classmethod
+    def _check_max_memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_size(value)
+            except SizeError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("api_key")
@@ -99,6 +111,12 @@ class Settings(BaseSettings):
         seconds = parse_duration(self.keep_alive)
         assert seconds is not None
         return seconds
+
+    @property
+    def memory_budget(self) -> int:
+        if self.max_memory is not None:
+            return parse_size(self.max_memory)
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
 
     @property
     def threads(self) -> int:

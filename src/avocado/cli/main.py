@@ -39,22 +39,42 @@ def _root(
     """Run open LLMs anywhere and reach them from everywhere."""
 
 
+# ``serve`` flags: absent (None) means "take the setting from the environment, the file or the default".
+Host = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")]
+Port = Annotated[int | None, typer.Option(help="Port to listen on (default 11434)")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", help="Require 'Authorization: Bearer KEY' on all routes but GET / (or AVOCADO_API_KEY)"
+    ),
+]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
+Home = Annotated[Path | None, typer.Option(help="Data directory, AVOCADO_HOME (default ~/.avocado)")]
+KeepAlive = Annotated[str | None, typer.Option(help="How long idle models stay loaded (default 5m)")]
+Parallel = Annotated[int | None, typer.Option(help="Requests decoded together per model (default 4)")]
+MaxQueue = Annotated[
+    int | None, typer.Option(help="Requests waiting per model beyond --parallel before 503 (default 512)")
+]
+MaxLoaded = Annotated[int | None, typer.Option(help="Models in memory at once (default 3)")]
+MaxMemory = Annotated[
+    str | None, typer.Option(help='Memory loaded models may take, e.g. "8GB" (default 80% of RAM)')
+]
+NumCtx = Annotated[int | None, typer.Option(help="Default context length per request (default 4096)")]
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 11434]")] = None,
-    api_key: Annotated[
-        str | None, typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (or AVOCADO_API_KEY)")
-    ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file")] = None,
-    home: Annotated[
-        Path | None, typer.Option(help="Data directory (AVOCADO_HOME) [default: ~/.avocado]")
-    ] = None,
-    keep_alive: Annotated[
-        str | None, typer.Option(help="How long idle models stay loaded [default: 5m]")
-    ] = None,
-    max_queue: Annotated[int | None, typer.Option(help="Requests waiting per model before 503")] = None,
-    num_ctx: Annotated[int | None, typer.Option(help="Default context length [default: 4096]")] = None,
+    host: Host = None,
+    port: Port = None,
+    api_key: ApiKey = None,
+    config: ConfigFile = None,
+    home: Home = None,
+    keep_alive: KeepAlive = None,
+    parallel: Parallel = None,
+    max_queue: MaxQueue = None,
+    max_loaded_models: MaxLoaded = None,
+    max_memory: MaxMemory = None,
+    num_ctx: NumCtx = None,
 ) -> None:
     """Start a node: the Ollama-compatible API on the embedded llama.cpp engine."""
     import uvicorn
@@ -70,7 +90,10 @@ def serve(
             api_key=api_key,
             home=home,
             keep_alive=keep_alive,
+            parallel=parallel,
             max_queue=max_queue,
+            max_loaded_models=max_loaded_models,
+            max_memory=max_memory,
             num_ctx=num_ctx,
         )
     except (ValidationError, FileNotFoundError) as exc:

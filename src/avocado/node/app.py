@@ -15,7 +15,7 @@ from avocado.config import Settings
 from avocado.node.api import embed, generate, models, openai
 from avocado.node.api.errors import install_error_handlers
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
-from avocado.node.engine import ModelManager
+from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.service import NodeService
 from avocado.node.store.bundled import register_bundled_models
 from avocado.node.store.store import ModelStore
@@ -43,11 +43,15 @@ def open_store(settings: Settings) -> ModelStore:
 def create_app(settings: Settings) -> FastAPI:
     store = open_store(settings)
     manager = ModelManager(
-        num_thread=settings.threads,
-        num_batch=settings.num_batch,
-        parallel=settings.parallel,
-        max_queue=settings.max_queue,
-        default_keep_alive=settings.keep_alive_seconds,
+        ManagerConfig(
+            num_thread=settings.threads,
+            num_batch=settings.num_batch,
+            parallel=settings.parallel,
+            max_queue=settings.max_queue,
+            keep_alive=settings.keep_alive_seconds,
+            max_loaded=settings.max_loaded_models,
+            max_memory=settings.memory_budget,
+        )
     )
 
     @asynccontextmanager

@@ -11,7 +11,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.support import SMOLLM, RunningNode, start_node
+from tests.support import GEMMA, SMOLLM, RunningNode, start_node
 
 PROMPTS = ["Name a fruit.", "Name a country.", "Count to three.", "Say a greeting."]
 
@@ -113,3 +113,34 @@ def test_cors_allows_local_origins_only(node: RunningNode) -> None:
     assert local.headers["access-control-allow-origin"] == "http://localhost:3000"
     foreign = httpx.options(f"{node.url}/api/chat", headers={"Origin": "https://evil.example", **preflight})
     assert "access-control-allow-origin" not in foreign.headers
+
+
+@pytest.fixture
+def one_model_node(home: Path) -> Iterator[RunningNode]:
+    running = start_node(home, max_loaded_models=1)
+    yield running
+    running.stop()
+
+
+def test_least_recently_used_model_is_evicted(one_model_node: RunningNode) -> None:
+    client = ollama.Client(host=one_model_node.url)
+    client.generate(SMOLLM, "Hi", options={"num_predict": 1})
+    assert [m.model for m in client.ps().models] == [SMOLLM]
+    client.generate(GEMMA, "Hi", options={"num_predict": 1})
+    assert [m.model for m in client.ps().models] == [GEMMA]
+
+
+@pytest.fixture
+def small_memory_node(home: Path) -> Iterator[RunningNode]:
+    running = start_node(home, max_memory="50MB")
+    yield running
+    running.stop()
+
+
+def test_model_over_the_memory_budget_is_refused(small_memory_node: RunningNode) -> None:
+    body = {"model": SMOLLM, "prompt": "Hi", "stream": False}
+    response = httpx.post(f"{small_memory_node.url}/api/generate", json=body, timeout=60)
+    assert response.status_code == 500
+    message = response.json()["error"]
+    assert "needs about" in message and "--max-memory" in message
+    assert httpx.get(f"{small_memory_node.url}/api/tags").status_code == 200

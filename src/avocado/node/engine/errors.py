@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ContextOverflow", "EngineError", "ModelLoadError", "QueueFull"]
+__all__ = ["EngineError", "ModelLoadError", "ModelTooLarge", "QueueFull"]
 
 
 class EngineError(Exception):
@@ -13,9 +13,9 @@ class ModelLoadError(EngineError):
     """llama.cpp could not load a model or create its context."""
 
 
+class ModelTooLarge(EngineError):
+    """A model would not fit the memory this node may use, even alone."""
+
+
 class QueueFull(EngineError):
     """Too many requests are waiting for one model."""
-
-
-class ContextOverflow(EngineError):
-    """The input does not fit the context and may not be truncated."""

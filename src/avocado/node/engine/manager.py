@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from avocado.node.engine.errors import EngineError, QueueFull
+from avocado.node.engine.errors import EngineError, ModelTooLarge, QueueFull
 from avocado.node.engine.jobs import Done, EmbedJob, Event, GenerateJob, Text
+from avocado.node.engine.memory import estimate_model_bytes
 from avocado.node.engine.runner import Runner, RunnerConfig
 from avocado.node.engine.sampling import SamplingParams
 from avocado.node.store.store import Model
+from avocado.units import format_size
 
-__all__ = ["Loaded", "ModelManager"]
+__all__ = ["Loaded", "ManagerConfig", "ModelManager"]
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +44,24 @@ class Loaded:
         return datetime.now(UTC) + timedelta(seconds=self.expires_at - time.monotonic())
 
 
+@dataclass(frozen=True, slots=True)
+class ManagerConfig:
+    num_thread: int
+    num_batch: int
+    parallel: int  # slots per model
+    max_queue: int  # requests waiting per model beyond the slots
+    keep_alive: float  # default, seconds
+    max_loaded: int  # models in memory at once
+    max_memory: int  # bytes all loaded models may take
+
+
 class ModelManager:
     """Owns every loaded model. All methods run on the event loop."""
 
-    def __init__(
-        self, *, num_thread: int, num_batch: int, parallel: int, max_queue: int, default_keep_alive: float
-    ) -> None:
-        self.num_thread = num_thread
-        self.parallel = parallel
-        self.num_batch = num_batch
-        self.max_queue = max_queue
-        self.default_keep_alive = default_keep_alive
+    def __init__(self, config: ManagerConfig) -> None:
+        self.config = config
         self.loaded: dict[str, Loaded] = {}
+        self._released = asyncio.Event()  # set whenever a model becomes idle or leaves memory
         self._locks: dict[str, asyncio.Lock] = {}
         self._requests: dict[str, int] = {}  # requests per model name, waiting or running
         self._reaper: asyncio.Task[None] | None = None
@@ -74,7 +82,7 @@ class ModelManager:
         """Hold ``model`` loaded for the duration of a request; refuse when its queue is full."""
         name = model.name
         # ``parallel`` requests run while the others wait; refuse once max_queue are waiting.
-        if self._requests.get(name, 0) >= self.parallel + self.max_queue:
+        if self._requests.get(name, 0) >= self.config.parallel + self.config.max_queue:
             raise QueueFull("server busy, please try again.  maximum pending requests exceeded")
         self._requests[name] = self._requests.get(name, 0) + 1
         try:
@@ -95,6 +103,7 @@ class ModelManager:
                 loaded.keep_alive = keep_alive
             if loaded.in_use == 0:
                 loaded.idle.set()
+                self._released.set()
                 loaded.expires_at = time.monotonic() + loaded.keep_alive
                 if loaded.keep_alive <= 0:
                     await self._unload(model.name)
@@ -109,13 +118,42 @@ class ModelManager:
             if current is not None:
                 await current.idle.wait()  # let requests on the old settings finish first
                 await self._unload(model.name)
-            config = RunnerConfig(model.model_path, num_ctx, self.num_batch, self.num_thread, self.parallel)
+            await self._make_room(model, num_ctx)
+            cfg = self.config
+            config = RunnerConfig(model.model_path, num_ctx, cfg.num_batch, cfg.num_thread, cfg.parallel)
             runner = await asyncio.to_thread(Runner, config)
             log.info("loaded %s in %.2fs (ctx %d)", model.name, runner.load_duration, runner.n_ctx)
-            loaded = Loaded(model, runner, num_ctx, self.default_keep_alive)
+            loaded = Loaded(model, runner, num_ctx, cfg.keep_alive)
             loaded.idle.set()
             self.loaded[model.name] = loaded
             return loaded
+
+    async def _make_room(self, model: Model, num_ctx: int) -> None:
+        """Evict idle models, least recently used first, until ``model`` fits the count and memory limits.
+
+        A model larger than the whole budget is refused; if the room is held by busy models,
+        wait until one of them goes idle.
+        """
+        cfg = self.config
+        needed = estimate_model_bytes(model.info, model.model_path.stat().st_size, num_ctx, cfg.parallel)
+        if needed > cfg.max_memory:
+            raise ModelTooLarge(
+                f"model '{model.name}' needs about {format_size(needed)} of memory "
+                f"({cfg.parallel} slots of {num_ctx} tokens), more than the {format_size(cfg.max_memory)} "
+                "this node may use (--max-memory)"
+            )
+        while True:
+            others = [loaded for name, loaded in self.loaded.items() if name != model.name]
+            used = sum(loaded.runner.memory_size for loaded in others)
+            if len(others) < cfg.max_loaded and used + needed <= cfg.max_memory:
+                return
+            idle = sorted((loaded for loaded in others if loaded.in_use == 0), key=lambda m: m.last_used)
+            if idle:
+                log.info("evicting %s to make room for %s", idle[0].model.name, model.name)
+                await self._unload(idle[0].model.name)
+                continue
+            self._released.clear()
+            await self._released.wait()
 
     async def unload(self, name: str) -> bool:
         """Unload now if idle, else as soon as the requests in flight finish."""
@@ -133,6 +171,7 @@ class ModelManager:
         if loaded is not None:
             await asyncio.to_thread(loaded.runner.close)
             log.info("unloaded %s", name)
+            self._released.set()
 
     async def _reap(self) -> None:
         while True:

@@ -1,11 +1,11 @@
-"""Ollama-style durations: ``"5m"``, ``"1h30m"``, ``"300ms"``, seconds, or negative for forever."""
+"""Units people type: Ollama-style durations (``"5m"``, ``"-1"``) and sizes (``"8GB"``, ``"512MiB"``)."""
 
 from __future__ import annotations
 
 import math
 import re
 
-__all__ = ["DurationError", "parse_duration"]
+__all__ = ["DurationError", "SizeError", "format_size", "parse_duration", "parse_size"]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -51,3 +51,33 @@ def parse_duration(value: str | float | int | None, default: float | None = None
     if not text:
         raise DurationError(f'invalid duration "{value}"')
     return math.inf if sign < 0 else total
+
+
+class SizeError(ValueError):
+    """A size could not be understood."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.I)
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes from ``"8GB"``, ``"512MiB"``, ``"2g"`` or a plain number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise SizeError(f'invalid size "{value}" (try "8GB" or "512MiB")')
+    unit = (match.group(2) or "").upper()
+    base = 1024 if "I" in unit else 1000
+    power = "BKMGT".index(unit[0]) if unit else 0
+    return int(float(match.group(1)) * base**power)
+
+
+def format_size(size: int) -> str:
+    """``1.5 GiB``-style text for messages."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    return f"{value:.1f} TiB"

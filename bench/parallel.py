@@ -1,0 +1,257 @@
+"""The engine against llama.cpp's own limit, and the node under concurrency against llama-server.
+
+    .venv/bin/python bench/parallel.py --llama-cpp BUILD_DIR [--reps 3]
+
+BUILD_DIR holds ``bin/llama-bench`` and ``bin/llama-server`` built from the llama.cpp sources
+that the llama-cpp-python sdist vendors (a scratch build, never committed):
+
+    pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36   # then untar it
+    cd llama_cpp_python-0.3.36/vendor/llama.cpp
+    cmake -B build -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_CURL=OFF
+    cmake --build build -j2 --target llama-bench llama-server
+
+Without it the script says so and measures ours only. SmolLM2-135M, 2 threads, greedy.
+1. Single stream: our engine in-process (128 tokens) against ``llama-bench`` tg128.
+   Target: >= 95% of llama-bench.
+2. Concurrency 1, 2, 4, 8: each client streams one chat completion of up to 96 tokens (a distinct
+   prompt each) from ``avocado serve --parallel 4`` and from ``llama-server -np 4``, through the same
+   OpenAI-style streaming client. Aggregate generated tokens/s (all completion tokens / wall time) and
+   median time to first token. Target: aggregate >= 100% of llama-server at every concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from avocado.config import Settings
+from avocado.node.app import open_store
+from avocado.node.engine.jobs import Done, GenerateJob, Text
+from avocado.node.engine.runner import Runner, RunnerConfig
+from avocado.node.engine.sampling import SamplingParams
+from avocado.node.prompt import PromptBuilder
+
+MODEL = "smollm2:135m"
+THREADS = 2
+NUM_CTX = 4096
+PARALLEL = 4
+LEVELS = (1, 2, 4, 8)
+TOKENS = 96
+TOPICS = ["sailing", "bread", "volcanoes", "chess", "owls", "trains", "glaciers", "jazz", "bees", "maps"]
+
+
+@dataclass
+class Round:
+    aggregate: float  # completion tokens per second, all clients together
+    ttft_ms: float  # median over requests
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], path: str = "/") -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited with {process.returncode}")
+        try:
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"{url} did not come up")
+
+
+def llama_bench(binary: Path, model: Path) -> float:
+    output = subprocess.run(
+        [str(binary), "-m", str(model), "-t", str(THREADS), "-p", "0", "-n", "128", "-r", "3", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(json.loads(output)[0]["avg_ts"])
+
+
+class Stamps:
+    """Times each emitted token of one job."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.finished = threading.Event()
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Text):
+            self.times.append(time.perf_counter())
+        elif isinstance(event, Done | BaseException):
+            self.finished.set()
+
+    @property
+    def rate(self) -> float:
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+def engine_single_stream(model_path: Path, prompts: list[list[int]]) -> float:
+    runner = Runner(RunnerConfig(model_path, NUM_CTX, 512, THREADS))
+    rates = []
+    try:
+        for prompt in prompts:
+            stamps = Stamps()
+            runner.submit(GenerateJob(prompt, SamplingParams(temperature=0), 128, [], None, stamps))
+            stamps.finished.wait()
+            rates.append(stamps.rate)
+    finally:
+        runner.close()
+    return statistics.median(rates)
+
+
+async def one_request(client: httpx.AsyncClient, url: str, prompt: str) -> tuple[float, int]:
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": TOKENS,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    started = time.perf_counter()
+    ttft, tokens = 0.0, 0
+    async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = int(chunk["usage"]["completion_tokens"])
+            for choice in chunk.get("choices", []):
+                if choice.get("delta", {}).get("content") and not ttft:
+                    ttft = time.perf_counter() - started
+    return ttft * 1000, tokens
+
+
+async def one_round(url: str, clients: int, round_no: int) -> Round:
+    prompts = [
+        f"Write a detailed story about {TOPICS[(round_no * clients + i) % len(TOPICS)]}, part {round_no}-{i}."
+        for i in range(clients)
+    ]
+    async with httpx.AsyncClient(timeout=300) as client:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one_request(client, url, p) for p in prompts))
+        wall = time.perf_counter() - started
+    return Round(sum(t for _, t in results) / wall, statistics.median(ms for ms, _ in results))
+
+
+def start_node(home: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "AVOCADO_HOME": str(home),
+        "AVOCADO_PORT": str(port),
+        "AVOCADO_NUM_THREAD": str(THREADS),
+        "AVOCADO_NUM_CTX": str(NUM_CTX),
+        "AVOCADO_PARALLEL": str(PARALLEL),
+        "AVOCADO_LOG_LEVEL": "warning",
+    }
+    return subprocess.Popen([sys.executable, "-m", "avocado", "serve"], env=env)
+
+
+def start_llama_server(binary: Path, model: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        str(binary), "-m", str(model), "-t", str(THREADS), "-tb", str(THREADS), "-np", str(PARALLEL),
+        "-c", str(NUM_CTX * PARALLEL), "--host", "127.0.0.1", "--port", str(port), "--no-webui",
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--llama-cpp", type=Path, help="llama.cpp build directory (with bin/llama-bench)")
+    parser.add_argument("--reps", type=int, default=3, help="rounds per concurrency level (median)")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="avocado-bench-"))
+    model = open_store(Settings(home=home)).resolve(MODEL)
+    bench_bin = args.llama_cpp / "bin" / "llama-bench" if args.llama_cpp else None
+    server_bin = args.llama_cpp / "bin" / "llama-server" if args.llama_cpp else None
+    have_llama = bool(bench_bin and bench_bin.is_file() and server_bin and server_bin.is_file())
+    if not have_llama:
+        print("llama.cpp binaries not given or not found: measuring avocado only (see --help to build them)")
+
+    builder = PromptBuilder(model)
+    tokenizer = Runner(RunnerConfig(model.model_path, 512, 512, THREADS))
+    prompts = [
+        tokenizer.model.tokenize(
+            builder.chat([{"role": "user", "content": f"Write a long story about {t}."}])
+        )
+        for t in TOPICS[:5]
+    ]
+    tokenizer.close()
+
+    print(f"{MODEL}, {THREADS} threads, greedy")
+    ours = engine_single_stream(model.model_path, prompts)
+    if have_llama and bench_bin:
+        reference = llama_bench(bench_bin, model.model_path)
+        print(f"single stream: engine {ours:.1f} tok/s, llama-bench tg128 {reference:.1f} tok/s, "
+              f"ratio {ours / reference:.3f} (target >= 0.95)")  # fmt: skip
+    else:
+        print(f"single stream: engine {ours:.1f} tok/s")
+
+    servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+    node_port = free_port()
+    servers["avocado"] = (f"http://127.0.0.1:{node_port}", start_node(home, node_port))
+    if have_llama and server_bin:
+        server_port = free_port()
+        url = f"http://127.0.0.1:{server_port}"
+        servers["llama-server"] = (url, start_llama_server(server_bin, model.model_path, server_port))
+    try:
+        for name, (url, process) in servers.items():
+            wait_until_up(url, process, "/" if name == "avocado" else "/health")
+            asyncio.run(one_round(url, 1, -1))  # warm up: load the model
+        print(f"\nconcurrency, {TOKENS} tokens each, median of {args.reps} rounds")
+        print(f"{'clients':>7} {'server':<13} {'agg tok/s':>9} {'TTFT ms':>8}")
+        for clients in LEVELS:
+            results: dict[str, list[Round]] = {name: [] for name in servers}
+            for round_no in range(args.reps):
+                for name, (url, _) in servers.items():
+                    results[name].append(asyncio.run(one_round(url, clients, round_no)))
+            summary = {
+                name: (
+                    statistics.median(r.aggregate for r in rounds),
+                    statistics.median(r.ttft_ms for r in rounds),
+                )
+                for name, rounds in results.items()
+            }
+            for name, (aggregate, ttft) in summary.items():
+                print(f"{clients:>7} {name:<13} {aggregate:>9.1f} {ttft:>8.1f}")
+            if "llama-server" in summary:
+                ratio = summary["avocado"][0] / summary["llama-server"][0]
+                print(f"{clients:>7} {'ratio':<13} {ratio:>9.3f}   (target >= 1.0)")
+    finally:
+        for _, process in servers.values():
+            process.terminate()
+            process.wait(30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
