@@ -10,6 +10,8 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any
 
 __all__ = ["configure_logging", "note", "request_fields"]
@@ -52,11 +54,17 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+def configure_logging(level: str = "info", fmt: str = "text", logs_dir: Path | None = None) -> None:
+    """Log to stderr and, given ``logs_dir``, to a rotating ``avocado.log`` there (10 MB x 5)."""
+    formatter = _JsonFormatter() if fmt == "json" else _TextFormatter()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if logs_dir is not None:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(RotatingFileHandler(logs_dir / "avocado.log", maxBytes=10_000_000, backupCount=5))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -114,6 +114,7 @@ def test_serve_starts_and_stops_on_sigterm(home: Path) -> None:
     assert process.returncode in (0, -signal.SIGTERM), err
     assert "Application shutdown complete" in err
     assert "path=/api/generate model=smollm2:135m status=200" in err
+    assert "path=/api/generate model=smollm2:135m status=200" in (home / "logs" / "avocado.log").read_text()
 
 
 def test_run_interactive_on_a_terminal(node: RunningNode) -> None:

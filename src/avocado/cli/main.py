@@ -99,7 +99,7 @@ def serve(
     except (ValidationError, FileNotFoundError) as exc:
         typer.echo(f"Error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.logs_dir)
     application = create_app(settings)
     typer.echo(f"avocado {avocado.__version__} listening on http://{settings.host}:{settings.port}", err=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)

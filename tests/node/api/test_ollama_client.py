@@ -288,3 +288,29 @@ def test_keep_alive_expiry_unloads(client: ollama.Client) -> None:
     while GEMMA in {m.model for m in client.ps().models}:
         assert time.monotonic() < deadline, "model was not unloaded after keep_alive"
         time.sleep(0.2)
+
+
+FIM_TEMPLATE = (
+    "<|im_start|>user\nComplete the middle.\n{{ .Prompt }}[gap]{{ .Suffix }}<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+
+def test_create_with_messages_and_a_fill_in_the_middle_template(client: ollama.Client) -> None:
+    """MESSAGE turns are kept and shown; a template with .Suffix makes `suffix` usable (insert)."""
+    client.create(
+        "fim:test",
+        from_=SMOLLM,
+        template=FIM_TEMPLATE,
+        messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+    )
+    try:
+        info = client.show("fim:test")
+        assert info.capabilities is not None and "insert" in info.capabilities
+        assert "MESSAGE user" in (info.modelfile or "")
+        result = client.generate(
+            "fim:test", "def add(a, b):", suffix="    return c", options={**GREEDY, "num_predict": 8}
+        )
+        assert result.done and result.eval_count
+    finally:
+        client.delete("fim:test")
