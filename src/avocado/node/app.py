@@ -12,10 +12,11 @@ from fastapi.responses import PlainTextResponse
 
 import avocado
 from avocado.config import Settings
-from avocado.node.api import embed, generate, models, openai
+from avocado.node.api import embed, generate, models, openai, transfer
 from avocado.node.api.errors import install_error_handlers
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.engine import ManagerConfig, ModelManager
+from avocado.node.registry.server import router as registry_router
 from avocado.node.service import NodeService
 from avocado.node.store.bundled import register_bundled_models
 from avocado.node.store.store import ModelStore
@@ -72,8 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def root() -> str:
         return "Ollama is running"
 
-    for module in (models, generate, embed, openai):
+    for module in (models, transfer, generate, embed, openai):
         app.include_router(module.router)
+    app.include_router(registry_router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.origins,

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 import avocado
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import CopyRequest, CreateRequest, DeleteRequest, ShowRequest
-from avocado.node.api.streaming import ndjson_response, prime
+from avocado.node.api.streaming import ProgressReport, progress_response, thread_stream
 from avocado.node.options import OptionError, validate_options
 from avocado.node.prompt import PromptBuilder, PromptError
-from avocado.node.service import BadRequest, NodeService
+from avocado.node.service import BadRequest
 from avocado.node.store.building import CreateSpec, create_model
 from avocado.node.store.errors import StoreError
 from avocado.node.store.modelfile import Modelfile, ModelfileError, format_parameters, parse_modelfile
@@ -162,25 +162,6 @@ def spec_from_request(req: CreateRequest) -> CreateSpec:
     )
 
 
-async def _create_stream(svc: NodeService, name: str, spec: CreateSpec) -> AsyncIterator[dict[str, Any]]:
-    loop = asyncio.get_running_loop()
-    updates: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def progress(status: str) -> None:
-        loop.call_soon_threadsafe(updates.put_nowait, status)
-
-    async def build() -> None:
-        try:
-            await asyncio.to_thread(create_model, svc.store, name, spec, progress)
-        finally:
-            loop.call_soon_threadsafe(updates.put_nowait, None)
-
-    task = asyncio.create_task(build())
-    while (status := await updates.get()) is not None:
-        yield {"status": status}
-    await task  # raises the build's error, if any
-
-
 @router.post("/api/create", response_model=None)
 async def create(req: CreateRequest, svc: Service, request: Request) -> Response:
     name = req.model_name
@@ -190,13 +171,11 @@ async def create(req: CreateRequest, svc: Service, request: Request) -> Response
     if req.quantize:
         raise BadRequest("quantize is not supported yet: import an already quantized GGUF")
     spec = spec_from_request(req)
-    stream = await prime(_create_stream(svc, name, spec))
-    if req.stream is not False:
-        return ndjson_response(stream, request.url.path)
-    last: dict[str, Any] = {}
-    async for item in stream:
-        last = item
-    return JSONResponse(last)
+
+    def job(progress: ProgressReport, cancel: threading.Event) -> None:  # a create runs to its end
+        create_model(svc.store, name, spec, lambda status: progress({"status": status}))
+
+    return await progress_response(thread_stream(job), req.stream, request)
 
 
 @router.post("/api/copy")

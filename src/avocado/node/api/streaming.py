@@ -7,18 +7,33 @@ after the first byte becomes an error line in the stream, as Ollama and OpenAI d
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.responses import StreamingResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from avocado.node.api.errors import error_body, status_for
 
-__all__ = ["Collected", "collect", "dumps", "ndjson_response", "now_iso", "prime", "sse_response"]
+__all__ = [
+    "Collected",
+    "Job",
+    "ProgressReport",
+    "collect",
+    "dumps",
+    "ndjson_response",
+    "now_iso",
+    "prime",
+    "progress_response",
+    "sse_response",
+    "thread_stream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +92,53 @@ async def collect(stream: AsyncIterator[dict[str, Any]]) -> Collected:
         else:
             parts.append(item["response"])
     return Collected("".join(parts), calls, final)
+
+
+# A blocking job that reports progress dicts, and may be asked to stop.
+ProgressReport = Callable[[dict[str, Any]], None]
+Job = Callable[[ProgressReport, threading.Event], None]
+
+
+async def thread_stream(job: Job) -> AsyncGenerator[dict[str, Any]]:
+    """Run ``job`` in a worker thread and yield what it reports; its error ends the stream."""
+    loop = asyncio.get_running_loop()
+    updates: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def progress(item: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(updates.put_nowait, item)
+
+    async def work() -> None:
+        try:
+            await asyncio.to_thread(job, progress, cancel)
+        finally:
+            loop.call_soon_threadsafe(updates.put_nowait, None)
+
+    def settle(finished: asyncio.Task[None]) -> None:  # an abandoned transfer's error is only logged
+        if not finished.cancelled() and (exc := finished.exception()) is not None:
+            log.info("transfer ended: %s", exc)
+
+    task = asyncio.create_task(work())
+    try:
+        while (item := await updates.get()) is not None:
+            yield item
+    finally:
+        if not task.done():
+            cancel.set()
+            task.add_done_callback(settle)
+    await task  # raises the job's error, if any
+
+
+async def progress_response(
+    stream: AsyncIterator[dict[str, Any]], streaming: bool | None, request: Request
+) -> Response:
+    primed = await prime(stream)
+    if streaming is not False:
+        return ndjson_response(primed, request.url.path)
+    last: dict[str, Any] = {}
+    async for item in primed:
+        last = item
+    return JSONResponse(last)
 
 
 def _error_text(path: str, exc: BaseException) -> str:

@@ -85,11 +85,17 @@ class Model:
 
 
 class BlobWriter:
-    """Receives a blob in pieces into a temporary file; ``commit`` checks the digest and keeps it."""
+    """Receives a blob in pieces into a temporary file; ``commit`` checks the digest and keeps it.
 
-    def __init__(self, store: ModelStore, digest: str) -> None:
+    The digest may be given up front or, when the sender names it only at the end (a registry
+    upload sent in chunks), to ``commit``.
+    """
+
+    def __init__(self, store: ModelStore, digest: str | None = None) -> None:
+        if digest is not None:
+            store.blob_path(digest)  # refuse a malformed digest before receiving anything
         self.digest = digest
-        self.path = store.blob_path(digest)
+        self._store = store
         self._hasher = hashlib.sha256()
         self.size = 0
         fd, self._tmp = tempfile.mkstemp(dir=store.blobs_dir, prefix=".upload-")
@@ -100,13 +106,18 @@ class BlobWriter:
         self._file.write(chunk)
         self.size += len(chunk)
 
-    def commit(self) -> Layer:
+    def commit(self, digest: str | None = None) -> Layer:
+        digest = digest or self.digest
+        if digest is None:
+            self.abort()
+            raise StoreError("no digest was given for the uploaded content")
+        path = self._store.blob_path(digest)
         self._file.close()
-        if "sha256:" + self._hasher.hexdigest() != self.digest:
+        if "sha256:" + self._hasher.hexdigest() != digest:
             self.abort()
             raise StoreError("digest mismatch: the uploaded content does not match its digest")
-        os.replace(self._tmp, self.path)
-        return Layer("", self.digest, self.size)
+        os.replace(self._tmp, path)
+        return Layer("", digest, self.size)
 
     def abort(self) -> None:
         self._file.close()
@@ -166,8 +177,8 @@ class ModelStore:
             os.replace(tmp, path)
         return Layer("", digest, total)
 
-    def blob_writer(self, digest: str) -> BlobWriter:
-        """A writer for a blob uploaded in pieces; it refuses content that does not match ``digest``."""
+    def blob_writer(self, digest: str | None = None) -> BlobWriter:
+        """A writer for a blob uploaded in pieces; it refuses content that does not match its digest."""
         return BlobWriter(self, digest)
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
@@ -317,5 +328,7 @@ class ModelStore:
             manifest = json.loads(self._manifest_path(stored.name).read_bytes())
             referenced.add(manifest["config"]["digest"])
         for blob in self.blobs_dir.glob("sha256-*"):
+            if blob.name.endswith("-partial"):  # a pull in progress (or to resume later)
+                continue
             if blob.name.replace("-", ":", 1) not in referenced:
                 blob.unlink(missing_ok=True)

@@ -1,0 +1,74 @@
+"""``/api/pull`` and ``/api/push``: models to and from a registry, with Ollama's progress stream.
+
+The transfer runs in a worker thread and reports through a queue. A pull fetches its manifest
+before the response starts, so an unknown model is a plain HTTP 404; later failures arrive as an
+``{"error": ...}`` line. If the client goes away, the transfer is told to stop; a pull keeps its
+partial download, so the next pull resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from avocado.node.api.deps import Service
+from avocado.node.api.streaming import progress_response, thread_stream
+from avocado.node.registry.client import Progress, Puller, Pusher
+from avocado.node.service import BadRequest
+from avocado.node.store.names import ModelName
+
+__all__ = ["TransferRequest", "router"]
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["ollama"])
+
+
+class TransferRequest(BaseModel):
+    """Body of ``/api/pull`` and ``/api/push``; older clients send ``name`` instead of ``model``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = ""
+    name: str = ""
+    insecure: bool = False
+    stream: bool | None = True
+
+    @property
+    def model_name(self) -> ModelName:
+        text = self.model or self.name
+        if not text:
+            raise BadRequest("model is required")
+        return ModelName.parse(text)
+
+
+@router.post("/api/pull", response_model=None)
+async def pull(req: TransferRequest, svc: Service, request: Request) -> Response:
+    puller = Puller(svc.store, req.model_name, insecure=req.insecure)
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        manifest = await asyncio.to_thread(puller.fetch_manifest)  # before the first line: errors are HTTP
+        yield {"status": "pulling manifest"}
+
+        def job(progress: Progress, cancel: threading.Event) -> None:
+            puller.run(manifest, progress, cancel)
+
+        async with aclosing(thread_stream(job)) as items:
+            async for item in items:
+                yield item
+
+    return await progress_response(stream(), req.stream, request)
+
+
+@router.post("/api/push", response_model=None)
+async def push(req: TransferRequest, svc: Service, request: Request) -> Response:
+    pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, req.insecure)
+    return await progress_response(thread_stream(pusher.run), req.stream, request)

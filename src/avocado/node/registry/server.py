@@ -1,0 +1,269 @@
+"""The node's store as a registry under ``/v2/``: what ``ollama pull`` reads and ``ollama push`` writes.
+
+Reads: manifests by ``namespace/model/tag`` (host ``registry.ollama.ai`` first, then any host) and
+blobs by digest, with Range support for resumed downloads. Writes: the upload half of the Docker
+registry protocol (``POST`` an upload, ``PATCH`` data, ``PUT ?digest=`` to finish) and ``PUT`` of a
+manifest once every blob it names is present. Errors use the registry's shape:
+``{"errors": [{"code": ..., "message": ...}]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from avocado.node.api.deps import Service
+from avocado.node.registry import manifest_path, parse_manifest, write_manifest_bytes
+from avocado.node.registry.errors import RegistryError
+from avocado.node.store.errors import StoreError
+from avocado.node.store.names import DEFAULT_HOST, InvalidModelName, ModelName
+from avocado.node.store.store import BlobWriter, MediaType, ModelStore
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["registry"])
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+UPLOAD_IDLE_SECONDS = 15 * 60  # an upload without news for this long is abandoned
+_MAX_MANIFEST = 4 << 20
+_BUFFER = 1 << 20
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"code": code, "message": message}]}, status_code=status, headers=API_VERSION
+    )
+
+
+def _name(namespace: str, model: str, tag: str = "latest") -> ModelName | None:
+    """The store name for a repository path, or None if Ollama would not accept it (e.g. ``..``)."""
+    try:
+        return ModelName.parse(f"{DEFAULT_HOST}/{namespace}/{model}:{tag}")
+    except InvalidModelName:
+        return None
+
+
+def _find_manifest(store: ModelStore, name: ModelName) -> Path | None:
+    path = manifest_path(store, name)
+    if path.is_file():
+        return path
+    for host in sorted(store.manifests_dir.iterdir()):
+        candidate = host.joinpath(name.namespace, name.model, name.tag)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass(slots=True)
+class _Upload:
+    writer: BlobWriter | None = None
+    touched: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+class _Uploads:
+    """Uploads in progress on one node; their data waits in ``.upload-*`` files in the blobs directory."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, _Upload] = {}
+        self._swept_files = False
+
+    def sweep(self, store: ModelStore) -> None:
+        """Drop abandoned uploads, and once per process leftovers of uploads cut off by a restart."""
+        now = time.monotonic()
+        for key, upload in list(self.sessions.items()):
+            if now - upload.touched > UPLOAD_IDLE_SECONDS and not upload.lock.locked():
+                self.sessions.pop(key, None)
+                upload.abort()
+        if not self._swept_files:
+            self._swept_files = True
+            for leftover in store.blobs_dir.glob(".upload-*"):
+                try:
+                    if time.time() - leftover.stat().st_mtime > UPLOAD_IDLE_SECONDS:
+                        leftover.unlink()
+                except OSError:
+                    pass
+
+
+def _uploads(request: Request) -> _Uploads:
+    state = request.app.state
+    uploads: _Uploads | None = getattr(state, "registry_uploads", None)
+    if uploads is None:
+        uploads = state.registry_uploads = _Uploads()
+    return uploads
+
+
+async def _receive(request: Request, writer: BlobWriter) -> None:
+    buffer = bytearray()
+    async for chunk in request.stream():
+        buffer += chunk
+        if len(buffer) >= _BUFFER:
+            await asyncio.to_thread(writer.write, bytes(buffer))
+            buffer.clear()
+    if buffer:
+        await asyncio.to_thread(writer.write, bytes(buffer))
+
+
+def _upload_location(namespace: str, model: str, key: str) -> str:
+    return f"/v2/{namespace}/{model}/blobs/uploads/{key}"
+
+
+@router.get("/v2/")
+async def api_version() -> JSONResponse:
+    return JSONResponse({}, headers=API_VERSION)
+
+
+@router.api_route("/v2/{namespace}/{model}/manifests/{tag}", methods=["GET", "HEAD"])
+async def get_manifest(namespace: str, model: str, tag: str, svc: Service) -> Response:
+    name = _name(namespace, model, tag)
+    path = await asyncio.to_thread(_find_manifest, svc.store, name) if name else None
+    try:
+        raw = await asyncio.to_thread(path.read_bytes) if path else None
+    except OSError:
+        raw = None
+    if raw is None:
+        return _error(404, "MANIFEST_UNKNOWN", f"manifest unknown: {namespace}/{model}:{tag}")
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    headers = {**API_VERSION, "Docker-Content-Digest": digest}
+    return Response(raw, media_type=MediaType.MANIFEST, headers=headers)
+
+
+@router.api_route("/v2/{namespace}/{model}/blobs/{digest}", methods=["GET", "HEAD"])
+async def get_blob(namespace: str, model: str, digest: str, svc: Service) -> Response:
+    try:
+        path = svc.store.blob_path(digest)
+        stat = await asyncio.to_thread(os.stat, path)
+    except StoreError:
+        return _error(400, "DIGEST_INVALID", f"invalid digest {digest!r}")
+    except OSError:
+        return _error(404, "BLOB_UNKNOWN", f"blob unknown: {digest}")
+    headers = {**API_VERSION, "Docker-Content-Digest": digest}
+    return FileResponse(path, stat_result=stat, media_type="application/octet-stream", headers=headers)
+
+
+@router.post("/v2/{namespace}/{model}/blobs/uploads/")
+async def start_upload(namespace: str, model: str, svc: Service, request: Request) -> Response:
+    if _name(namespace, model) is None:
+        return _error(400, "NAME_INVALID", f"invalid repository name {namespace}/{model}")
+    uploads = _uploads(request)
+    uploads.sweep(svc.store)
+    key = uuid.uuid4().hex
+    uploads.sessions[key] = _Upload()
+    location = _upload_location(namespace, model, key)
+    headers = {**API_VERSION, "Location": location, "Docker-Upload-UUID": key, "Range": "0-0"}
+    return Response(status_code=202, headers=headers)
+
+
+@router.patch("/v2/{namespace}/{model}/blobs/uploads/{key}")
+async def upload_chunk(namespace: str, model: str, key: str, svc: Service, request: Request) -> Response:
+    uploads = _uploads(request)
+    upload = uploads.sessions.get(key)
+    if upload is None:
+        return _error(404, "BLOB_UPLOAD_UNKNOWN", f"blob upload unknown: {key}")
+    async with upload.lock:
+        try:
+            if upload.writer is None:
+                upload.writer = svc.store.blob_writer()  # the digest comes with the final PUT
+            await _receive(request, upload.writer)
+        except OSError as exc:
+            uploads.sessions.pop(key, None)
+            upload.abort()
+            return _error(500, "UNKNOWN", f"could not store the upload: {exc.strerror}")
+        except BaseException:
+            uploads.sessions.pop(key, None)
+            upload.abort()
+            raise
+        upload.touched = time.monotonic()
+        end = upload.writer.size - 1
+    headers = {
+        **API_VERSION,
+        "Location": _upload_location(namespace, model, key),
+        "Docker-Upload-UUID": key,
+        "Range": f"0-{max(end, 0)}",
+    }
+    return Response(status_code=202, headers=headers)
+
+
+@router.put("/v2/{namespace}/{model}/blobs/uploads/{key}")
+async def finish_upload(
+    namespace: str, model: str, key: str, svc: Service, request: Request, digest: str = ""
+) -> Response:
+    uploads = _uploads(request)
+    upload = uploads.sessions.get(key)
+    if upload is None:
+        return _error(404, "BLOB_UPLOAD_UNKNOWN", f"blob upload unknown: {key}")
+    try:
+        svc.store.blob_path(digest)  # validates the digest
+    except StoreError:
+        return _error(400, "DIGEST_INVALID", f"invalid or missing digest {digest!r}")
+    async with upload.lock:
+        uploads.sessions.pop(key, None)
+        try:
+            if upload.writer is None:
+                upload.writer = svc.store.blob_writer(digest)
+            await _receive(request, upload.writer)
+            await asyncio.to_thread(upload.writer.commit, digest)
+        except StoreError:  # commit already removed the data
+            return _error(400, "DIGEST_INVALID", f"the uploaded content does not match digest {digest}")
+        except OSError as exc:
+            upload.abort()
+            return _error(500, "UNKNOWN", f"could not store the upload: {exc.strerror}")
+        except BaseException:
+            upload.abort()
+            raise
+    headers = {
+        **API_VERSION,
+        "Location": f"/v2/{namespace}/{model}/blobs/{digest}",
+        "Docker-Content-Digest": digest,
+    }
+    return Response(status_code=201, headers=headers)
+
+
+@router.delete("/v2/{namespace}/{model}/blobs/uploads/{key}")
+async def cancel_upload(namespace: str, model: str, key: str, request: Request) -> Response:
+    upload = _uploads(request).sessions.pop(key, None)
+    if upload is None:
+        return _error(404, "BLOB_UPLOAD_UNKNOWN", f"blob upload unknown: {key}")
+    async with upload.lock:
+        upload.abort()
+    return Response(status_code=204, headers=API_VERSION)
+
+
+@router.put("/v2/{namespace}/{model}/manifests/{tag}")
+async def put_manifest(namespace: str, model: str, tag: str, svc: Service, request: Request) -> Response:
+    name = _name(namespace, model, tag)
+    if name is None:
+        return _error(400, "NAME_INVALID", f"invalid name {namespace}/{model}:{tag}")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > _MAX_MANIFEST:
+            return _error(400, "MANIFEST_INVALID", "manifest too large")
+    try:
+        manifest = parse_manifest(bytes(raw), svc.store)
+    except RegistryError as exc:
+        return _error(400, "MANIFEST_INVALID", str(exc))
+    missing = [layer.digest for layer in manifest.blobs if not svc.store.has_blob(layer.digest)]
+    if missing:
+        return _error(400, "BLOB_UNKNOWN", f"blob unknown to registry: {', '.join(missing)}")
+    try:
+        await asyncio.to_thread(write_manifest_bytes, svc.store, name, manifest.raw)
+    except OSError as exc:
+        return _error(500, "UNKNOWN", f"could not store the manifest: {exc.strerror}")
+    digest = "sha256:" + hashlib.sha256(manifest.raw).hexdigest()
+    location = f"/v2/{namespace}/{model}/manifests/{tag}"
+    return Response(
+        status_code=201, headers={**API_VERSION, "Location": location, "Docker-Content-Digest": digest}
+    )
