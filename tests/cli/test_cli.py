@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import GEMMA, SMOLLM, RunningNode, free_port
+from tests.support import GEMMA, SMOLLM, RunningNode, free_port, start_node
 
 AVOCADO = [sys.executable, "-m", "avocado"]
 
@@ -150,3 +150,23 @@ def test_run_interactive_on_a_terminal(node: RunningNode) -> None:
     finally:
         process.kill()
         os.close(main)
+
+
+def test_pull_and_push_between_two_nodes(node: RunningNode, tmp_path: Path) -> None:
+    target = start_node(tmp_path / "home", register_bundled_models=False)
+    try:
+        source = node.url.removeprefix("http://")
+        pulled = avocado(target, "pull", "--insecure", f"{source}/library/smollm2:135m")
+        assert pulled.returncode == 0, pulled.stderr
+        assert "pulling manifest" in pulled.stderr and "success" in pulled.stderr
+        assert f"{source}/library/smollm2:135m" in avocado(target, "list").stdout
+        copy = f"{source}/library/smollm2:cli-push"
+        assert avocado(target, "cp", f"{source}/library/smollm2:135m", copy).returncode == 0
+        pushed = avocado(target, "push", "--insecure", copy)
+        assert pushed.returncode == 0 and "success" in pushed.stderr, pushed.stderr
+        assert "smollm2:cli-push" in avocado(node, "list").stdout
+        assert avocado(node, "rm", "smollm2:cli-push").returncode == 0
+        missing = avocado(target, "pull", "--insecure", f"{source}/library/ghost:1b")
+        assert missing.returncode == 1 and "does not exist" in missing.stderr
+    finally:
+        target.stop()

@@ -1,4 +1,4 @@
-"""Client commands, as Ollama's CLI has them: run, list, ps, show, cp, rm, create, stop."""
+"""Client commands, as Ollama's CLI has them: run, list, ps, show, cp, rm, create, stop, pull, push."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from avocado.cli.client import ClientError, NodeClient
@@ -46,27 +46,34 @@ def human_ago(stamp: str) -> str:
     return "Less than a minute ago"
 
 
+def print_columns(header: list[str], rows: list[list[str]]) -> None:
+    """Aligned columns, never truncated (names can be long), as Ollama's tabwriter prints them."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("    ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
 def _list() -> None:
     """List models in the node's store."""
-    table = Table("NAME", "ID", "SIZE", "MODIFIED", box=None, pad_edge=False)
-    for model in NodeClient().get("/api/tags")["models"]:
-        table.add_row(
-            model["name"], model["digest"][:12], human_size(model["size"]), human_ago(model["modified_at"])
-        )
-    console.print(table)
+    rows = [
+        [m["name"], m["digest"][:12], human_size(m["size"]), human_ago(m["modified_at"])]
+        for m in NodeClient().get("/api/tags")["models"]
+    ]
+    print_columns(["NAME", "ID", "SIZE", "MODIFIED"], rows)
+
+
+def _until(expires_at: str) -> str:
+    return "Forever" if expires_at.startswith("2318") else expires_at.replace("T", " ")[:19] + " UTC"
 
 
 def _ps() -> None:
     """List models loaded in memory."""
-    table = Table("NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL", box=None, pad_edge=False)
-    for model in NodeClient().get("/api/ps")["models"]:
-        until = model["expires_at"]
-        until_text = "Forever" if until.startswith("2318") else until.replace("T", " ")[:19] + " UTC"
-        table.add_row(
-            model["name"], model["digest"][:12], human_size(model["size"]), "100% CPU",
-            str(model.get("context_length", "")), until_text,
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        [m["name"], m["digest"][:12], human_size(m["size"]), "100% CPU", str(m.get("context_length", "")),
+         _until(m["expires_at"])]
+        for m in NodeClient().get("/api/ps")["models"]
+    ]  # fmt: skip
+    print_columns(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows)
 
 
 def _show(
@@ -185,6 +192,37 @@ def _create(
         errors.print(update.get("status", ""), highlight=False)
 
 
+def _transfer(path: str, model: str, insecure: bool) -> None:
+    """Show a pull's or push's progress stream: a bar per layer, status lines for the rest."""
+    client = NodeClient()
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=errors) as bars:
+        tasks: dict[str, TaskID] = {}
+        for update in client.stream(path, {"model": model, "insecure": insecure}):
+            digest, status = update.get("digest"), update.get("status", "")
+            if digest and update.get("total"):
+                if digest not in tasks:
+                    tasks[digest] = bars.add_task(status, total=update["total"])
+                bars.update(tasks[digest], completed=update.get("completed", 0))
+            else:
+                bars.console.print(status, highlight=False)
+
+
+def _pull(
+    model: str,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Use http and skip TLS checks")] = False,
+) -> None:
+    """Pull a model from a registry (another node, or the Ollama library when online)."""
+    _transfer("/api/pull", model, insecure)
+
+
+def _push(
+    model: str,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Use http and skip TLS checks")] = False,
+) -> None:
+    """Push a model to the registry its name points at (e.g. HOST:PORT/library/NAME:TAG)."""
+    _transfer("/api/push", model, insecure)
+
+
 def _print_stream(client: NodeClient, body: dict[str, Any]) -> str:
     parts = []
     for chunk in client.stream("/api/chat", body):
@@ -269,6 +307,6 @@ def _guarded(func: Callable[..., None]) -> Callable[..., None]:
 def register(app: typer.Typer) -> None:
     for name, func in (
         ("run", _run), ("list", _list), ("ps", _ps), ("show", _show), ("cp", _cp),
-        ("rm", _rm), ("create", _create), ("stop", _stop),
+        ("rm", _rm), ("create", _create), ("stop", _stop), ("pull", _pull), ("push", _push),
     ):  # fmt: skip
         app.command(name)(_guarded(func))
