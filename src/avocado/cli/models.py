@@ -198,11 +198,12 @@ def _transfer(path: str, model: str, insecure: bool) -> None:
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=errors) as bars:
         tasks: dict[str, TaskID] = {}
         for update in client.stream(path, {"model": model, "insecure": insecure}):
-            digest, status = update.get("digest"), update.get("status", "")
-            if digest and update.get("total"):
-                if digest not in tasks:
-                    tasks[digest] = bars.add_task(status, total=update["total"])
-                bars.update(tasks[digest], completed=update.get("completed", 0))
+            status = update.get("status", "")
+            key = update.get("digest") or status  # a file pulled by URL has no digest yet
+            if update.get("total"):
+                if key not in tasks:
+                    tasks[key] = bars.add_task(status, total=update["total"])
+                bars.update(tasks[key], completed=update.get("completed", 0), total=update["total"])
             else:
                 bars.console.print(status, highlight=False)
 

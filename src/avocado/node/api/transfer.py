@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from avocado.node.api.deps import Service
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
+from avocado.node.registry.files import FilePuller, is_file_source
 from avocado.node.service import BadRequest
 from avocado.node.store.names import ModelName
 
@@ -52,6 +53,9 @@ class TransferRequest(BaseModel):
 
 @router.post("/api/pull", response_model=None)
 async def pull(req: TransferRequest, svc: Service, request: Request) -> Response:
+    source = req.model or req.name
+    if is_file_source(source):  # a GGUF file by URL or path rather than a model in a registry
+        return await progress_response(thread_stream(FilePuller(svc.store, source).run), req.stream, request)
     puller = Puller(svc.store, req.model_name, insecure=req.insecure)
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
