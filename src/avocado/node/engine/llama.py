@@ -54,6 +54,7 @@ class LlamaModel:
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
+        self._eog_cache: dict[int, bool] = {}
 
     def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
         data = text.encode("utf-8")
@@ -105,7 +106,10 @@ class LlamaModel:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
 
     def is_eog(self, token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        eog = self._eog_cache.get(token)
+        if eog is None:
+            eog = self._eog_cache[token] = bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        return eog
 
     def meta(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(4096)
@@ -134,23 +138,30 @@ class Batch:
         self.capacity = capacity
         self.raw = llama_cpp.llama_batch_init(capacity, 0, n_seq_max)
         self.raw.n_tokens = 0
+        # The arrays, fetched once: every ctypes attribute access builds a new pointer object.
+        raw = self.raw
+        self._token, self._pos, self._n_seq = raw.token, raw.pos, raw.n_seq_id
+        self._seq, self._logits = raw.seq_id, raw.logits
+        self._count = 0
 
     def clear(self) -> None:
+        self._count = 0
         self.raw.n_tokens = 0
 
     def add(self, token: int, pos: int, seq_id: int, logits: bool) -> None:
-        i = self.raw.n_tokens
+        i = self._count
         if i >= self.capacity:
             raise EngineError("batch is full")
-        self.raw.token[i] = token
-        self.raw.pos[i] = pos
-        self.raw.n_seq_id[i] = 1
-        self.raw.seq_id[i][0] = seq_id
-        self.raw.logits[i] = logits
-        self.raw.n_tokens = i + 1
+        self._token[i] = token
+        self._pos[i] = pos
+        self._n_seq[i] = 1
+        self._seq[i][0] = seq_id
+        self._logits[i] = logits
+        self._count = i + 1
+        self.raw.n_tokens = self._count
 
     def __len__(self) -> int:
-        return int(self.raw.n_tokens)
+        return self._count
 
     def free(self) -> None:
         llama_cpp.llama_batch_free(self.raw)
