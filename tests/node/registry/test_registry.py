@@ -17,7 +17,7 @@ import httpx
 import ollama
 import pytest
 
-from avocado.node.registry import WireManifest, manifest_path, parse_manifest, write_manifest_bytes
+from avocado.node.registry import WireManifest, parse_manifest
 from avocado.node.store.store import MediaType, ModelStore
 from tests.support import GREEDY, SMOLLM, RunningNode, start_node
 
@@ -41,7 +41,7 @@ def authority(node: RunningNode) -> str:
 
 
 def manifest_of(store: ModelStore, name: str) -> WireManifest:
-    return parse_manifest(manifest_path(store, store.get(name).name).read_bytes(), store)
+    return parse_manifest(store.manifest_path(store.get(name).name).read_bytes(), store)
 
 
 def layer_of(manifest: WireManifest, media_type: str) -> Any:
@@ -60,7 +60,7 @@ def seed(source: ModelStore, dest: ModelStore, name: str) -> WireManifest:
             except OSError:
                 pass
         shutil.copyfile(src, dst)
-    write_manifest_bytes(dest, source.get(name).name, manifest.raw)
+    dest.write_manifest_bytes(source.get(name).name, manifest.raw)
     return manifest
 
 
@@ -98,7 +98,7 @@ def test_pull_with_ollama_client_then_generate(node: RunningNode, target: Runnin
     assert 2 <= len(weight_updates) < 100  # throttled: a few per second, not one per chunk
 
     store = target.service.store
-    assert manifest_path(store, store.get(name).name).read_bytes() == source.raw  # keyed by its full name
+    assert store.manifest_path(store.get(name).name).read_bytes() == source.raw  # keyed by its full name
     assert name in model_names(target)
     assert not partial_files(store)
     result = client.generate(name, "Hello, my name is", options={**GREEDY, "num_predict": 3})
@@ -290,7 +290,7 @@ def test_v2_upload_protocol(target: RunningNode) -> None:
         assert not store.exists("tiny:v1")
         body = json.dumps({"schemaVersion": 2, "config": config, "layers": []}).encode()
         assert http.put("/v2/library/tiny/manifests/v1", content=body).status_code == 201
-        assert manifest_path(store, store.get("tiny:v1").name).read_bytes() == body
+        assert store.manifest_path(store.get("tiny:v1").name).read_bytes() == body
         assert http.get("/v2/library/tiny/manifests/v1").content == body
 
 

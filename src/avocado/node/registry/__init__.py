@@ -8,17 +8,13 @@ received over the wire and writing one into the store byte for byte.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from avocado.node.registry.errors import RegistryError
 from avocado.node.store.errors import StoreError
-from avocado.node.store.names import ModelName
 from avocado.node.store.store import Layer, ModelStore
 
-__all__ = ["WireManifest", "manifest_path", "parse_manifest", "write_manifest_bytes"]
+__all__ = ["WireManifest", "parse_manifest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +53,3 @@ def parse_manifest(raw: bytes, store: ModelStore) -> WireManifest:
         if layer.size < 0:
             raise RegistryError(f"invalid manifest: negative size for {layer.digest}")
     return WireManifest(raw, config, layers)
-
-
-def manifest_path(store: ModelStore, name: ModelName) -> Path:
-    return store.manifests_dir.joinpath(*name.path_parts)
-
-
-def write_manifest_bytes(store: ModelStore, name: ModelName, raw: bytes) -> None:
-    """Write a manifest atomically (a dot-named temporary file, which listing skips, then a rename)."""
-    path = manifest_path(store, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from avocado.node.registry import WireManifest, manifest_path, parse_manifest, write_manifest_bytes
+from avocado.node.registry import WireManifest, parse_manifest
 from avocado.node.registry.errors import (
     RegistryError,
     RemoteModelNotFound,
@@ -127,7 +127,7 @@ class Puller:
                 raise RegistryError(f"blob {layer.digest} disappeared from the store during the pull")
         progress({"status": "writing manifest"})
         with disk_errors(f"writing the manifest of {self.name.display}"):
-            write_manifest_bytes(self.store, self.name, manifest.raw)
+            self.store.write_manifest_bytes(self.name, manifest.raw)
         progress({"status": "success"})
 
     def _fetch_blob(
@@ -248,7 +248,7 @@ class Pusher:
         stop = cancel or threading.Event()
         progress({"status": "retrieving manifest"})
         try:
-            raw = manifest_path(self.store, self.name).read_bytes()
+            raw = self.store.manifest_path(self.name).read_bytes()
             manifest = parse_manifest(raw, self.store)
             self._push(manifest, progress, stop)
         except OSError as exc:  # the model or a blob went away while pushing

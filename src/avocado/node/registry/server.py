@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from avocado.node.api.deps import Service
-from avocado.node.registry import manifest_path, parse_manifest, write_manifest_bytes
+from avocado.node.registry import parse_manifest
 from avocado.node.registry.errors import RegistryError
 from avocado.node.store.errors import StoreError
 from avocado.node.store.names import DEFAULT_HOST, InvalidModelName, ModelName
@@ -52,7 +52,7 @@ def _name(namespace: str, model: str, tag: str = "latest") -> ModelName | None:
 
 
 def _find_manifest(store: ModelStore, name: ModelName) -> Path | None:
-    path = manifest_path(store, name)
+    path = store.manifest_path(name)
     if path.is_file():
         return path
     for host in sorted(store.manifests_dir.iterdir()):
@@ -259,7 +259,7 @@ async def put_manifest(namespace: str, model: str, tag: str, svc: Service, reque
     if missing:
         return _error(400, "BLOB_UNKNOWN", f"blob unknown to registry: {', '.join(missing)}")
     try:
-        await asyncio.to_thread(write_manifest_bytes, svc.store, name, manifest.raw)
+        await asyncio.to_thread(svc.store.write_manifest_bytes, name, manifest.raw)
     except OSError as exc:
         return _error(500, "UNKNOWN", f"could not store the manifest: {exc.strerror}")
     digest = "sha256:" + hashlib.sha256(manifest.raw).hexdigest()

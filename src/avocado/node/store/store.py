@@ -211,8 +211,15 @@ class ModelStore:
 
     # -- manifests ---------------------------------------------------------------------------------
 
-    def _manifest_path(self, name: ModelName) -> Path:
+    def manifest_path(self, name: ModelName) -> Path:
         return self.manifests_dir.joinpath(*name.path_parts)
+
+    def write_manifest_bytes(self, name: ModelName, raw: bytes) -> None:
+        """Store a manifest exactly as given (a pulled or pushed one keeps its digest)."""
+        path = self.manifest_path(name)
+        with self._lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_atomic(path, raw)
 
     def write_manifest(self, name: ModelName, config: dict[str, Any], layers: list[Layer]) -> StoredModel:
         config_layer = self.add_blob_bytes(json.dumps(config, separators=(",", ":")).encode())
@@ -222,7 +229,7 @@ class ModelStore:
             "config": Layer(MediaType.CONFIG, config_layer.digest, config_layer.size).to_json(),
             "layers": [layer.to_json() for layer in layers],
         }
-        path = self._manifest_path(name)
+        path = self.manifest_path(name)
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._write_atomic(path, json.dumps(manifest, separators=(",", ":")).encode())
@@ -246,14 +253,14 @@ class ModelStore:
 
     def get(self, name: ModelName | str) -> StoredModel:
         parsed = ModelName.parse(name) if isinstance(name, str) else name
-        path = self._manifest_path(parsed)
+        path = self.manifest_path(parsed)
         if not path.is_file():
             raise ModelNotFound(f"model '{parsed.display}' not found")
         return self._load(parsed, path)
 
     def exists(self, name: ModelName | str) -> bool:
         parsed = ModelName.parse(name) if isinstance(name, str) else name
-        return self._manifest_path(parsed).is_file()
+        return self.manifest_path(parsed).is_file()
 
     def list(self) -> list[StoredModel]:
         models = []
@@ -298,8 +305,8 @@ class ModelStore:
         src = ModelName.parse(source) if isinstance(source, str) else source
         dst = ModelName.parse(destination) if isinstance(destination, str) else destination
         with self._lock:
-            data = self._manifest_path(self.get(src).name).read_bytes()
-            target = self._manifest_path(dst)
+            data = self.manifest_path(self.get(src).name).read_bytes()
+            target = self.manifest_path(dst)
             target.parent.mkdir(parents=True, exist_ok=True)
             self._write_atomic(target, data)
         return self.get(dst)
@@ -308,7 +315,7 @@ class ModelStore:
         """Remove a manifest, then every blob no manifest references any more."""
         parsed = ModelName.parse(name) if isinstance(name, str) else name
         with self._lock:
-            path = self._manifest_path(parsed)
+            path = self.manifest_path(parsed)
             if not path.is_file():
                 raise ModelNotFound(f"model '{parsed.display}' not found")
             path.unlink()
@@ -325,7 +332,7 @@ class ModelStore:
         referenced: set[str] = set()
         for stored in self.list():
             referenced.update(layer.digest for layer in stored.layers)
-            manifest = json.loads(self._manifest_path(stored.name).read_bytes())
+            manifest = json.loads(self.manifest_path(stored.name).read_bytes())
             referenced.add(manifest["config"]["digest"])
         for blob in self.blobs_dir.glob("sha256-*"):
             if blob.name.endswith("-partial"):  # a pull in progress (or to resume later)
