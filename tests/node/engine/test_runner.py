@@ -11,8 +11,9 @@ import pytest
 
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import Done, EmbedJob, GenerateJob, Text
+from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
 from avocado.node.engine.runner import Runner, RunnerConfig
-from avocado.node.engine.sampling import SamplingParams
+from avocado.node.engine.sampling import GreedySampler, SamplerChain, SamplingParams
 from avocado.node.engine.slot import StopMatcher
 from avocado.node.store.store import ModelStore
 from tests.support import SMOLLM
@@ -276,3 +277,33 @@ def test_cancel_frees_the_slot_at_once(batched: Runner) -> None:
     for job, collector in jobs:
         job.cancelled.set()
         assert collector.done.reason in ("cancel", "stop", "length")
+
+
+def test_greedy_fast_path_picks_what_the_llama_cpp_chain_picks(home: Path) -> None:
+    """Same logits, both samplers, 96 steps with repetition penalties in play: identical tokens."""
+    path = ModelStore(home / "models").resolve(SMOLLM).model_path
+    model = LlamaModel(path)
+    ctx = LlamaContext(model, ContextParams(n_ctx=512, n_batch=256, n_threads=2))
+    batch = Batch(256)
+    try:
+        params = SamplingParams(
+            temperature=0, repeat_penalty=1.3, frequency_penalty=0.2, presence_penalty=0.1
+        )
+        chain = SamplerChain(model.vocab, model.n_vocab, 512, params, None)
+        fast = GreedySampler(model.n_vocab, 512, params)
+        prompt = model.tokenize(CHATML.format("Repeat the word 'echo' many times."))
+        for pos, token in enumerate(prompt):
+            batch.add(token, pos, 0, pos == len(prompt) - 1)
+        ctx.decode(batch)
+        for pos in range(len(prompt), len(prompt) + 96):
+            expected = chain.sample(ctx.ptr, -1)  # reads the logits without changing them
+            assert fast.sample(ctx.ptr, -1) == expected
+            batch.clear()
+            batch.add(expected, pos, 0, True)
+            ctx.decode(batch)
+        assert fast.counts  # the penalties were exercised
+        chain.close()
+    finally:
+        batch.free()
+        ctx.close()
+        model.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import EmbedJob, GenerateJob
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
-from avocado.node.engine.sampling import SamplerChain
+from avocado.node.engine.sampling import make_sampler
 from avocado.node.engine.slot import Slot
 
 __all__ = ["Runner", "RunnerConfig"]
@@ -127,7 +127,7 @@ class Runner:
         slot = max(free, key=lambda s: (s.common_prefix(job.prompt), -s.last_used))
         reuse = min(slot.common_prefix(job.prompt), len(job.prompt) - 1)  # the last token makes the logits
         try:
-            sampler = SamplerChain(self.model.vocab, self.model.n_vocab, self.n_ctx, job.params, job.grammar)
+            sampler = make_sampler(self.model.vocab, self.model.n_vocab, self.n_ctx, job.params, job.grammar)
         except EngineError as exc:
             job.emit(exc)
             return

@@ -1,16 +1,25 @@
-"""Sampling parameters with Ollama's defaults, turned into a llama.cpp sampler chain."""
+"""Sampling parameters with Ollama's defaults, turned into a sampler.
+
+Most requests get a llama.cpp sampler chain (sampling and grammar run in C). Greedy requests
+without a grammar — the common case for tools, evaluations and benchmarks — take a shorter path:
+the chain would build a candidate array over the whole vocabulary every token, while the answer
+is an argmax over the logits after penalising the few recent tokens, which numpy does in place
+on llama.cpp's own logits buffer (no copy) with the same float32 arithmetic as the C sampler.
+"""
 
 from __future__ import annotations
 
 import random
+from collections import Counter, deque
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import llama_cpp
+import numpy as np
 
 from avocado.node.engine.errors import EngineError
 
-__all__ = ["SamplerChain", "SamplingParams"]
+__all__ = ["GreedySampler", "Sampler", "SamplerChain", "SamplingParams", "make_sampler"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,65 @@ class SamplingParams:
     def from_options(cls, options: dict[str, Any]) -> SamplingParams:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in options.items() if k in names})
+
+
+class Sampler(Protocol):
+    def sample(self, ctx: Any, index: int) -> int:
+        """Pick the next token from the logits at batch ``index`` and remember it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def make_sampler(
+    vocab: Any, n_vocab: int, n_ctx: int, params: SamplingParams, grammar: str | None
+) -> Sampler:
+    if params.temperature <= 0.0 and grammar is None:
+        return GreedySampler(n_vocab, n_ctx, params)
+    return SamplerChain(vocab, n_vocab, n_ctx, params, grammar)
+
+
+class GreedySampler:
+    """Argmax after llama.cpp's repetition penalties, computed the way its penalties sampler does."""
+
+    def __init__(self, n_vocab: int, n_ctx: int, params: SamplingParams) -> None:
+        self.n_vocab = n_vocab
+        window = n_ctx if params.repeat_last_n == -1 else params.repeat_last_n
+        self.recent: deque[int] = deque(maxlen=max(window, 0))
+        self.counts: Counter[int] = Counter()
+        self.repeat = np.float32(params.repeat_penalty)
+        self.frequency = np.float32(params.frequency_penalty)
+        self.presence = np.float32(params.presence_penalty)
+        self.penalise = bool(self.recent.maxlen) and (
+            params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
+        )
+
+    def sample(self, ctx: Any, index: int) -> int:
+        pointer = llama_cpp.llama_get_logits_ith(ctx, index)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))  # a view: nothing is copied
+        if self.penalise and self.counts:
+            ids = np.fromiter(self.counts.keys(), dtype=np.int64, count=len(self.counts))
+            counts = np.fromiter(self.counts.values(), dtype=np.float32, count=len(self.counts))
+            values = logits[ids]
+            values = np.where(values <= 0, values * self.repeat, values / self.repeat).astype(np.float32)
+            values -= counts * self.frequency + np.float32(1.0) * self.presence
+            logits[ids] = values  # llama.cpp's buffer for this step; the next decode overwrites it
+        token = int(np.argmax(logits))
+        self._remember(token)
+        return token
+
+    def _remember(self, token: int) -> None:
+        if self.recent.maxlen:
+            if len(self.recent) == self.recent.maxlen:
+                old = self.recent[0]
+                self.counts[old] -= 1
+                if not self.counts[old]:
+                    del self.counts[old]
+            self.recent.append(token)
+            self.counts[token] += 1
+
+    def close(self) -> None:
+        pass
 
 
 class SamplerChain:

@@ -8,7 +8,7 @@ import time
 
 from avocado.node.engine.jobs import Done, GenerateJob, Text
 from avocado.node.engine.llama import LlamaModel
-from avocado.node.engine.sampling import SamplerChain
+from avocado.node.engine.sampling import Sampler
 
 __all__ = ["Slot", "StopMatcher"]
 
@@ -63,7 +63,7 @@ class Slot:
         self._reset()
 
     def _reset(self) -> None:
-        self.sampler: SamplerChain | None = None
+        self.sampler: Sampler | None = None
         self.prompt_pos = 0  # next prompt token to evaluate
         self.reused = 0
         self.next_token = -1  # sampled but not yet evaluated
@@ -88,7 +88,7 @@ class Slot:
             count += 1
         return count
 
-    def start(self, job: GenerateJob, sampler: SamplerChain, reuse: int) -> None:
+    def start(self, job: GenerateJob, sampler: Sampler, reuse: int) -> None:
         """Take ``job``; the first ``reuse`` prompt tokens are already in KV memory."""
         self._reset()
         self.job = job
