@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed besides localhost (like OLLAMA_ORIGINS)"
     )
+    engine: Literal["embedded", "ollama"] = Field(
+        default="embedded", description="embedded: llama.cpp in this process; ollama: proxy an Ollama daemon"
+    )
+    ollama_url: str | None = Field(
+        default=None, description="Ollama daemon to put the node in front of; none: start one (engine=ollama)"
+    )
+    ollama_binary: str = Field(
+        default="ollama", description="Ollama executable started when ollama_url is unset"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -66,6 +75,20 @@ class Settings(BaseSettings):
         """``AVOCADO_ORIGINS=https://a.example,https://b.example``, as Ollama spells OLLAMA_ORIGINS."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ollama_url")
+    @classmethod
+    def _check_ollama_url(cls, value: str | None) -> str | None:
+        """``host:port`` or ``http(s)://host[:port][/prefix]``; empty means "not given"."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if "://" not in value:
+            value = f"http://{value}"
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"ollama_url must be an http(s) URL, got {value!r}")
         return value
 
     @field_validator("max_memory")

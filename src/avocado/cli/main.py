@@ -60,6 +60,18 @@ MaxMemory = Annotated[
     str | None, typer.Option(help='Memory loaded models may take, e.g. "8GB" (default 80% of RAM)')
 ]
 NumCtx = Annotated[int | None, typer.Option(help="Default context length per request (default 4096)")]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        help="embedded: run models on llama.cpp here (default); ollama: serve in front of an Ollama daemon"
+    ),
+]
+OllamaUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--ollama-url", help="Ollama daemon for --engine ollama (default: start `ollama serve` from PATH)"
+    ),
+]
 
 
 @app.command()
@@ -75,8 +87,10 @@ def serve(
     max_loaded_models: MaxLoaded = None,
     max_memory: MaxMemory = None,
     num_ctx: NumCtx = None,
+    engine: Engine = None,
+    ollama_url: OllamaUrl = None,
 ) -> None:
-    """Start a node: the Ollama-compatible API on the embedded llama.cpp engine."""
+    """Start a node: the Ollama-compatible API on the embedded llama.cpp engine, or in front of Ollama."""
     import uvicorn
 
     from avocado.logs import configure_logging
@@ -95,12 +109,23 @@ def serve(
             max_loaded_models=max_loaded_models,
             max_memory=max_memory,
             num_ctx=num_ctx,
+            engine=engine,
+            ollama_url=ollama_url,
         )
     except (ValidationError, FileNotFoundError) as exc:
         typer.echo(f"Error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format, settings.logs_dir)
-    application = create_app(settings)
+    if settings.engine == "ollama":
+        from avocado.node.proxy import OllamaNotFound, create_proxy_app
+
+        try:
+            application = create_proxy_app(settings)
+        except OllamaNotFound as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        application = create_app(settings)
     typer.echo(f"avocado {avocado.__version__} listening on http://{settings.host}:{settings.port}", err=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
 

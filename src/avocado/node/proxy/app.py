@@ -1,0 +1,252 @@
+"""The node in front of an Ollama daemon: every request forwarded as it comes, every answer streamed back.
+
+Nothing is parsed or buffered: the request body goes upstream as the client sends it, the response's
+status, headers and body come back chunk by chunk (NDJSON and server-sent events included). The node's
+own concerns stay in front: the request log, the API key and the browser-origin policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+import anyio
+import httpx
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from avocado.config import Settings
+from avocado.node.api.errors import error_body
+from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.app import LOCAL_ORIGINS
+from avocado.node.proxy.supervisor import OllamaSupervisor
+
+__all__ = ["create_proxy_app"]
+
+log = logging.getLogger(__name__)
+
+# Headers that describe one connection, not the message: never forwarded in either direction.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+    }
+)
+# The upstream client sets its own Host; the node's server already answered any 100-continue.
+_REQUEST_DROPPED = HOP_BY_HOP | {b"host", b"expect"}
+# The node's server writes its own Date and Server (Access-Control-* are dropped too: the node's
+# origin policy answers for the upstream).
+_RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
+
+
+class _ClientGone(Exception):
+    """The client disconnected while its request body was still being forwarded."""
+
+
+def _without_hop_by_hop(
+    headers: list[tuple[bytes, bytes]], dropped: frozenset[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` minus ``dropped`` and minus the names a Connection header lists."""
+    listed = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+    }
+    return [
+        (name, value)
+        for name, value in headers
+        if (lowered := name.lower()) not in dropped and lowered not in listed
+    ]
+
+
+class OllamaProxy:
+    """An ASGI app that forwards every HTTP request to ``upstream`` over one shared client."""
+
+    def __init__(self, upstream: str, *, strip_authorization: bool) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.strip_authorization = strip_authorization
+        self.client: httpx.AsyncClient | None = None
+
+    def open(self) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(None, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        # No default headers: only what the client sent goes upstream (no Accept-Encoding of our own,
+        # so a body is never compressed for a client that did not ask for it).
+        for name in list(client.headers.keys()):
+            del client.headers[name]
+        self.client = client
+        return client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = self.client or self.open()
+        path = scope.get("raw_path") or quote(scope["path"]).encode()
+        url = self.upstream + path.decode("latin-1")
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        headers = _without_hop_by_hop(list(scope["headers"]), _REQUEST_DROPPED)
+        if self.strip_authorization:
+            headers = [(name, value) for name, value in headers if name.lower() != b"authorization"]
+        has_body = any(
+            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"]
+        )
+        body_sent = anyio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone
+                if message.get("body"):
+                    yield message["body"]
+                if not message.get("more_body", False):
+                    body_sent.set()
+                    return
+
+        if not has_body:
+            body_sent.set()
+        request = client.build_request(
+            scope["method"], url, headers=headers, content=body() if has_body else None
+        )
+        async with anyio.create_task_group() as tasks:
+
+            async def watch_disconnect() -> None:
+                await body_sent.wait()  # from then on, the only message left to receive is a disconnect
+                message: Message = await receive()
+                while message["type"] != "http.disconnect":
+                    message = await receive()
+                tasks.cancel_scope.cancel()  # stop waiting or relaying; closing stops the upstream
+
+            tasks.start_soon(watch_disconnect)
+            await self._forward(client, request, scope, send)
+            tasks.cancel_scope.cancel()
+
+    async def _forward(
+        self, client: httpx.AsyncClient, request: httpx.Request, scope: Scope, send: Send
+    ) -> None:
+        """Send ``request`` upstream and its response on, chunk by chunk, as the chunks arrive."""
+        try:
+            response = await client.send(request, stream=True)
+        except _ClientGone:
+            return
+        except httpx.TransportError as exc:
+            await self._bad_gateway(scope, send, exc)
+            return
+        try:
+            headers = [
+                (name, value)
+                for name, value in _without_hop_by_hop(response.headers.raw, _RESPONSE_DROPPED)
+                if not name.lower().startswith(b"access-control-")
+            ]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.TransportError as exc:
+                # The status line is gone already: leaving the response unfinished makes the server cut
+                # the connection, so the client sees a broken stream, not a short one that looks whole.
+                log.warning("ollama at %s broke off a response: %s", self.upstream, _describe(exc))
+                return
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+
+    async def _bad_gateway(self, scope: Scope, send: Send, exc: httpx.TransportError) -> None:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            message = f"ollama is not reachable at {self.upstream}: {_describe(exc)}"
+        else:
+            message = f"ollama at {self.upstream} failed before answering: {_describe(exc)}"
+        log.warning("%s", message)
+        body = json.dumps(error_body(scope["path"], 502, message)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 502,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Starlette:
+    """The node as a proxy to the Ollama daemon at ``upstream_url`` (default: ``settings.ollama_url``).
+
+    With neither, the node runs ``ollama serve`` itself for as long as the app runs (see
+    :class:`OllamaSupervisor`, which raises ``OllamaNotFound`` here when there is no binary).
+    """
+    upstream = upstream_url or settings.ollama_url
+    supervisor = OllamaSupervisor(settings) if upstream is None else None
+    if supervisor is not None:
+        upstream = supervisor.url
+    assert upstream is not None
+    proxy = OllamaProxy(upstream, strip_authorization=settings.api_key is not None)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = proxy.open()
+        try:
+            if supervisor is not None:
+                await supervisor.start()
+            else:
+                await _announce(client, proxy.upstream)
+            yield
+        finally:
+            if supervisor is not None:
+                await supervisor.stop()
+            await client.aclose()
+
+    middleware = [
+        Middleware(RequestLogMiddleware),
+        *(
+            [Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())]
+            if settings.api_key is not None
+            else []
+        ),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.origins,
+            allow_origin_regex=LOCAL_ORIGINS,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        ),
+    ]
+    app = Starlette(routes=[Route("/{path:path}", proxy)], middleware=middleware, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.proxy = proxy
+    app.state.supervisor = supervisor
+    return app
+
+
+async def _announce(client: httpx.AsyncClient, upstream: str) -> None:
+    """Say at startup whether the upstream answers; requests get a 502 while it does not."""
+    try:
+        response = await client.get(f"{upstream}/api/version", timeout=3.0)
+        version = (
+            response.json().get("version", "?") if response.is_success else f"HTTP {response.status_code}"
+        )
+        log.info("in front of ollama at %s (version %s)", upstream, version)
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        log.warning(
+            "ollama at %s does not answer yet (%s); requests get 502 until it does", upstream, _describe(exc)
+        )
