@@ -15,7 +15,7 @@ import avocado
 from avocado.config import Settings
 from avocado.node.api import embed, generate, models, openai, transfer
 from avocado.node.api.errors import install_error_handlers
-from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.api.middleware import LOCAL_ORIGINS, ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.registry.server import router as registry_router
 from avocado.node.service import NodeService
@@ -27,11 +27,6 @@ __all__ = ["create_app", "open_store"]
 log = logging.getLogger(__name__)
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds
-
-# Origins a browser may call from without configuration, as Ollama allows them by default.
-LOCAL_ORIGINS = (
-    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|(app|file|tauri|vscode-webview)://.*)$"
-)
 
 
 def open_store(settings: Settings) -> ModelStore:

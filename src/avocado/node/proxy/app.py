@@ -23,8 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from avocado.config import Settings
 from avocado.node.api.errors import error_body
-from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
-from avocado.node.app import LOCAL_ORIGINS
+from avocado.node.api.middleware import LOCAL_ORIGINS, ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.proxy.supervisor import OllamaSupervisor
 
 __all__ = ["create_proxy_app"]
