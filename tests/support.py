@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,19 @@ from avocado.node.service import NodeService
 SMOLLM = "smollm2:135m"
 GEMMA = "gemma3:270m"
 GREEDY = {"temperature": 0, "seed": 42}
+
+
+def wait_for_serve(process: subprocess.Popen[str], port: int, timeout: float) -> None:
+    """Wait until an ``avocado serve`` process answers ``GET /``; fail if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/").text == "Ollama is running":
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "serve did not come up"
+        time.sleep(0.2)
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import GEMMA, SMOLLM, RunningNode, free_port, start_node
+from tests.support import GEMMA, SMOLLM, RunningNode, free_port, start_node, wait_for_serve
 
 AVOCADO = [sys.executable, "-m", "avocado"]
 
@@ -96,15 +96,7 @@ def test_serve_starts_and_stops_on_sigterm(home: Path) -> None:
         [*AVOCADO, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/").text == "Ollama is running":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.2)
+        wait_for_serve(process, port, 60)
         body = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}}
         assert httpx.post(f"http://127.0.0.1:{port}/api/generate", json=body, timeout=60).json()["done"]
     finally:

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 
 from avocado.config import Settings
 from avocado.node.proxy import OllamaNotFound, OllamaStartError, OllamaSupervisor, create_proxy_app
-from tests.support import GREEDY, SMOLLM, RunningNode, free_port, start_node
+from tests.support import GREEDY, SMOLLM, RunningNode, free_port, start_node, wait_for_serve
 
 OPTIONS = {**GREEDY, "num_predict": 8}
 AVOCADO = [sys.executable, "-m", "avocado"]
@@ -390,15 +390,7 @@ def test_serve_engine_ollama_runs_and_stops_the_daemon(standin: Path, tmp_path: 
         text=True,
     )
     try:
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/").text == "Ollama is running":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.2)
+        wait_for_serve(process, port, 40)
         version = httpx.get(f"http://127.0.0.1:{port}/api/version").json()
         assert version == {"version": "0.0.0-standin"}
         pid = int((standin / "pid").read_text())
