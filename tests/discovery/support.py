@@ -1,0 +1,91 @@
+"""Shared by the discovery tests: the broker's address, a stand-in node state, a recording registry."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from avocado.discovery import Announcement, AnnounceState, ModelInfo, Registry
+
+BROKER_HOST = "127.0.0.1"
+BROKER_PORT = 5672
+BROKER_URL = f"amqp://guest:guest@{BROKER_HOST}:{BROKER_PORT}/"
+MODELS = (ModelInfo(name="smollm2:135m", digest="sha256:" + "ab" * 32, size=105_000_000),)
+
+# Fast retries so that outages in tests last well under a second after the line comes back.
+FAST = {"retry_initial": 0.05, "retry_max": 0.3, "connect_timeout": 2.0, "publish_timeout": 3.0}
+
+
+def require_broker() -> str:
+    """The broker URL, or fail with a hint when nothing listens there."""
+    try:
+        socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=1).close()
+    except OSError:
+        pytest.fail(f"RabbitMQ is not answering on {BROKER_HOST}:{BROKER_PORT} (run scripts/services.sh)")
+    return BROKER_URL
+
+
+def new_service_id() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]], timeout: float = 20.0) -> None:
+    """Run an async test body in a fresh event loop, failing if it takes longer than ``timeout``."""
+
+    async def bounded() -> None:
+        async with asyncio.timeout(timeout):
+            await scenario()
+
+    asyncio.run(bounded())
+
+
+class FakeNode:
+    """A state provider whose answer the test changes."""
+
+    def __init__(self, url: str = "http://node.test:11434") -> None:
+        self.state: AnnounceState | None = AnnounceState(url=url, models=MODELS, capabilities=("chat",))
+
+    def move(self, url: str) -> None:
+        assert self.state is not None
+        self.state = AnnounceState(url=url, models=self.state.models, capabilities=self.state.capabilities)
+
+    def __call__(self) -> AnnounceState | None:
+        return self.state
+
+
+class RecordingRegistry(Registry):
+    """A registry that also remembers every sequence it got and which ones it took, per node."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.received: defaultdict[str, list[int]] = defaultdict(list)
+        self.accepted: defaultdict[str, list[Announcement]] = defaultdict(list)
+
+    def apply(self, announcement: Announcement) -> bool:
+        taken = super().apply(announcement)
+        self.received[announcement.service_id].append(announcement.sequence)
+        if taken:
+            self.accepted[announcement.service_id].append(announcement)
+        return taken
+
+    def sequences(self, service_id: str) -> list[int]:
+        return [a.sequence for a in self.accepted[service_id]]
+
+    async def wait_sequence(self, service_id: str, sequence: int) -> None:
+        """Wait (up to 5 s) until this registry accepted ``sequence`` or a later one from ``service_id``."""
+        await self.wait_for(lambda _: any(s >= sequence for s in self.sequences(service_id)), 5.0)
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; fail after 5 s."""
+    deadline = time.monotonic() + 5.0
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within 5s"
+        await asyncio.sleep(0.02)
