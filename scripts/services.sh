@@ -27,4 +27,9 @@ if ! answers 5672; then
   rabbitmq-server -detached
   wait_for 5672 RabbitMQ
 fi
+# The tunnel tests run a real sshd on loopback with their own keys and config; only the binary is needed.
+if [ ! -x /usr/sbin/sshd ]; then
+  echo "installing openssh-server (for the ssh tunnel tests)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null || echo "could not install sshd" >&2
+fi
 exit 0

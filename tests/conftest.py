@@ -15,6 +15,7 @@ import pytest
 from avocado.config import Settings
 from avocado.node.app import open_store
 from tests.support import RunningNode, start_node
+from tests.tunnel.support import Sshd, start_sshd
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,11 @@ def node(home: Path) -> Iterator[RunningNode]:
 def http(node: RunningNode) -> Iterator[httpx.Client]:
     with node.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A real OpenSSH server on loopback with its own keys (ssh tunnels go through it)."""
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -78,3 +80,11 @@ def start_node(home: Path, **overrides: Any) -> RunningNode:
             raise RuntimeError("test node did not start")
         time.sleep(0.02)
     return RunningNode(url, app, settings, server, thread)
+
+
+def linked_home(source: Path, target: Path) -> Path:
+    """A home of its own (identity, outbox, lock) with ``source``'s models, hard-linked: no copying."""
+    shutil.copytree(source / "models", target / "models", copy_function=os.link)
+    (target / "state").mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "state" / "bundled.json", target / "state" / "bundled.json")
+    return target

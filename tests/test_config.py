@@ -87,3 +87,25 @@ def test_bad_durations(value: object) -> None:
 def test_origins_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AVOCADO_ORIGINS", "https://a.example, https://b.example")
     assert load_settings().origins == ["https://a.example", "https://b.example"]
+
+
+def test_announce_and_tunnel_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVOCADO_AMQP_URL", "amqps://node:s3cret-pass@broker.example:5671/prod")
+    settings = load_settings(tunnel="ssh", tunnel_url="https://abc.example/", port=1234, host="0.0.0.0")
+    assert settings.amqp_url is not None
+    assert settings.amqp_url.get_secret_value().startswith("amqps://node:s3cret-pass@")
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    assert settings.tunnel_url == "https://abc.example"
+    assert settings.local_url == "http://127.0.0.1:1234"
+    assert load_settings(amqp_url="").amqp_url is None
+
+
+def test_setting_errors_never_echo_the_value() -> None:
+    from avocado.cli.main import settings_error
+
+    with pytest.raises(ValidationError) as caught:
+        load_settings(amqp_url="http://user:hunter2-secret@broker", tunnel="carrier-pigeon")
+    message = settings_error(caught.value)
+    assert "amqp_url: Value error, amqp_url must be an amqp:// or amqps:// URL" in message
+    assert "tunnel:" in message
+    assert "hunter2" not in message

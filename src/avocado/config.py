@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     ollama_binary: str = Field(
         default="ollama", description="Ollama executable started when ollama_url is unset"
     )
+    tunnel: Literal["none", "ngrok", "ssh", "cloudflared"] = Field(
+        default="none", description="How the node is reached from elsewhere: a public tunnel, or its own URL"
+    )
+    tunnel_url: str | None = Field(
+        default=None, description="Public URL of the node (ssh: when the server does not print one)"
+    )
+    tunnel_domain: str | None = Field(default=None, description="Fixed ngrok domain")
+    tunnel_ssh: str = Field(
+        default="nokey@localhost.run", description="SSH server for --tunnel ssh: user@host[:port]"
+    )
+    tunnel_ssh_key: Path | None = Field(default=None, description="Identity file for --tunnel ssh")
+    tunnel_check_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between end-to-end checks of the public URL"
+    )
+    amqp_url: SecretStr | None = Field(
+        default=None, description="RabbitMQ to announce the node on (amqp:// or amqps://)"
+    )
+    announce_interval: float = Field(default=30.0, gt=0, description="Seconds between re-announcements")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -90,6 +108,27 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"ollama_url must be an http(s) URL, got {value!r}")
         return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_amqp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parts = urlsplit(value.get_secret_value().strip())
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            # The value is not echoed: it holds a password.
+            raise ValueError("amqp_url must be an amqp:// or amqps:// URL")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("tunnel_url")
+    @classmethod
+    def _check_tunnel_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"tunnel_url must be an http(s) URL, got {value!r}")
+        return value.strip().rstrip("/")
 
     @field_validator("max_memory")
     @classmethod
@@ -128,6 +167,17 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def local_url(self) -> str:
+        """Where this machine reaches the node (a wildcard address means loopback will do)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def keep_alive_seconds(self) -> float:

@@ -68,3 +68,7 @@ def configure_logging(level: str = "info", fmt: str = "text", logs_dir: Path | N
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # While a broker is down these log an ERROR per connection attempt; the announcer and the watcher
+    # report outages themselves (once, with the password masked) and in GET /api/avocado/status.
+    for noisy in ("aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)

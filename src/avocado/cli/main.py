@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 import avocado
 from avocado.cli import models as model_commands
-from avocado.config import load_settings
+from avocado.cli import presence as presence_commands
+from avocado.config import Settings, load_settings
+from avocado.home import Holder, HomeInUse, HomeLock
 
 __all__ = ["app", "main"]
 
@@ -22,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 model_commands.register(app)
+presence_commands.register(app)
 
 
 def _version(value: bool) -> None:
@@ -74,6 +79,34 @@ OllamaUrl = Annotated[
 ]
 
 
+def settings_error(exc: ValidationError | FileNotFoundError) -> str:
+    """What is wrong, without echoing the values given (an AMQP URL or a key may be among them)."""
+    if isinstance(exc, FileNotFoundError):
+        return str(exc)
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+Tunnel = Annotated[
+    str | None, typer.Option(help="Reach the node from anywhere: none (default), ssh, cloudflared or ngrok")
+]
+TunnelUrl = Annotated[
+    str | None, typer.Option(help="The node's public URL (ssh, when the server prints none; or with none)")
+]
+TunnelDomain = Annotated[str | None, typer.Option(help="Fixed ngrok domain (NGROK_AUTHTOKEN from the env)")]
+TunnelSsh = Annotated[
+    str | None,
+    typer.Option(help="SSH server for --tunnel ssh, user@host[:port] (default nokey@localhost.run)"),
+]
+TunnelSshKey = Annotated[Path | None, typer.Option(help="Identity file for --tunnel ssh")]
+Announce = Annotated[
+    str | None,
+    typer.Option(
+        "--announce", help="Announce the node on this RabbitMQ, amqp(s)://... (or AVOCADO_AMQP_URL)"
+    ),
+]
+AnnounceInterval = Annotated[float | None, typer.Option(help="Seconds between re-announcements (30)")]
+
+
 @app.command()
 def serve(
     host: Host = None,
@@ -89,12 +122,18 @@ def serve(
     num_ctx: NumCtx = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
+    tunnel: Tunnel = None,
+    tunnel_url: TunnelUrl = None,
+    tunnel_domain: TunnelDomain = None,
+    tunnel_ssh: TunnelSsh = None,
+    tunnel_ssh_key: TunnelSshKey = None,
+    announce: Announce = None,
+    announce_interval: AnnounceInterval = None,
 ) -> None:
     """Start a node: the Ollama-compatible API on the embedded llama.cpp engine, or in front of Ollama."""
     import uvicorn
 
     from avocado.logs import configure_logging
-    from avocado.node.app import create_app
 
     try:
         settings = load_settings(
@@ -111,23 +150,46 @@ def serve(
             num_ctx=num_ctx,
             engine=engine,
             ollama_url=ollama_url,
+            tunnel=tunnel,
+            tunnel_url=tunnel_url,
+            tunnel_domain=tunnel_domain,
+            tunnel_ssh=tunnel_ssh,
+            tunnel_ssh_key=tunnel_ssh_key,
+            amqp_url=announce,
+            announce_interval=announce_interval,
         )
     except (ValidationError, FileNotFoundError) as exc:
-        typer.echo(f"Error: invalid settings: {exc}", err=True)
+        typer.echo(f"Error: invalid settings: {settings_error(exc)}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format, settings.logs_dir)
-    if settings.engine == "ollama":
-        from avocado.node.proxy import OllamaNotFound, create_proxy_app
+    started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    try:  # held until this process ends; the kernel releases it even after a kill -9
+        lock = HomeLock(settings.home, Holder(os.getpid(), settings.local_url, started_at))
+    except HomeInUse as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        application = _application(settings)
+        typer.echo(
+            f"avocado {avocado.__version__} listening on http://{settings.host}:{settings.port}", err=True
+        )
+        uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    finally:
+        lock.release()
 
-        try:
-            application = create_proxy_app(settings)
-        except OllamaNotFound as exc:
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(2) from None
-    else:
-        application = create_app(settings)
-    typer.echo(f"avocado {avocado.__version__} listening on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+def _application(settings: Settings) -> Any:
+    from avocado.node.app import create_app
+
+    if settings.engine != "ollama":
+        return create_app(settings)
+    from avocado.node.proxy import OllamaNotFound, create_proxy_app
+
+    try:
+        return create_proxy_app(settings)
+    except OllamaNotFound as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

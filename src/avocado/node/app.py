@@ -13,20 +13,24 @@ from fastapi.responses import PlainTextResponse
 
 import avocado
 from avocado.config import Settings
-from avocado.node.api import embed, generate, models, openai, transfer
+from avocado.discovery import ModelInfo
+from avocado.node.api import embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
 from avocado.node.api.middleware import LOCAL_ORIGINS, ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.engine import ManagerConfig, ModelManager
+from avocado.node.presence import Presence
 from avocado.node.registry.server import router as registry_router
 from avocado.node.service import NodeService
 from avocado.node.store.bundled import register_bundled_models
 from avocado.node.store.store import ModelStore
 
-__all__ = ["create_app", "open_store"]
+__all__ = ["CAPABILITIES", "create_app", "open_store"]
 
 log = logging.getLogger(__name__)
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds
+# What an announcement says the node offers (gateways route by these).
+CAPABILITIES = ("ollama", "openai", "embeddings", "registry")
 
 
 def open_store(settings: Settings) -> ModelStore:
@@ -53,6 +57,11 @@ def create_app(settings: Settings) -> FastAPI:
         )
     )
 
+    def list_models() -> list[ModelInfo]:
+        return [ModelInfo(name=m.name.display, digest=m.digest, size=m.size) for m in store.list()]
+
+    presence = Presence(settings, list_models, CAPABILITIES)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Runner threads need the GIL back between decodes while the event loop serializes chunks;
@@ -60,14 +69,22 @@ def create_app(settings: Settings) -> FastAPI:
         # aggregate tokens/s at 4-8 streams up by 10-15%).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         manager.start()
+        await presence.start()
         try:
             yield
         finally:
+            await presence.close()  # announces offline while the node still answers
             await manager.close()
 
     app = FastAPI(title="Avocado node", version=avocado.__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.service = NodeService(settings, store, manager)
+    app.state.presence = presence
+    app.state.engine_status = lambda: {
+        "kind": "embedded",
+        "loaded": [loaded.model.name for loaded in manager.loaded.values()],
+        "models": len(store.list()),
+    }
     install_error_handlers(app)
 
     @app.get("/", response_class=PlainTextResponse)
@@ -77,6 +94,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     for module in (models, transfer, generate, embed, openai):
         app.include_router(module.router)
+    app.add_api_route("/api/avocado/status", status.status, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/api/avocado/drain", status.drain, methods=["POST"], include_in_schema=False)
     app.include_router(registry_router)
     app.add_middleware(
         CORSMiddleware,

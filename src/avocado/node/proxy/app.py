@@ -22,8 +22,11 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from avocado.config import Settings
+from avocado.discovery import ModelInfo
+from avocado.node.api import status
 from avocado.node.api.errors import error_body
 from avocado.node.api.middleware import LOCAL_ORIGINS, ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
 
 __all__ = ["create_proxy_app"]
@@ -200,6 +203,7 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
         upstream = supervisor.url
     assert upstream is not None
     proxy = OllamaProxy(upstream, strip_authorization=settings.api_key is not None)
+    presence = Presence(settings, lambda: upstream_models(upstream), ("ollama", "openai", "embeddings"))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -209,8 +213,10 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
                 await supervisor.start()
             else:
                 await _announce(client, proxy.upstream)
+            await presence.start()
             yield
         finally:
+            await presence.close()
             if supervisor is not None:
                 await supervisor.stop()
             await client.aclose()
@@ -230,11 +236,28 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
             allow_headers=["*"],
         ),
     ]
-    app = Starlette(routes=[Route("/{path:path}", proxy)], middleware=middleware, lifespan=lifespan)
+    routes = [
+        Route("/api/avocado/status", status.status, methods=["GET"]),
+        Route("/api/avocado/drain", status.drain, methods=["POST"]),
+        Route("/{path:path}", proxy),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
+    app.state.presence = presence
+    app.state.engine_status = lambda: {"kind": "ollama", "upstream": proxy.upstream}
     app.state.proxy = proxy
     app.state.supervisor = supervisor
     return app
+
+
+def upstream_models(upstream: str) -> list[ModelInfo]:
+    """The daemon's models, for announcements (called off the event loop)."""
+    response = httpx.get(f"{upstream}/api/tags", timeout=5.0)
+    response.raise_for_status()
+    return [
+        ModelInfo(name=m["name"], digest=m.get("digest", ""), size=int(m.get("size", 0)))
+        for m in response.json().get("models", [])
+    ]
 
 
 async def _announce(client: httpx.AsyncClient, upstream: str) -> None:

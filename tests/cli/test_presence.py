@@ -1,0 +1,71 @@
+"""``avocado serve --announce`` as a process: the home lock, ``avocado status``, ``avocado discover``,
+and ``offline`` announced on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from avocado.discovery import DiscoveryWatcher, Registry
+from tests.discovery.support import require_broker
+from tests.support import SMOLLM, free_port, linked_home, wait_for_serve
+
+AVOCADO = [sys.executable, "-m", "avocado"]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AVOCADO, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_serve_announces_holds_its_home_and_says_offline_on_sigterm(home: Path, tmp_path: Path) -> None:
+    broker = require_broker()
+    node_home = linked_home(home, tmp_path / "home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVOCADO_")}
+    env |= {"AVOCADO_HOME": str(node_home), "AVOCADO_AMQP_URL": broker, "AVOCADO_ANNOUNCE_INTERVAL": "60"}
+    process = subprocess.Popen(
+        [*AVOCADO, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_serve(process, port, 60)
+
+        second = run_cli("serve", "--port", str(free_port()), env=env)
+        assert second.returncode == 2
+        assert f"another avocado node is using {node_home} (pid {process.pid}" in second.stderr
+
+        shown = run_cli("status", env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert f"http://127.0.0.1:{port}" in shown.stdout and "connected" in shown.stdout
+        assert "guest:guest" not in shown.stdout
+        report = json.loads(run_cli("status", "--json", env=env).stdout)
+        service_id = report["service_id"]
+
+        found = run_cli("discover", "--json", "--wait", "3", env=env)
+        assert found.returncode == 0, found.stderr
+        nodes = {n["service_id"]: n for n in json.loads(found.stdout)}
+        assert nodes[service_id]["url"] == f"http://127.0.0.1:{port}"
+        assert SMOLLM in {m["name"] for m in nodes[service_id]["models"]}
+
+        async def sigterm_says_offline() -> None:
+            registry = Registry()
+            async with DiscoveryWatcher(broker, registry):
+                await registry.wait_for(lambda r: r.get(service_id) is not None, timeout=10)
+                process.send_signal(signal.SIGTERM)
+                await registry.wait_for(lambda r: r.get(service_id) is None, timeout=15)
+
+        asyncio.run(sigterm_says_offline())
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate(timeout=30)
+    assert process.returncode in (0, -signal.SIGTERM), err
+    assert "guest:guest" not in err
+
+    after = run_cli("status", env=env)
+    assert after.returncode == 1 and "no avocado node is running" in after.stderr
