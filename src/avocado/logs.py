@@ -14,7 +14,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
-__all__ = ["configure_logging", "note", "request_fields"]
+__all__ = ["configure_logging", "note", "request_fields", "rotate"]
 
 # A per-request dict that code deep in a handler can add fields to (the model name, say);
 # the request logger prints them when the response ends.
@@ -72,3 +72,17 @@ def configure_logging(level: str = "info", fmt: str = "text", logs_dir: Path | N
     # report outages themselves (once, with the password masked) and in GET /api/avocado/status.
     for noisy in ("aiormq", "aio_pika"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+def rotate(path: Path, max_bytes: int = 10_000_000, backups: int = 3) -> None:
+    """Before a child program's log is opened again: past ``max_bytes``, shift it to ``.1`` .. ``.N``."""
+    try:
+        if path.stat().st_size < max_bytes:
+            return
+    except FileNotFoundError:
+        return
+    for index in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{index}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{index + 1}"))
+    path.replace(path.with_name(f"{path.name}.1"))

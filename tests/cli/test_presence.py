@@ -9,11 +9,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 from avocado.discovery import DiscoveryWatcher, Registry
 from tests.discovery.support import require_broker
 from tests.support import SMOLLM, free_port, linked_home, wait_for_serve
+from tests.tunnel.support import Sshd
 
 AVOCADO = [sys.executable, "-m", "avocado"]
 
@@ -69,3 +73,52 @@ def test_serve_announces_holds_its_home_and_says_offline_on_sigterm(home: Path, 
 
     after = run_cli("status", env=env)
     assert after.returncode == 1 and "no avocado node is running" in after.stderr
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_serve_stops_its_tunnel_child_on_sigterm(home: Path, tmp_path: Path, sshd: Sshd) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVOCADO_")}
+    env["AVOCADO_HOME"] = str(linked_home(home, tmp_path / "home"))
+    command = [*AVOCADO, "serve", "--port", str(port), "--tunnel", "ssh"]
+    command += ["--tunnel-ssh", sshd.target, "--tunnel-ssh-key", str(sshd.identity)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_serve(process, port, 60)
+        deadline = time.monotonic() + 20
+        while (report := json.loads(run_cli("status", "--json", env=env).stdout))["public_url"] in (
+            None,
+            f"http://127.0.0.1:{port}",
+        ):
+            assert time.monotonic() < deadline, report
+            time.sleep(0.2)
+        assert httpx.get(report["public_url"]).text == "Ollama is running"  # through the tunnel
+        children = children_of(process.pid)
+        assert children, "the ssh tunnel should be a child of serve"
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
+    time.sleep(0.5)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert not alive, f"children outlived serve: {alive}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

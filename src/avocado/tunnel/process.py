@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from avocado.logs import rotate
 from avocado.tunnel.base import Tunnel
 from avocado.tunnel.errors import TunnelStartError, TunnelTimeout
 from avocado.tunnel.redact import redact
@@ -211,6 +212,7 @@ class ChildProcess:
             return
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            rotate(self.log_path)
             self._log = self.log_path.open("a", encoding="utf-8", buffering=1)
         except OSError as exc:
             log.warning("cannot write %s's log to %s: %s", self.name, self.log_path, exc)

@@ -19,6 +19,7 @@ import time
 import httpx
 
 from avocado.config import Settings
+from avocado.logs import rotate
 
 __all__ = ["OllamaNotFound", "OllamaStartError", "OllamaSupervisor"]
 
@@ -99,6 +100,7 @@ class OllamaSupervisor:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         host = f"127.0.0.1:{self.port}"
         env = {**os.environ, "OLLAMA_HOST": host, "OLLAMA_ORIGINS": "*"}
+        rotate(self.log_path)
         with self.log_path.open("ab") as log_file:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             log_file.write(f"--- {stamp} avocado: {self.binary} serve on {host}\n".encode())
