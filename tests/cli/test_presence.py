@@ -16,7 +16,7 @@ import httpx
 
 from avocado.discovery import DiscoveryWatcher, Registry
 from tests.discovery.support import require_broker
-from tests.support import SMOLLM, free_port, linked_home, wait_for_serve
+from tests.support import SMOLLM, free_port, linked_home, start_node, wait_for_serve
 from tests.tunnel.support import Sshd
 
 AVOCADO = [sys.executable, "-m", "avocado"]
@@ -122,3 +122,32 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_discover_watch_prints_each_change(home: Path, tmp_path: Path) -> None:
+    broker = require_broker()
+    running = start_node(linked_home(home, tmp_path / "home"), amqp_url=broker, announce_interval=60)
+    env = {**os.environ, "AVOCADO_AMQP_URL": broker}
+    watcher = subprocess.Popen(
+        [*AVOCADO, "discover", "--watch", "--json", "--wait", "2"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        service_id = running.client().get("/api/avocado/status").json()["service_id"]
+        assert watcher.stdout is not None
+
+        def next_state() -> dict[str, str]:
+            while True:
+                line = watcher.stdout.readline()
+                assert line, "discover --watch ended"
+                mine = [n for n in json.loads(line) if n["service_id"] == service_id]
+                if mine:
+                    return {"status": mine[0]["status"], "url": mine[0]["url"]}
+
+        assert next_state() == {"status": "online", "url": running.url}
+        running.client().post("/api/avocado/drain")
+        while next_state()["status"] != "draining":
+            pass
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+        running.stop()
