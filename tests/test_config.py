@@ -109,3 +109,25 @@ def test_setting_errors_never_echo_the_value() -> None:
     assert "amqp_url: Value error, amqp_url must be an amqp:// or amqps:// URL" in message
     assert "tunnel:" in message
     assert "hunter2" not in message
+
+
+def test_gateway_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from avocado.config import load_gateway_settings
+
+    monkeypatch.setenv("AVOCADO_NODES", "http://a.example:11434,node-key-1 http://b.example:11434")
+    settings = load_gateway_settings(home=tmp_path)
+    assert settings.nodes == ["http://a.example:11434,node-key-1", "http://b.example:11434"]
+    assert settings.port == 4000 and settings.keys_required is False
+    assert settings.database == f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+    assert "node-key-1" in settings.nodes[0]  # kept for the gateway; never shown (the pool hides it)
+
+    with pytest.raises(ValidationError, match="too weak"):
+        load_gateway_settings(master_key="sk-1234")
+    with pytest.raises(ValidationError, match="production mode needs AVOCADO_MASTER_KEY"):
+        load_gateway_settings(production=True)
+    with pytest.raises(ValidationError, match="production mode needs"):
+        load_gateway_settings(production=True, master_key="x" * 20)
+    strong = load_gateway_settings(production=True, master_key="k" * 40)
+    assert strong.keys_required is True
+    with pytest.raises(ValidationError, match="URL\\[,api_key\\]"):
+        load_gateway_settings(nodes=["ftp://nowhere"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -21,9 +21,20 @@ from pydantic_settings import (
 
 from avocado.units import DurationError, SizeError, parse_duration, parse_size
 
-__all__ = ["DEFAULT_PORT", "Settings", "client_base_url", "load_settings"]
+__all__ = [
+    "DEFAULT_GATEWAY_PORT",
+    "DEFAULT_PORT",
+    "GatewaySettings",
+    "Settings",
+    "client_base_url",
+    "load_gateway_settings",
+    "load_settings",
+]
 
 DEFAULT_PORT = 11434
+DEFAULT_GATEWAY_PORT = 4000
+# Master keys that appear in examples and tutorials; a gateway refuses them even outside production.
+WEAK_MASTER_KEYS = frozenset({"sk-1234", "changeme", "change-me", "password", "secret", "admin", "master"})
 
 
 class Settings(BaseSettings):
@@ -194,6 +205,123 @@ class Settings(BaseSettings):
     @property
     def threads(self) -> int:
         return self.num_thread or max(1, os.cpu_count() or 1)
+
+
+class GatewaySettings(BaseSettings):
+    """Everything ``avocado gateway`` needs to know to start."""
+
+    model_config = SettingsConfigDict(env_prefix="AVOCADO_", extra="forbid", toml_file=None)
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".avocado", description="Data directory")
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_GATEWAY_PORT, ge=0, le=65535)
+    production: bool = Field(default=False, description="Refuse to start without a strong master key")
+    master_key: SecretStr | None = Field(default=None, description="Admin key (AVOCADO_MASTER_KEY)")
+    require_key: bool | None = Field(
+        default=None, description="Require an API key on inference routes (default: only in production)"
+    )
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL (PostgreSQL); default: SQLite in the home directory"
+    )
+    redis_url: SecretStr | None = Field(default=None, description="Redis for limits shared by replicas")
+    amqp_url: SecretStr | None = Field(default=None, description="RabbitMQ to discover nodes on")
+    nodes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Static nodes, URL[,api_key], space-separated in AVOCADO_NODES"
+    )
+    health_interval: float = Field(default=5.0, gt=0, description="Seconds between node health checks")
+    breaker_failures: int = Field(default=3, ge=1, description="Consecutive failures that open a breaker")
+    breaker_cooldown: float = Field(default=10.0, gt=0, description="Seconds before a half-open probe")
+    key_cache_seconds: float = Field(default=5.0, ge=0, description="How long a verified key is trusted")
+    origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _split_nodes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.split()
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _check_nodes(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            url = entry.split(",", 1)[0]
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"a node is URL[,api_key] with an http(s) URL, got {url!r}")
+        return value
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("master_key")
+    @classmethod
+    def _check_master_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        key = value.get_secret_value()
+        if key.lower() in WEAK_MASTER_KEYS or len(key) < 16:
+            raise ValueError("master_key is too weak: use at least 16 random characters (32 in production)")
+        return value
+
+    @field_validator("amqp_url", "redis_url", "database_url")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None or not value.get_secret_value().strip() else value
+
+    @model_validator(mode="after")
+    def _production_needs_a_master_key(self) -> GatewaySettings:
+        if self.production:
+            key = self.master_key.get_secret_value() if self.master_key else ""
+            if len(key) < 32:
+                raise ValueError("production mode needs AVOCADO_MASTER_KEY of at least 32 random characters")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def keys_required(self) -> bool:
+        return self.production if self.require_key is None else self.require_key
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL: the one given, or SQLite in the home directory."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.home / 'gateway.sqlite3'}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def load_gateway_settings(config_file: Path | None = None, **overrides: object) -> GatewaySettings:
+    """Like :func:`load_settings`, for the gateway."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if config_file is None:
+        return GatewaySettings(**given)  # type: ignore[arg-type]
+    if not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+
+    class FileSettings(GatewaySettings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    return FileSettings(**given)  # type: ignore[arg-type]
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
