@@ -1,0 +1,177 @@
+"""``avocado keys``: create, list and revoke the gateway's virtual API keys over its admin API.
+
+The gateway is ``--gateway URL``, else ``AVOCADO_GATEWAY_URL``, else ``http://127.0.0.1:4000``; the
+master key comes from ``AVOCADO_MASTER_KEY`` only (a flag would land in the shell history) and is
+never printed. ``create`` writes the new key alone on stdout, so ``KEY=$(avocado keys create ci)``
+works; everything else about it goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+import typer
+from rich.console import Console
+
+from avocado.cli.models import human_ago, print_columns
+
+__all__ = ["DEFAULT_GATEWAY_URL", "GatewayAdmin", "register"]
+
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:4000"
+KEYS_PATH = "/api/avocado/keys"
+
+errors = Console(stderr=True)
+
+Gateway = Annotated[
+    str,
+    typer.Option(
+        "--gateway", envvar="AVOCADO_GATEWAY_URL", help="The gateway's URL (or AVOCADO_GATEWAY_URL)"
+    ),
+]
+
+
+class AdminError(Exception):
+    """The gateway refused, failed, or could not be reached."""
+
+
+class GatewayAdmin:
+    """The admin API of one gateway, called with the master key."""
+
+    def __init__(self, base_url: str, master_key: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {master_key}"}, timeout=30.0
+        )
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise AdminError(f"could not connect to the gateway at {self.base_url}: {exc}") from None
+        if not response.is_success:
+            try:
+                message = response.json().get("error", response.text)
+            except (ValueError, AttributeError):
+                message = response.text
+            raise AdminError(str(message) or f"HTTP {response.status_code}")
+        return response.json() if response.content else None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]Error:[/red] {message}", highlight=False, markup=True)
+    return typer.Exit(1)
+
+
+def _admin(gateway: str) -> GatewayAdmin:
+    master_key = os.environ.get("AVOCADO_MASTER_KEY", "").strip()
+    if not master_key:
+        raise _fail("AVOCADO_MASTER_KEY is not set: the admin API needs the gateway's master key")
+    return GatewayAdmin(gateway, master_key)
+
+
+def _call(gateway: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    admin = _admin(gateway)
+    try:
+        return admin.request(method, path, body)
+    except AdminError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        admin.close()
+
+
+def _models(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _limits(key: dict[str, Any]) -> str:
+    parts = [
+        f"{key[field]} {unit}"
+        for field, unit in (("rpm", "rpm"), ("tpm", "tpm"), ("max_parallel", "parallel"))
+        if key.get(field) is not None
+    ]
+    return ", ".join(parts) or "-"
+
+
+def _when(stamp: str | None, never: str) -> str:
+    return never if stamp is None else stamp.replace("T", " ")[:16] + " UTC"
+
+
+def _row(key: dict[str, Any]) -> list[str]:
+    return [
+        key["id"],
+        key["name"],
+        f"{key['key_prefix']}…",
+        ",".join(key["models"]) if key.get("models") is not None else "all",
+        _limits(key),
+        f"{key['requests']} req, {key['tokens_in']}/{key['tokens_out']} tok",
+        human_ago(key["last_used_at"]) if key.get("last_used_at") else "never",
+        _when(key.get("expires_at"), "never"),
+        key["status"],
+    ]
+
+
+def create(
+    name: Annotated[str, typer.Argument(help="Who or what the key is for")],
+    models: Annotated[
+        str | None, typer.Option(help="Models it may use, comma-separated (default all)")
+    ] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute")] = None,
+    max_parallel: Annotated[int | None, typer.Option(help="Requests at once")] = None,
+    expires: Annotated[str | None, typer.Option(help='Lifetime, e.g. "30d", "12h" (default never)')] = None,
+    gateway: Gateway = DEFAULT_GATEWAY_URL,
+) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+    body: dict[str, Any] = {"name": name}
+    for field, value in (("models", _models(models)), ("rpm", rpm), ("tpm", tpm),
+                         ("max_parallel", max_parallel), ("expires_in", expires)):  # fmt: skip
+        if value is not None:
+            body[field] = value
+    created = _call(gateway, "POST", KEYS_PATH, body)
+    errors.print(
+        f"created key '{created['name']}' (id {created['id']}); save it now, it is not shown again:",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    print(created["key"])
+
+
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the keys as JSON")] = False,
+    gateway: Gateway = DEFAULT_GATEWAY_URL,
+) -> None:
+    """List keys (their prefixes only), revoked and expired ones included."""
+    keys = _call(gateway, "GET", KEYS_PATH)["keys"]
+    if as_json:
+        print(json.dumps(keys, indent=2))
+        return
+    header = ["ID", "NAME", "KEY", "MODELS", "LIMITS", "USAGE", "LAST USED", "EXPIRES", "STATUS"]
+    print_columns(header, [_row(key) for key in keys])
+
+
+def revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (from avocado keys list)")],
+    gateway: Gateway = DEFAULT_GATEWAY_URL,
+) -> None:
+    """Revoke a key for good: requests with it are refused from then on."""
+    _call(gateway, "DELETE", f"{KEYS_PATH}/{quote(key_id, safe='')}")
+    errors.print(f"revoked key {key_id}", highlight=False, markup=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``avocado keys create|list|revoke`` to ``app``."""
+    keys = typer.Typer(name="keys", help="Manage the gateway's virtual API keys.", no_args_is_help=True)
+    keys.command("create")(create)
+    keys.command("list")(list_keys)
+    keys.command("revoke")(revoke)
+    app.add_typer(keys, name="keys")

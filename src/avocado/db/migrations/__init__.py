@@ -1,0 +1,1 @@
+"""Alembic migration scripts (``env.py`` and ``versions/``), packaged so they ship with avocado."""

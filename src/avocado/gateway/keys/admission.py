@@ -1,0 +1,87 @@
+"""Who may call the gateway: the :class:`~avocado.gateway.hooks.Admission` for virtual API keys.
+
+The key comes from ``Authorization: Bearer <key>`` or ``x-api-key: <key>``. The master key passes
+with no limits; a key of the database passes if it is active and allows the model; without a key
+the request passes as anonymous unless keys are required. What passes gets a :class:`KeyTicket`
+whose ``limits`` (a :class:`avocado.gateway.limits.KeyLimits`) the limiter chained after this
+enforces: ``limiter.acquire(ticket.key_id, limits)`` with ``limits = ticket_limits(ticket)`` when
+that is not ``None``. :meth:`KeyAdmission.finish` counts the request's tokens for its key.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.requests import Request
+
+from avocado.gateway.hooks import Outcome, Refused, Ticket
+from avocado.gateway.keys.service import KeyService
+from avocado.gateway.limits import KeyLimits
+
+__all__ = ["KeyAdmission", "KeyTicket", "bearer_key", "ticket_limits"]
+
+Caller = Literal["key", "master", "anonymous"]
+
+
+@dataclass(slots=True)
+class KeyTicket(Ticket):
+    """A :class:`Ticket` that also says who the caller is and what limits its key has."""
+
+    caller: Caller = "anonymous"
+    limits: KeyLimits | None = None  # None: no limits (master key, anonymous)
+
+
+def ticket_limits(ticket: Ticket) -> KeyLimits | None:
+    """The limits to enforce for ``ticket`` (``None``: none), whatever admission made it."""
+    return ticket.limits if isinstance(ticket, KeyTicket) else None
+
+
+def bearer_key(request: Request) -> str | None:
+    """The key the client sent: ``Authorization: Bearer <key>``, else ``x-api-key``."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
+    return request.headers.get("x-api-key", "").strip() or None
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class KeyAdmission:
+    """Admits callers by API key; ``require_key=False`` lets callers without a key in, unlimited."""
+
+    def __init__(self, service: KeyService, master_key: str | None, require_key: bool) -> None:
+        self.service = service
+        self.master_key = master_key or None
+        self.require_key = require_key
+
+    async def admit(self, request: Request, model: str | None) -> Ticket:
+        key = bearer_key(request)
+        if key is None:
+            if self.require_key:
+                raise Refused(401, "missing API key: send Authorization: Bearer <key>")
+            return KeyTicket(caller="anonymous")
+        if self.master_key is not None and _same(key, self.master_key):
+            return KeyTicket(key_name="master", caller="master")
+        record = await self.service.alookup(key)
+        if record is None:
+            raise Refused(401, "invalid API key")
+        state = record.state(self.service.now())
+        if state != "active":
+            raise Refused(401, f"API key {state}")
+        if model is not None and not record.allows(model):
+            raise Refused(403, f"API key '{record.name}' may not use model '{model}'")
+        return KeyTicket(
+            key_id=record.id,
+            key_name=record.name,
+            allowed_models=None if record.allowed_models is None else list(record.allowed_models),
+            caller="key",
+            limits=record.limits,
+        )
+
+    async def finish(self, ticket: Ticket, outcome: Outcome) -> None:
+        if ticket.key_id is not None:
+            self.service.record_usage(ticket.key_id, outcome.tokens_in, outcome.tokens_out)
