@@ -16,7 +16,12 @@ from avocado.config import Settings
 from avocado.discovery import ModelInfo
 from avocado.node.api import embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
-from avocado.node.api.middleware import LOCAL_ORIGINS, ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.api.middleware import (
+    LOCAL_ORIGINS,
+    ApiKeyMiddleware,
+    JsonBodyMiddleware,
+    RequestLogMiddleware,
+)
 from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.presence import Presence
 from avocado.node.registry.server import router as registry_router
@@ -106,5 +111,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     return app

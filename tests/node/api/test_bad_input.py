@@ -187,3 +187,13 @@ def test_long_chat_drops_the_oldest_turns(http: httpx.Client) -> None:
     result = http.post("/api/chat", json=body).json()
     assert result["done"] is True
     assert 1000 < result["prompt_eval_count"] < 2048
+
+
+def test_json_body_without_json_content_type_is_read(http: httpx.Client) -> None:
+    """``curl URL -d '{...}'`` (form content type), as in Ollama's own docs, works as with Ollama."""
+    body = json.dumps({"model": SMOLLM, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}})
+    for kind in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {"content-type": kind} if kind else {}
+        response = http.post("/api/generate", content=body, headers=headers)
+        assert response.status_code == 200, (kind, response.text)
+        assert response.json()["done"] is True

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from avocado.logs import request_fields
 from avocado.node.api.errors import error_body
 
-__all__ = ["LOCAL_ORIGINS", "ApiKeyMiddleware", "RequestLogMiddleware"]
+__all__ = ["LOCAL_ORIGINS", "ApiKeyMiddleware", "JsonBodyMiddleware", "RequestLogMiddleware"]
 
 log = logging.getLogger("avocado.request")
 
@@ -91,3 +91,27 @@ class ApiKeyMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class JsonBodyMiddleware:
+    """Reads request bodies as JSON whatever their Content-Type says, as Ollama does.
+
+    Ollama's own examples are ``curl http://localhost:11434/api/chat -d '{...}'``, which sends
+    ``application/x-www-form-urlencoded``; Ollama decodes the body as JSON regardless. Blob uploads
+    (``/api/blobs/...``) and the registry (``/v2/...``) carry bytes and are left alone.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "DELETE") and _json_route(scope["path"]):
+            headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+            kinds = [value for name, value in scope["headers"] if name == b"content-type"]
+            if not kinds or not kinds[0].split(b";")[0].strip().lower().endswith(b"json"):
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+def _json_route(path: str) -> bool:
+    return (path.startswith("/api/") and not path.startswith("/api/blobs/")) or path.startswith("/v1/")
