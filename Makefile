@@ -2,7 +2,7 @@
 .PHONY: run test install install-dev lint
 
 run: install
-	.venv/bin/avocado serve
+	.venv/bin/avocado up
 
 test: install-dev
 	scripts/services.sh

@@ -11,6 +11,8 @@ import typer
 from pydantic import ValidationError
 
 import avocado
+from avocado.cli import gateway as gateway_commands
+from avocado.cli import keys as key_commands
 from avocado.cli import models as model_commands
 from avocado.cli import presence as presence_commands
 from avocado.config import Settings, load_settings
@@ -27,6 +29,8 @@ app = typer.Typer(
 )
 model_commands.register(app)
 presence_commands.register(app)
+gateway_commands.register(app)
+key_commands.register(app)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,188 @@
+"""``avocado gateway`` (one endpoint in front of many nodes), ``avocado gateway nodes`` and ``avocado up``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+import avocado
+from avocado.cli.client import ClientError, NodeClient
+from avocado.config import DEFAULT_PORT, GatewaySettings, load_gateway_settings
+
+__all__ = ["register"]
+
+console = Console()
+errors = Console(stderr=True)
+
+gateway_app = typer.Typer(
+    help="One Ollama/OpenAI endpoint in front of many nodes: routing, failover, keys, limits, metrics.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+Host = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")]
+Port = Annotated[int | None, typer.Option(help="Port to listen on (default 4000)")]
+Nodes = Annotated[
+    list[str] | None, typer.Option("--node", help="A node, URL[,api_key]; repeat for more (or AVOCADO_NODES)")
+]
+Discover = Annotated[
+    str | None, typer.Option("--discover", help="Find nodes on this RabbitMQ (or AVOCADO_AMQP_URL)")
+]
+RedisUrl = Annotated[str | None, typer.Option("--redis-url", help="Share limits with other replicas")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
+Home = Annotated[Path | None, typer.Option(help="Data directory, AVOCADO_HOME (default ~/.avocado)")]
+GatewayUrl = Annotated[
+    str | None, typer.Option("--gateway", help="The gateway (default AVOCADO_GATEWAY_URL or 127.0.0.1:4000)")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _settings(config: Path | None, **overrides: object) -> GatewaySettings:
+    try:
+        return load_gateway_settings(config, **overrides)
+    except (ValidationError, FileNotFoundError) as exc:
+        from avocado.cli.main import settings_error
+
+        errors.print(f"[red]Error:[/red] invalid settings: {settings_error(exc)}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _serve(settings: GatewaySettings, banner: str) -> None:
+    import uvicorn
+
+    from avocado.gateway.build import build_gateway
+    from avocado.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, settings.logs_dir)
+    application = build_gateway(settings)
+    typer.echo(banner, err=True)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+@gateway_app.callback()
+def gateway(
+    ctx: typer.Context,
+    host: Host = None,
+    port: Port = None,
+    node: Nodes = None,
+    discover: Discover = None,
+    redis_url: RedisUrl = None,
+    config: ConfigFile = None,
+    home: Home = None,
+) -> None:
+    """Start the gateway (keys need AVOCADO_MASTER_KEY; AVOCADO_DATABASE_URL for PostgreSQL)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(
+        config, host=host, port=port, nodes=node, amqp_url=discover, redis_url=redis_url, home=home
+    )
+    url = f"http://{settings.host}:{settings.port}"
+    _serve(settings, f"avocado gateway {avocado.__version__} listening on {url}")
+
+
+@gateway_app.command("nodes")
+def nodes(gateway: GatewayUrl = None, as_json: AsJson = False) -> None:
+    """List the gateway's nodes: health, breaker, models, requests in flight, latency."""
+    url = gateway or os.environ.get("AVOCADO_GATEWAY_URL") or "http://127.0.0.1:4000"
+    key = os.environ.get("AVOCADO_MASTER_KEY") or os.environ.get("AVOCADO_API_KEY")
+    try:
+        listing = NodeClient(url, api_key=key).get("/api/avocado/nodes")
+    except ClientError as exc:
+        errors.print(f"[red]Error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(listing, indent=2))
+        return
+    rows = [
+        [
+            str(n.get("name")),
+            str(n.get("url")),
+            "healthy" if n.get("healthy") else "unhealthy",
+            str(n.get("status")),
+            str(n.get("breaker")),
+            str(n.get("in_flight")),
+            f"{n['latency_ms']:.1f}" if isinstance(n.get("latency_ms"), int | float) else "-",
+            ", ".join(n.get("models") or []) or "-",
+        ]
+        for n in listing.get("nodes", [])
+    ]
+    header = ["NAME", "URL", "HEALTH", "STATUS", "BREAKER", "IN FLIGHT", "LATENCY MS", "MODELS"]
+    _columns(header, rows)
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("    ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def up(
+    port: Annotated[int, typer.Option(help="The gateway's port: what clients use")] = DEFAULT_PORT,
+    node_port: Annotated[int, typer.Option(help="The node's port (loopback only)")] = DEFAULT_PORT + 1,
+    home: Home = None,
+) -> None:
+    """Start a node and a gateway in front of it, on embedded defaults; Ctrl-C stops both."""
+    env = dict(os.environ)
+    if home is not None:
+        env["AVOCADO_HOME"] = str(home)
+    node_url = f"http://127.0.0.1:{node_port}"
+    command = [sys.executable, "-m", "avocado", "serve", "--host", "127.0.0.1", "--port", str(node_port)]
+    node = subprocess.Popen(command, env=env)
+    try:
+        _wait_for_node(node, node_url)
+        key = env.get("AVOCADO_API_KEY")
+        settings = _settings(None, port=port, home=home, nodes=[f"{node_url},{key}" if key else node_url])
+        gateway_url = f"http://{settings.host}:{settings.port}"
+        banner = (
+            f"avocado {avocado.__version__} is up\n"
+            f"  gateway  {gateway_url}   (Ollama and OpenAI APIs: OLLAMA_HOST={gateway_url}, "
+            f"base_url={gateway_url}/v1)\n"
+            f"  node     {node_url}\n"
+            f"  metrics  {gateway_url}/metrics   nodes: avocado gateway nodes --gateway {gateway_url}"
+        )
+        _serve(settings, banner)
+    finally:
+        _stop(node)
+
+
+def _wait_for_node(node: subprocess.Popen[bytes], url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.poll() is not None:
+            errors.print(f"[red]Error:[/red] the node exited with status {node.returncode}", highlight=False)
+            raise typer.Exit(1)
+        try:
+            if httpx.get(url, timeout=1).is_success:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    _stop(node)
+    errors.print(f"[red]Error:[/red] the node did not answer at {url} within {timeout:g} s", highlight=False)
+    raise typer.Exit(1)
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gateway_app, name="gateway")
+    app.command("up")(up)

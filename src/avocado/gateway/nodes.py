@@ -1,0 +1,488 @@
+"""The nodes behind the gateway: where they are, what they serve and how they are doing.
+
+A :class:`NodePool` holds static nodes (``URL[,api_key]``) and the nodes a discovery
+:class:`~avocado.discovery.Registry` knows, kept in step with it through its ``on_change``. Every
+``health_interval`` seconds it asks each node for ``GET /api/tags``: that says whether the node is
+healthy and which models it serves. Requests report back too (:meth:`Node.succeeded`,
+:meth:`Node.failed`), and each node's :class:`Breaker` stops sending it requests after
+``breaker_failures`` failures in a row until a probe, ``breaker_cooldown`` seconds later, succeeds.
+
+A node that announces ``draining`` gets no new requests; one that leaves discovery (``offline``, or
+its TTL ran out) is dropped as soon as its last request has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from avocado.discovery import Announcement, ModelInfo, Registry, redact_url
+from avocado.gateway.upstream import Upstream
+from avocado.node.store.names import ModelName
+
+__all__ = [
+    "Breaker",
+    "BreakerState",
+    "Node",
+    "NodePool",
+    "NodeSource",
+    "NodeSpec",
+    "NodeStatus",
+    "describe_error",
+    "normalize_model",
+]
+
+log = logging.getLogger(__name__)
+
+NodeSource = Literal["static", "discovery"]
+NodeStatus = Literal["online", "draining", "offline"]
+BreakerState = Literal["closed", "open", "half_open"]
+
+LATENCY_ALPHA = 0.3  # weight of the newest sample in a node's latency average
+
+
+@lru_cache(maxsize=4096)
+def normalize_model(name: str) -> str:
+    """The name a node lists a model under (``smollm2`` -> ``smollm2:latest``); ``ValueError`` if invalid."""
+    return ModelName.parse(name).display
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short text for an exception (httpx's are often empty)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """A static node: its URL, the key it wants (never shown), and its share of the load."""
+
+    url: str
+    api_key: str | None = field(default=None, repr=False)
+    name: str | None = None
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, entry: str, weight: float = 1.0) -> NodeSpec:
+        """``URL[,api_key]``, as in ``AVOCADO_NODES``."""
+        url, _, key = entry.strip().partition(",")
+        return cls(url=url.strip().rstrip("/"), api_key=key.strip() or None, weight=weight)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"a node is URL[,api_key] with an http(s) URL, got {redact_url(self.url)!r}")
+        if self.api_key is not None and (not self.api_key.isprintable() or " " in self.api_key):
+            raise ValueError("a node's api key must be printable, without spaces")
+        if self.weight <= 0:
+            raise ValueError("a node's weight must be positive")
+
+
+class Breaker:
+    """Closed, then open after ``threshold`` failures in a row; after ``cooldown`` s one probe may pass.
+
+    The probe's success closes the breaker; its failure opens it for another ``cooldown``.
+    """
+
+    def __init__(
+        self, threshold: int = 3, cooldown: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self.state: BreakerState = "closed"
+        self.failures = 0  # consecutive
+        self.opened_at = 0.0
+
+    def available(self) -> bool:
+        """Whether :meth:`acquire` would let a request through now (without taking the probe)."""
+        if self.state == "closed":
+            return True
+        return self.state == "open" and self._clock() - self.opened_at >= self.cooldown
+
+    def acquire(self) -> bool:
+        """Let one request through: any while closed; the single half-open probe once the cooldown passed."""
+        if self.state == "closed":
+            return True
+        if self.state == "open" and self._clock() - self.opened_at >= self.cooldown:
+            self.state = "half_open"
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures = 0
+        self.state = "closed"
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.state == "half_open" or (self.state == "closed" and self.failures >= self.threshold):
+            self.state = "open"
+            self.opened_at = self._clock()
+
+    def release(self) -> None:
+        """A probe that ended without a verdict (the client left): the next request may probe."""
+        if self.state == "half_open":
+            self.state = "open"
+
+
+class Node:
+    """One node as the gateway sees it. Its API key only ever leaves as the ``Authorization`` header."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        api_key: str | None = None,
+        source: NodeSource = "static",
+        weight: float = 1.0,
+        breaker: Breaker | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url.rstrip("/")
+        self.source: NodeSource = source
+        self.weight = weight
+        self.breaker = breaker if breaker is not None else Breaker()
+        self.status: NodeStatus = "online"
+        self.healthy = True  # until a health check says otherwise
+        self.checked = False  # a health check has answered (either way)
+        self.gone = False  # left discovery: no new requests, dropped once idle
+        self.models: frozenset[str] = frozenset()
+        self.tags: tuple[dict[str, Any], ...] = ()  # its /api/tags entries (or its announced models)
+        self.in_flight = 0
+        self.requests = 0  # requests sent to it, failed ones included
+        self.latency_s: float | None = None  # average of health checks and time to first byte
+        self.last_error: str | None = None
+        self.auth: tuple[tuple[bytes, bytes], ...] = (
+            ((b"authorization", b"Bearer " + api_key.encode()),) if api_key else ()
+        )
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, {redact_url(self.url)!r}, {self.status}, healthy={self.healthy})"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.auth)
+
+    @property
+    def routable(self) -> bool:
+        """Takes new requests (its breaker aside)."""
+        return self.healthy and self.status == "online" and not self.gone
+
+    def observe_latency(self, seconds: float) -> None:
+        previous = self.latency_s
+        self.latency_s = seconds if previous is None else previous + LATENCY_ALPHA * (seconds - previous)
+
+    def succeeded(self, seconds: float) -> None:
+        """A request got its first byte from the node after ``seconds``."""
+        self.observe_latency(seconds)
+        self.breaker.success()
+
+    def failed(self, error: str) -> None:
+        """A request failed on the node (connection, timeout or 5xx)."""
+        self.last_error = error
+        self.breaker.failure()
+
+    def forget_model(self, model: str) -> None:
+        """The node said it does not have ``model`` (deleted since the last check)."""
+        self.models = self.models - {model}
+
+    def set_tags(self, entries: list[dict[str, Any]]) -> None:
+        names = []
+        for entry in entries:
+            try:
+                names.append(normalize_model(str(entry.get("name") or entry.get("model") or "")))
+            except ValueError:
+                continue
+        self.tags = tuple(entries)
+        self.models = frozenset(names)
+
+    def set_announced(self, models: tuple[ModelInfo, ...]) -> None:
+        """An announcement's model list, when it differs from what the node listed last."""
+        entries = [{"name": m.name, "model": m.name, "size": m.size, "digest": m.digest} for m in models]
+        names = {str(entry["name"]) for entry in entries}
+        if names != {str(entry.get("name")) for entry in self.tags}:
+            self.set_tags(entries)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /api/avocado/nodes`` shows: everything but the key."""
+        return {
+            "name": self.name,
+            "url": redact_url(self.url),
+            "source": self.source,
+            "status": "offline" if self.gone else self.status,
+            "healthy": self.healthy,
+            "breaker": self.breaker.state,
+            "models": sorted(self.models),
+            "in_flight": self.in_flight,
+            "requests": self.requests,
+            "latency_ms": None if self.latency_s is None else round(self.latency_s * 1000, 2),
+            "consecutive_failures": self.breaker.failures,
+            "last_error": self.last_error,
+            "weight": self.weight,
+            "api_key": self.has_api_key,
+        }
+
+
+class _CheckFailed(Exception):
+    pass
+
+
+class NodePool:
+    """Static nodes plus those ``registry`` knows; health checks between :meth:`start` and :meth:`close`.
+
+    ``discovery_api_key`` is sent to discovered nodes (announcements carry no keys); ``tls`` verifies
+    ``https`` nodes (default: the system's CAs).
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[NodeSpec | str] = (),
+        registry: Registry | None = None,
+        *,
+        discovery_api_key: str | None = None,
+        health_interval: float = 5.0,
+        health_timeout: float = 2.0,
+        breaker_failures: int = 3,
+        breaker_cooldown: float = 10.0,
+        connect_timeout: float = 5.0,
+        max_connections: int = 1024,
+        tls: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.tls = tls
+        self.discovery_api_key = discovery_api_key
+        self.health_interval = health_interval
+        self.health_timeout = health_timeout
+        self.breaker_failures = breaker_failures
+        self.breaker_cooldown = breaker_cooldown
+        self.connect_timeout = connect_timeout
+        self.max_connections = max_connections
+        self._clock = clock
+        self._nodes: dict[str, Node] = {}
+        self._static_by_url: dict[str, Node] = {}
+        self.nodes: tuple[Node, ...] = ()  # the current nodes, rebuilt on every change (read on each request)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.upstream = Upstream(connect_timeout=connect_timeout, max_idle=max_connections, tls=tls)
+        self._health: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        for spec in nodes:
+            self.add(NodeSpec.parse(spec) if isinstance(spec, str) else spec)
+        if registry is not None:
+            previous = registry.on_change
+
+            def on_change(changed: Registry) -> None:
+                if previous is not None:
+                    previous(changed)
+                self.sync()
+
+            registry.on_change = on_change
+            self.sync()
+
+    # -- membership ---------------------------------------------------------------------------------
+
+    def add(self, spec: NodeSpec) -> Node:
+        """Add a static node."""
+        url = spec.url.rstrip("/")
+        name = spec.name or url
+        if name in self._nodes or url in self._static_by_url:
+            raise ValueError(f"node {redact_url(name)!r} is listed twice")
+        node = Node(name, url, api_key=spec.api_key, weight=spec.weight, breaker=self._breaker())
+        self._nodes[name] = node
+        self._static_by_url[url] = node
+        self._rebuild()
+        return node
+
+    def get(self, name: str) -> Node | None:
+        return self._nodes.get(name)
+
+    def sync(self) -> None:
+        """Take the registry's live nodes in: new ones, moved ones, draining ones, and those that left."""
+        if self.registry is None:
+            return
+        seen: set[str] = set()
+        announced_static: set[str] = set()
+        for announcement in self.registry.snapshot():
+            url = announcement.url.rstrip("/")
+            static = self._static_by_url.get(url)
+            if static is not None:  # listed statically too: the announcement only tells its status
+                static.status = announcement.status
+                announced_static.add(url)
+                continue
+            seen.add(announcement.service_id)
+            self._take(announcement, url)
+        for url, node in self._static_by_url.items():
+            if url not in announced_static:
+                node.status = "online"
+        for node in list(self._nodes.values()):
+            if node.source == "discovery" and node.name not in seen and not node.gone:
+                log.info("gateway: node %s left discovery", node.name)
+                node.gone = True
+        self._sweep()
+        self._rebuild()
+
+    def _take(self, announcement: Announcement, url: str) -> None:
+        node = self._nodes.get(announcement.service_id)
+        if node is not None and node.source == "static":
+            log.warning("gateway: ignoring discovered node %s: a static node has that name", node.name)
+            return
+        if node is None:
+            node = Node(
+                announcement.service_id,
+                url,
+                api_key=self.discovery_api_key,
+                source="discovery",
+                breaker=self._breaker(),
+            )
+            self._nodes[node.name] = node
+            log.info("gateway: node %s discovered at %s", node.name, redact_url(url))
+            self._spawn_check(node)
+        elif node.url != url or node.gone:
+            log.info("gateway: node %s is now at %s", node.name, redact_url(url))
+            node.url, node.gone = url, False
+            self._spawn_check(node)
+        if node.status != announcement.status:
+            log.info("gateway: node %s is %s", node.name, announcement.status)
+        node.status = announcement.status
+        node.set_announced(announcement.models)
+
+    def begin(self, node: Node) -> None:
+        """A request goes to ``node``."""
+        node.in_flight += 1
+        node.requests += 1
+
+    def end(self, node: Node) -> None:
+        """A request on ``node`` ended; a node that left is dropped with its last request."""
+        node.in_flight -= 1
+        if node.gone and node.in_flight <= 0:
+            self._sweep()
+            self._rebuild()
+
+    def _sweep(self) -> None:
+        for node in [n for n in self._nodes.values() if n.gone and n.in_flight <= 0]:
+            del self._nodes[node.name]
+            log.info("gateway: node %s removed", node.name)
+
+    def _rebuild(self) -> None:
+        self.nodes = tuple(self._nodes[name] for name in sorted(self._nodes))
+
+    def _breaker(self) -> Breaker:
+        return Breaker(self.breaker_failures, self.breaker_cooldown, self._clock)
+
+    # -- health -------------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client for health checks and listings (requests go through :attr:`upstream`)."""
+        if self._client is None:
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(None, connect=self.connect_timeout),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                    keepalive_expiry=30.0,
+                ),
+                follow_redirects=False,
+                trust_env=False,
+                verify=self.tls if self.tls is not None else True,
+            )
+            for name in list(client.headers.keys()):  # only what the gateway means to send
+                del client.headers[name]
+            self._client = client
+        return self._client
+
+    async def start(self) -> None:
+        """Check every node once (at most ``health_timeout`` s), then keep checking in the background."""
+        self.loop = asyncio.get_running_loop()
+        await self.check_all()
+        self._health = asyncio.create_task(self._health_loop(), name="gateway health checks")
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._health, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._health = None
+        await self.upstream.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            try:
+                await self.check_all()
+            except Exception:  # a bug here must not end health checking for good
+                log.exception("gateway: health check round failed")
+
+    async def check_all(self) -> None:
+        self.sync()  # also drops nodes whose TTL ran out when no watcher sweeps the registry
+        await asyncio.gather(*(self.check(node) for node in self.nodes if not node.gone))
+
+    async def check(self, node: Node) -> bool:
+        """``GET /api/tags`` on ``node``: health and models; the breaker's probe once its cooldown passed."""
+        counts = node.breaker.state == "closed" or node.breaker.acquire()
+        started = time.perf_counter()
+        try:
+            entries = await self._tags(node)
+        except (httpx.HTTPError, _CheckFailed, ValueError, KeyError, TypeError) as exc:
+            self._unhealthy(node, describe_error(exc))
+            if counts:
+                node.breaker.failure()
+            return False
+        except BaseException:  # cancelled: no verdict
+            if counts:
+                node.breaker.release()
+            raise
+        node.observe_latency(time.perf_counter() - started)
+        node.set_tags(entries)
+        if not node.healthy:
+            log.info("gateway: node %s is healthy again", node.name)
+        node.healthy, node.checked = True, True
+        if counts:
+            node.breaker.success()
+        return True
+
+    async def _tags(self, node: Node) -> list[dict[str, Any]]:
+        response = await self.client.get(
+            node.url + "/api/tags", headers=list(node.auth), timeout=self.health_timeout
+        )
+        if response.status_code != 200:
+            hint = " (check its api key)" if response.status_code in (401, 403) else ""
+            raise _CheckFailed(f"GET /api/tags answered HTTP {response.status_code}{hint}")
+        models = response.json()["models"]
+        if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+            raise _CheckFailed("GET /api/tags did not list models")
+        return models
+
+    def _unhealthy(self, node: Node, error: str) -> None:
+        if node.healthy or not node.checked:
+            log.warning("gateway: node %s is unhealthy: %s", node.name, error)
+        node.healthy, node.checked, node.last_error = False, True, error
+
+    def _spawn_check(self, node: Node) -> None:
+        """Check a node that just appeared or moved, when the pool runs (called on its loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self.loop is not loop:
+            return
+        task = loop.create_task(self.check(node))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
