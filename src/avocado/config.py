@@ -37,6 +37,13 @@ DEFAULT_GATEWAY_PORT = 4000
 WEAK_MASTER_KEYS = frozenset({"sk-1234", "changeme", "change-me", "password", "secret", "admin", "master"})
 
 
+def comma_list(value: object) -> object:
+    """A comma-separated environment value as a list (other values pass through to validation)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 class Settings(BaseSettings):
     """Everything a node needs to know to start."""
 
@@ -102,9 +109,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         """``AVOCADO_ORIGINS=https://a.example,https://b.example``, as Ollama spells OLLAMA_ORIGINS."""
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return comma_list(value)
 
     @field_validator("ollama_url")
     @classmethod
@@ -256,9 +261,7 @@ class GatewaySettings(BaseSettings):
     @field_validator("origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return comma_list(value)
 
     @field_validator("master_key")
     @classmethod
