@@ -24,7 +24,7 @@ from avocado.tunnel import (
     TunnelTimeout,
     UrlCallback,
 )
-from avocado.tunnel.process import _orphan_guard
+from avocado.tunnel.process import orphan_guard
 from tests.tunnel.support import BODY, LocalNode, Sshd, cloudflared_standin, free_port, until, wait_gone
 
 Calls = list[tuple[str, str | None]]
@@ -309,7 +309,7 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.skipif(not _orphan_guard(), reason="needs util-linux setpriv with --pdeathsig (Linux)")
+@pytest.mark.skipif(not orphan_guard(), reason="needs util-linux setpriv with --pdeathsig (Linux)")
 def test_the_program_goes_when_the_node_is_killed(tmp_path: Path) -> None:
     directory = cloudflared_standin(tmp_path / "bin")
     env = {**os.environ, "PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"}

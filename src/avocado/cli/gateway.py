@@ -19,6 +19,7 @@ from rich.console import Console
 import avocado
 from avocado.cli.client import ClientError, NodeClient
 from avocado.config import DEFAULT_PORT, GatewaySettings, load_gateway_settings
+from avocado.tunnel.process import orphan_guard
 
 __all__ = ["register"]
 
@@ -137,8 +138,11 @@ def up(
     if home is not None:
         env["AVOCADO_HOME"] = str(home)
     node_url = f"http://127.0.0.1:{node_port}"
-    command = [sys.executable, "-m", "avocado", "serve", "--host", "127.0.0.1", "--port", str(node_port)]
-    node = subprocess.Popen(command, env=env)
+    serve = [sys.executable, "-m", "avocado", "serve", "--host", "127.0.0.1", "--port", str(node_port)]
+    # The node goes with us: stopped in order below, and by the kernel if we are killed outright.
+    node = subprocess.Popen([*orphan_guard(), *serve], env=env)
+    # uvicorn re-raises SIGTERM once it has shut down; as SystemExit it runs the ``finally`` below.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         _wait_for_node(node, node_url)
         key = env.get("AVOCADO_API_KEY")
@@ -154,6 +158,10 @@ def up(
         _serve(settings, banner)
     finally:
         _stop(node)
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _wait_for_node(node: subprocess.Popen[bytes], url: str, timeout: float = 120.0) -> None:

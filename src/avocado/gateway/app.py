@@ -3,7 +3,8 @@
 Model routes (``POST /api/generate``, ``/api/chat``, ``/v1/chat/completions``, ...) go through the
 :class:`~avocado.gateway.proxy.GatewayProxy`. The listings merge what the healthy, online nodes serve:
 ``GET /api/tags``, ``/v1/models`` (and ``/v1/models/{model}``), ``/api/ps``. ``GET /api/avocado/nodes``
-shows the pool (never a node's key). ``GET /`` and ``/api/version`` answer as Ollama does.
+shows the pool (never a node's key). ``GET /`` and ``/api/version`` answer as Ollama does. Model
+management (pull, create, copy, delete, push, blobs) goes to nodes through :mod:`avocado.gateway.manage`.
 
 Every response carries ``X-Request-ID``. Listings are admitted like model requests (``model`` None),
 so keys and limits apply to them too; only ``GET /`` is open to all.
@@ -29,8 +30,10 @@ from starlette.routing import Route
 import avocado
 from avocado.gateway.errors import error_response, install_error_handlers, retry_after_value
 from avocado.gateway.hooks import Admission, OpenAdmission, Outcome, Refused, Ticket
+from avocado.gateway.manage import Management, ManagementGuard
 from avocado.gateway.nodes import Node, NodePool, normalize_model
-from avocado.gateway.proxy import MODEL_ROUTES, GatewayProxy, Observer, RequestIdMiddleware, request_id_of
+from avocado.gateway.proxy import MODEL_ROUTES, GatewayProxy, Observer
+from avocado.gateway.request_id import RequestIdMiddleware, request_id_of
 from avocado.gateway.routing import Router
 
 __all__ = ["LOCAL_ORIGINS", "AdminGuard", "Lifespan", "create_gateway_app", "merged_tags"]
@@ -53,11 +56,13 @@ def create_gateway_app(
     origins: Sequence[str] = (),
     max_attempts: int = 3,
     admin_guard: AdminGuard | None = None,
+    manage_guard: ManagementGuard | None = None,
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
     """The gateway over ``pool``; its lifespan enters ``lifespan`` (if any), then starts the pool's checks.
 
-    ``admin_guard`` checks callers of ``GET /api/avocado/nodes`` (default: the admission, as listings).
+    ``admin_guard`` checks callers of ``GET /api/avocado/nodes`` (default: the admission, as listings);
+    ``manage_guard`` callers of the model management routes (default: none, everyone may).
     """
     gate = admission if admission is not None else OpenAdmission()
     router = Router(pool, max_attempts)
@@ -81,6 +86,7 @@ def create_gateway_app(
     app.state.proxy = proxy
     install_error_handlers(app)
     _add_routes(app, proxy, _Listings(pool, gate, admin_guard), extra_routers)
+    app.router.routes.extend(Management(pool, manage_guard).routes())
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(origins),

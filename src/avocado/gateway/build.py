@@ -23,7 +23,7 @@ from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.discovery import DiscoveryWatcher, Registry, redact_url
 from avocado.gateway.admission import GatewayAdmission
 from avocado.gateway.app import create_gateway_app
-from avocado.gateway.keys import KeyAdmission, KeyService, keys_router
+from avocado.gateway.keys import KeyAdmission, KeyService, keys_router, master_guard
 from avocado.gateway.limits import Limiter, MemoryLimiter, RedisLimiter
 from avocado.gateway.metrics import GatewayMetrics
 from avocado.gateway.nodes import NodePool
@@ -77,6 +77,7 @@ def build_gateway(settings: GatewaySettings) -> FastAPI:
         admission=admission,
         extra_routers=[keys_router(keys, master)],
         origins=settings.origins,
+        manage_guard=master_guard(master, settings.keys_required),
         lifespan=lifespan,
     )
     app.router.routes.append(Route("/metrics", _metrics_endpoint(metrics, pool), methods=["GET"]))

@@ -31,7 +31,7 @@ from avocado.tunnel.base import Tunnel
 from avocado.tunnel.errors import TunnelStartError, TunnelTimeout
 from avocado.tunnel.redact import redact
 
-__all__ = ["ChildProcess", "ProcessTunnel"]
+__all__ = ["ChildProcess", "ProcessTunnel", "orphan_guard"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ _ERROR_LINES = 3  # lines of output quoted in an error message
 
 
 @functools.cache
-def _orphan_guard() -> tuple[str, ...]:
+def orphan_guard() -> tuple[str, ...]:
     """``setpriv --pdeathsig TERM --`` where util-linux's setpriv knows the flag; nothing elsewhere."""
     setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
     if setpriv is None:
@@ -138,7 +138,7 @@ class ChildProcess:
                 await reader
 
     async def _spawn(self) -> None:
-        argv = [*_orphan_guard(), *self.argv]
+        argv = [*orphan_guard(), *self.argv]
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,

@@ -11,6 +11,7 @@ that is not ``None``. :meth:`KeyAdmission.finish` counts the request's tokens fo
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +21,7 @@ from avocado.gateway.hooks import Outcome, Refused, Ticket
 from avocado.gateway.keys.service import KeyService
 from avocado.gateway.limits import KeyLimits
 
-__all__ = ["KeyAdmission", "KeyTicket", "bearer_key", "ticket_limits"]
+__all__ = ["KeyAdmission", "KeyTicket", "bearer_key", "master_guard", "ticket_limits"]
 
 Caller = Literal["key", "master", "anonymous"]
 
@@ -48,6 +49,26 @@ def bearer_key(request: Request) -> str | None:
 
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def master_guard(master_key: str | None, keys_required: bool) -> Callable[[Request], Awaitable[None]]:
+    """A check for admin-only routes (model management): the master key when one is configured;
+    without one, everyone on a gateway that requires no keys (one user), no one on a gateway that does.
+    """
+    expected = master_key or None
+
+    async def guard(request: Request) -> None:
+        if expected is None:
+            if keys_required:
+                raise Refused(403, "model management is disabled: the gateway has no master key")
+            return
+        given = bearer_key(request)
+        if given is None:
+            raise Refused(401, "model management needs the master key: Authorization: Bearer <key>")
+        if not _same(given, expected):
+            raise Refused(403, "model management needs the master key")
+
+    return guard
 
 
 class KeyAdmission:

@@ -1,0 +1,49 @@
+"""Request ids: one per request, on every response (``X-Request-ID``), every log line and every node call.
+
+A client's own id is kept when it is sane (letters, digits and ``._:-``, at most 128), so a caller can
+follow its request through the gateway and onto the node.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestIdMiddleware", "request_id_of"]
+
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The request's id: set by :class:`RequestIdMiddleware`, else the client's sane one, else a new one."""
+    state = scope.get("state")
+    if state is not None and (known := state.get("request_id")):
+        return str(known)
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SANE_ID.match(value):
+            return str(value.decode())
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (``scope["state"]["request_id"]``) and every response ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
