@@ -95,6 +95,9 @@ def wrk(url: str, path: str, clients: int, seconds: int, script_dir: Path) -> Lo
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
+    if errors:
+        detail = [line.strip() for line in out.splitlines() if "rrors" in line or "Non-2xx" in line]
+        print(f"  ({url}{path}, {clients} clients: {'; '.join(detail)})", file=sys.stderr)
     return Load(rps, _percentile(out, "50%"), _percentile(out, "99%"), errors)
 
 

@@ -192,3 +192,31 @@ def test_a_node_that_wants_a_key_is_unhealthy_without_it(home: Path, tmp_path: P
         and "401" in (keyless.last_error or "")
         and "api key" in (keyless.last_error or "")
     )
+
+
+async def _closes_kept_alive_connections(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers the first request on a connection, keeps it open, and drops it at the second request:
+    what a node does when it times out an idle connection just as the gateway reuses it."""
+    body = b'{"models": [{"name": "m:1", "model": "m:1"}]}'
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(head + body)
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+def test_a_kept_alive_connection_closed_under_a_health_check_is_not_a_failure() -> None:
+    async def scenario() -> list[bool]:
+        server = await asyncio.start_server(_closes_kept_alive_connections, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = NodePool([f"http://127.0.0.1:{port}"])
+        node = pool.nodes[0]
+        try:
+            results = [await pool.check(node) for _ in range(3)]
+            return [*results, node.healthy, node.breaker.failures == 0]
+        finally:
+            await pool.close()
+            server.close()
+
+    assert run(scenario()) == [True] * 5

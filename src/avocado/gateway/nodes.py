@@ -49,6 +49,9 @@ NodeStatus = Literal["online", "draining", "offline"]
 BreakerState = Literal["closed", "open", "half_open"]
 
 LATENCY_ALPHA = 0.3  # weight of the newest sample in a node's latency average
+# Idle connections to nodes are dropped before servers drop them (uvicorn after 5 s), so that a
+# health check rarely meets a connection closed under it.
+KEEPALIVE_EXPIRY = 4.0
 
 
 @lru_cache(maxsize=4096)
@@ -275,7 +278,9 @@ class NodePool:
         self.nodes: tuple[Node, ...] = ()  # the current nodes, rebuilt on every change (read on each request)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
-        self.upstream = Upstream(connect_timeout=connect_timeout, max_idle=max_connections, tls=tls)
+        self.upstream = Upstream(
+            connect_timeout=connect_timeout, max_idle=max_connections, idle_expiry=KEEPALIVE_EXPIRY, tls=tls
+        )
         self._health: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         for spec in nodes:
@@ -392,7 +397,7 @@ class NodePool:
                 limits=httpx.Limits(
                     max_connections=self.max_connections,
                     max_keepalive_connections=self.max_connections,
-                    keepalive_expiry=30.0,
+                    keepalive_expiry=KEEPALIVE_EXPIRY,
                 ),
                 follow_redirects=False,
                 trust_env=False,
@@ -459,9 +464,15 @@ class NodePool:
         return True
 
     async def _tags(self, node: Node) -> list[dict[str, Any]]:
-        response = await self.client.get(
-            node.url + "/api/tags", headers=list(node.auth), timeout=self.health_timeout
-        )
+        url, headers = node.url + "/api/tags", list(node.auth)
+        try:
+            response = await self.client.get(url, headers=headers, timeout=self.health_timeout)
+        except httpx.TransportError as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                raise
+            # A kept-alive connection the node closed just as it was reused (servers close idle
+            # ones after a few seconds): one more try, on a new connection, before a verdict.
+            response = await self.client.get(url, headers=headers, timeout=self.health_timeout)
         if response.status_code != 200:
             hint = " (check its api key)" if response.status_code in (401, 403) else ""
             raise _CheckFailed(f"GET /api/tags answered HTTP {response.status_code}{hint}")
