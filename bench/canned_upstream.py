@@ -1,11 +1,12 @@
 """A node stand-in that answers instantly (or at a fixed token pace) with canned Ollama/OpenAI bodies.
 
-    .venv/bin/python bench/canned_upstream.py PORT [--pace-ms 10] [--chunks 20]
+    .venv/bin/python bench/canned_upstream.py PORT [--pace-ms 10] [--chunks 20] [--answer-ms 0]
 
 For measuring a proxy in front of it: there is no model, so what a benchmark sees is the proxy's own
 cost. Plain ASGI on uvicorn, no framework. Serves ``GET /`` and ``GET /api/tags`` (one model,
 ``canned:latest``), and ``POST /api/chat``, ``/api/generate`` and ``/v1/chat/completions``: without
-``"stream": true`` an answer at once; with it, ``--chunks`` chunks ``--pace-ms`` apart.
+``"stream": true`` an answer at once (or after ``--answer-ms``, as a model would take); with it,
+``--chunks`` chunks ``--pace-ms`` apart.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ OLLAMA_DONE = {
 
 
 class Canned:
-    def __init__(self, pace_ms: float, chunks: int) -> None:
+    def __init__(self, pace_ms: float, chunks: int, answer_ms: float = 0.0) -> None:
         self.pace = pace_ms / 1000
         self.chunks = chunks
+        self.answer = answer_ms / 1000
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
@@ -81,6 +83,8 @@ class Canned:
         if request.get("stream") is True or (openai and request.get("stream")):
             await self._stream(send, path, openai)
         else:
+            if self.answer:
+                await asyncio.sleep(self.answer)
             await self._send(send, 200, "application/json", self._whole(path, openai))
 
     def _whole(self, path: str, openai: bool) -> bytes:
@@ -154,9 +158,10 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--pace-ms", type=float, default=10.0, help="time between streamed chunks")
     parser.add_argument("--chunks", type=int, default=20, help="chunks per streamed answer")
+    parser.add_argument("--answer-ms", type=float, default=0.0, help="time before a whole answer")
     args = parser.parse_args()
     uvicorn.run(
-        Canned(args.pace_ms, args.chunks),
+        Canned(args.pace_ms, args.chunks, args.answer_ms),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

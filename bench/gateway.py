@@ -1,15 +1,23 @@
 """What the gateway adds: the same load on a node called directly and through ``avocado gateway``.
 
-    .venv/bin/python bench/gateway.py [--seconds 8] [--clients 1,16,64]
+    .venv/bin/python bench/gateway.py [--seconds 8] [--clients 1,16,64] [--litellm PATH]
 
-The node is ``bench/canned_upstream.py``: canned Ollama/OpenAI answers at once, or streamed at a fixed
-pace, so that what is measured is the proxy, not a model. One run, each path in turn:
-1. Non-streaming ``POST /v1/chat/completions`` (as the LiteLLM figures in the issue were measured) and
-   ``POST /api/chat``, driven by ``wrk`` (Debian package ``wrk``) at each client count: requests/s,
-   latency p50/p99, errors. Added latency = gateway p50/p99 - direct p50/p99.
-2. Streaming ``POST /api/chat`` with ``"stream": true`` (20 chunks, 10 ms apart) from an asyncio
-   client at each client count: when each chunk arrives after the request was sent; added delay per
-   chunk = median over chunks of (gateway arrival - direct arrival).
+The node is ``bench/canned_upstream.py``: canned Ollama/OpenAI answers at once, after a fixed time,
+or streamed at a fixed pace, so that what is measured is the proxy, not a model. One run, each path
+in turn, the same load on each:
+
+1. Instant answers, non-streaming ``POST /v1/chat/completions`` (as the LiteLLM figures in the issue
+   were measured) and ``POST /api/chat``, driven by ``wrk`` (Debian package ``wrk``): requests/s,
+   latency p50/p99 and errors, direct and through the gateway; added latency = gateway - direct.
+   With ``--litellm`` (a ``litellm`` executable, e.g. from ``pip install 'litellm[proxy]'`` in a
+   separate virtualenv; default: ``$LITELLM`` or ``litellm`` on ``PATH``), the LiteLLM proxy in front
+   of the same upstream takes the same ``/v1`` load: the issue's reference, measured in the same run.
+2. Answers that take 20 ms, as a fast model would: the same, at the client counts above 1.
+3. Streaming ``POST /api/chat`` (20 chunks, 10 ms apart) from an asyncio client: when each chunk
+   arrives after the request was sent; added delay per chunk = median over chunks of the difference
+   in median arrival, for the gateway and for ``bench/tcp_relay.py`` (bytes copied through a Python
+   process, no HTTP: the floor for any extra hop on this machine).
+
 Targets: <= 1.5 ms p50 added at 1 client; at 16 and 64 clients >= 50% of direct requests/s; no
 errors; streamed chunks forwarded as they arrive. Reference (issue): LiteLLM proxy +7.7 ms p50 at 1
 client, ~100-125 requests/s at 16 and 64 clients where the upstream alone served ~750.
@@ -37,6 +45,7 @@ import httpx
 HERE = Path(__file__).parent
 MODEL = "canned:latest"
 CHUNKS, PACE_MS = 20, 10.0
+ANSWER_MS = 20.0
 BODIES = {
     "/v1/chat/completions": {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
     "/api/chat": {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False},
@@ -153,66 +162,166 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=8, help="wrk duration per measurement")
     parser.add_argument("--clients", default="1,16,64", help="concurrent clients, comma-separated")
+    parser.add_argument("--litellm", default=os.environ.get("LITELLM") or shutil.which("litellm"))
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark drives HTTP load with wrk: apt-get install wrk")
 
-    work = Path(tempfile.mkdtemp(prefix="avocado-bench-gateway-"))
-    upstream_port, gateway_port = free_port(), free_port()
-    upstream = f"http://127.0.0.1:{upstream_port}"
-    gateway = f"http://127.0.0.1:{gateway_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AVOCADO_")}
-    env |= {"AVOCADO_HOME": str(work / "home"), "AVOCADO_LOG_LEVEL": "warning"}
-    pace = ["--pace-ms", str(PACE_MS), "--chunks", str(CHUNKS)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(HERE / "canned_upstream.py"), str(upstream_port), *pace],
-            env=env,
-        ),
-        subprocess.Popen(
-            [sys.executable, "-m", "avocado", "gateway", "--port", str(gateway_port), "--node", upstream],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        ),
-    ]
-    try:
-        wait_for(f"{upstream}/api/tags", processes[0], MODEL)
-        wait_for(f"{gateway}/api/tags", processes[1], MODEL)
-        for path in BODIES:
-            wrk(upstream, path, 4, 1, work)  # warm up both paths
-            wrk(gateway, path, 4, 1, work)
-        print(f"non-streaming, wrk {args.seconds} s per cell; latency in ms")
-        print(f"{'path':<21} {'clients':>7} {'direct rps':>10} {'gw rps':>8} {'ratio':>6}"
-              f" {'p50 +ms':>8} {'p99 +ms':>8} {'errors d/gw':>11}")  # fmt: skip
-        for path in BODIES:
-            for clients in levels:
-                direct = wrk(upstream, path, clients, args.seconds, work)
-                through = wrk(gateway, path, clients, args.seconds, work)
-                print(
-                    f"{path:<21} {clients:>7} {direct.rps:>10.0f} {through.rps:>8.0f}"
-                    f" {through.rps / direct.rps:>6.2f} {through.p50_ms - direct.p50_ms:>8.2f}"
-                    f" {through.p99_ms - direct.p99_ms:>8.2f} {direct.errors:>5}/{through.errors:<5}"
-                )
-        print(f"\nstreaming /api/chat, {CHUNKS} chunks {PACE_MS:g} ms apart")
-        header = ["clients", "added per chunk ms", "stream ms direct", "gw", "failed d/gw"]
-        print(" ".join(f"{name:>{width}}" for name, width in zip(header, (7, 18, 16, 8, 11), strict=True)))
-        for clients in levels:
-            rounds = max(1, 64 // clients)
-            direct_times, direct_failed = asyncio.run(stream_arrivals(upstream, clients, rounds))
-            gateway_times, gateway_failed = asyncio.run(stream_arrivals(gateway, clients, rounds))
-            total_d = statistics.median(t[-1] for t in direct_times) * 1000
-            total_g = statistics.median(t[-1] for t in gateway_times) * 1000
-            delay = chunk_delay_ms(direct_times, gateway_times)
-            print(
-                f"{clients:>7} {delay:>18.2f} {total_d:>16.1f} {total_g:>8.1f}"
-                f" {direct_failed:>5}/{gateway_failed:<5}"
-            )
-    finally:
-        for process in processes:
+    with Services(args.litellm) as services:
+        instant(services, levels, args.seconds)
+        paced(services, [c for c in levels if c > 1], args.seconds)
+        streaming(services, levels)
+
+
+class Services:
+    """The upstreams, the gateway in front of each, the relay and (optionally) LiteLLM."""
+
+    def __init__(self, litellm: str | None) -> None:
+        self.litellm_bin = litellm
+        self.work = Path(tempfile.mkdtemp(prefix="avocado-bench-gateway-"))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AVOCADO_")}
+        self.env |= {"AVOCADO_HOME": str(self.work / "home"), "AVOCADO_LOG_LEVEL": "warning"}
+
+    def __enter__(self) -> Services:
+        pace = ["--pace-ms", str(PACE_MS), "--chunks", str(CHUNKS)]
+        self.upstream = self._upstream(pace)
+        self.slow_upstream = self._upstream([*pace, "--answer-ms", str(ANSWER_MS)])
+        self.gateway = self._gateway(self.upstream)
+        self.slow_gateway = self._gateway(self.slow_upstream)
+        port = free_port()
+        relay = [sys.executable, str(HERE / "tcp_relay.py"), str(port), self.upstream.rsplit(":", 1)[1]]
+        self.processes.append(subprocess.Popen(relay, env=self.env))
+        self.relay = f"http://127.0.0.1:{port}"
+        wait_for(f"{self.relay}/api/tags", self.processes[-1], MODEL)
+        self.litellm = self._litellm() if self.litellm_bin else None
+        for url in (self.upstream, self.gateway):
+            for path in BODIES:
+                wrk(url, path, 4, 1, self.work)  # warm up
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
             process.terminate()
-            process.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def _upstream(self, options: list[str]) -> str:
+        port = free_port()
+        command = [sys.executable, str(HERE / "canned_upstream.py"), str(port), *options]
+        self.processes.append(subprocess.Popen(command, env=self.env))
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/api/tags", self.processes[-1], MODEL)
+        return url
+
+    def _gateway(self, upstream: str) -> str:
+        port = free_port()
+        command = [sys.executable, "-m", "avocado", "gateway", "--port", str(port), "--node", upstream]
+        self.processes.append(subprocess.Popen(command, env=self.env, stderr=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/api/tags", self.processes[-1], MODEL)
+        return url
+
+    def _litellm(self) -> str:
+        assert self.litellm_bin is not None
+        port = free_port()
+        config = self.work / "litellm.yaml"
+        config.write_text(
+            "model_list:\n"
+            f'  - model_name: "{MODEL}"\n'
+            "    litellm_params:\n"
+            f'      model: "openai/{MODEL}"\n'
+            f'      api_base: "{self.upstream}/v1"\n'
+            '      api_key: "unused"\n'
+        )
+        env = {
+            **self.env,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch from the internet at start
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",  # as the gateway: no keys
+            "LITELLM_LOG": "ERROR",
+        }
+        command = [self.litellm_bin, "--config", str(config), "--port", str(port), "--host", "127.0.0.1"]
+        self.processes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # LiteLLM has no /api/tags: wait for an answer
+            try:
+                if httpx.post(f"{url}/v1/chat/completions", json=BODIES["/v1/chat/completions"]).is_success:
+                    return url
+            except httpx.TransportError:
+                pass
+            if self.processes[-1].poll() is not None:
+                raise SystemExit(f"litellm exited with {self.processes[-1].returncode}")
+            time.sleep(0.5)
+        raise SystemExit("litellm did not come up")
+
+
+def instant(services: Services, levels: list[int], seconds: int) -> None:
+    print(f"1. instant answers, non-streaming; wrk {seconds} s per cell; latency in ms")
+    header = f"{'path':<21} {'clients':>7} {'direct rps':>10} {'gw rps':>8} {'gw/direct':>9}"
+    header += f" {'gw p50 +ms':>10} {'gw p99 +ms':>10} {'errors d/gw':>11}"
+    if services.litellm:
+        header += f" {'litellm rps':>11} {'litellm p50 +ms':>15} {'gw/litellm':>10} {'errors':>6}"
+    print(header)
+    for path in BODIES:
+        for clients in levels:
+            direct = wrk(services.upstream, path, clients, seconds, services.work)
+            through = wrk(services.gateway, path, clients, seconds, services.work)
+            line = (
+                f"{path:<21} {clients:>7} {direct.rps:>10.0f} {through.rps:>8.0f}"
+                f" {through.rps / direct.rps:>9.2f} {through.p50_ms - direct.p50_ms:>10.2f}"
+                f" {through.p99_ms - direct.p99_ms:>10.2f} {direct.errors:>5}/{through.errors:<5}"
+            )
+            if services.litellm and path.startswith("/v1/"):
+                other = wrk(services.litellm, path, clients, seconds, services.work)
+                line += (
+                    f" {other.rps:>11.0f} {other.p50_ms - direct.p50_ms:>15.2f}"
+                    f" {through.rps / other.rps:>10.1f} {other.errors:>6}"
+                )
+            print(line, flush=True)
+
+
+def paced(services: Services, levels: list[int], seconds: int) -> None:
+    print(f"\n2. answers that take {ANSWER_MS:g} ms (a fast model), non-streaming /api/chat")
+    print(
+        f"{'clients':>7} {'direct rps':>10} {'gw rps':>8} {'gw/direct':>9}"
+        f" {'gw p50 +ms':>10} {'errors d/gw':>11}"
+    )
+    for clients in levels:
+        direct = wrk(services.slow_upstream, "/api/chat", clients, seconds, services.work)
+        through = wrk(services.slow_gateway, "/api/chat", clients, seconds, services.work)
+        print(
+            f"{clients:>7} {direct.rps:>10.0f} {through.rps:>8.0f} {through.rps / direct.rps:>9.2f}"
+            f" {through.p50_ms - direct.p50_ms:>10.2f} {direct.errors:>5}/{through.errors:<5}",
+            flush=True,
+        )
+
+
+def streaming(services: Services, levels: list[int]) -> None:
+    print(f"\n3. streaming /api/chat, {CHUNKS} chunks {PACE_MS:g} ms apart; per-chunk delay added, ms")
+    print(
+        f"{'clients':>7} {'gateway':>8} {'tcp relay':>9} {'stream ms direct':>16} {'gw':>6}"
+        f" {'failed d/gw/relay':>17}"
+    )
+    for clients in levels:
+        rounds = max(1, 64 // clients)
+        direct, direct_failed = asyncio.run(stream_arrivals(services.upstream, clients, rounds))
+        through, gw_failed = asyncio.run(stream_arrivals(services.gateway, clients, rounds))
+        relayed, relay_failed = asyncio.run(stream_arrivals(services.relay, clients, rounds))
+        total_d = statistics.median(t[-1] for t in direct) * 1000
+        total_g = statistics.median(t[-1] for t in through) * 1000
+        print(
+            f"{clients:>7} {chunk_delay_ms(direct, through):>8.2f} {chunk_delay_ms(direct, relayed):>9.2f}"
+            f" {total_d:>16.1f} {total_g:>6.1f} {direct_failed:>7}/{gw_failed}/{relay_failed}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,26 @@ def test_root_version_and_request_ids(gateway: RunningGateway) -> None:
         assert len(insane) == 32 and " " not in insane
 
 
+def test_browsers_get_cors_on_model_routes_and_everyone_gets_the_same_answer(gateway: RunningGateway) -> None:
+    body = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": OPTIONS}
+    with gateway.client() as http:
+        plain = http.post("/api/generate", json=body)
+        local = http.post("/api/generate", json=body, headers={"Origin": "http://localhost:3000"})
+        foreign = http.post("/api/generate", json=body, headers={"Origin": "http://evil.example"})
+        preflight = http.options(
+            "/api/generate",
+            headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+        )
+    assert plain.json()["response"] == local.json()["response"] == foreign.json()["response"]
+    assert all(len(r.headers["x-request-id"]) == 32 for r in (plain, local, foreign))
+    assert "access-control-allow-origin" not in plain.headers
+    assert local.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "x-request-id" in local.headers["access-control-expose-headers"].lower()
+    assert "access-control-allow-origin" not in foreign.headers
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
 def test_listings_merge_the_nodes_models(gateway: RunningGateway, node_a: RunningNode) -> None:
     with gateway.client() as http:
         tags = http.get("/api/tags").json()["models"]

@@ -64,6 +64,10 @@ class GatewayMetrics:
         self.max_models = max_models
         self._models: set[str] = set()
         self._lock = threading.Lock()
+        # The labelled children met so far: ``labels()`` costs more than the count it leads to.
+        self._requests: dict[tuple[str, str, str, int], Counter] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
+        self._ttfts: dict[tuple[str, str], Histogram] = {}
         r = self.registry
         self.requests = Counter(
             "avocado_gateway_requests", "Proxied requests", ["model", "node", "key", "status"], registry=r
@@ -109,10 +113,16 @@ class GatewayMetrics:
         node = outcome.node or NO_NODE
         model = self._model_label(outcome)
         key_label = key or ANONYMOUS
-        self.requests.labels(model, node, key_label, str(outcome.status)).inc()
-        self.duration.labels(model, node).observe(outcome.latency_s)
+        counted = (model, node, key_label, outcome.status)
+        requests = self._requests.get(counted)
+        if requests is None:
+            requests = self._requests[counted] = self.requests.labels(
+                model, node, key_label, str(outcome.status)
+            )
+        requests.inc()
+        self._child(self.duration, self._durations, model, node).observe(outcome.latency_s)
         if outcome.ttft_s is not None:
-            self.ttft.labels(model, node).observe(outcome.ttft_s)
+            self._child(self.ttft, self._ttfts, model, node).observe(outcome.ttft_s)
         if outcome.tokens_in > 0:
             self.tokens.labels(model, node, key_label, "in").inc(outcome.tokens_in)
         if outcome.tokens_out > 0:
@@ -136,6 +146,15 @@ class GatewayMetrics:
         """The exposition (body, content type); OpenMetrics if ``accept`` (an Accept header) asks."""
         encode, content_type = choose_encoder(accept or "")
         return encode(self.registry), content_type
+
+    @staticmethod
+    def _child(
+        metric: Histogram, known: dict[tuple[str, str], Histogram], model: str, node: str
+    ) -> Histogram:
+        child = known.get((model, node))
+        if child is None:
+            child = known[(model, node)] = metric.labels(model, node)
+        return child
 
     def _model_label(self, outcome: Outcome) -> str:
         model = outcome.model
