@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -24,6 +24,8 @@ from avocado.units import DurationError, SizeError, parse_duration, parse_size
 __all__ = [
     "DEFAULT_GATEWAY_PORT",
     "DEFAULT_PORT",
+    "LOCAL_ORIGINS",
+    "AvocadoSettings",
     "GatewaySettings",
     "Settings",
     "client_base_url",
@@ -37,6 +39,12 @@ DEFAULT_GATEWAY_PORT = 4000
 WEAK_MASTER_KEYS = frozenset({"sk-1234", "changeme", "change-me", "password", "secret", "admin", "master"})
 
 
+# Origins a browser may call from without configuration, as Ollama allows them by default.
+LOCAL_ORIGINS = (
+    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|(app|file|tauri|vscode-webview)://.*)$"
+)
+
+
 def comma_list(value: object) -> object:
     """A comma-separated environment value as a list (other values pass through to validation)."""
     if isinstance(value, str):
@@ -44,12 +52,47 @@ def comma_list(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """Everything a node needs to know to start."""
+class AvocadoSettings(BaseSettings):
+    """What every Avocado service's settings share: the home directory, browser origins, logging,
+    and where values come from (flags, then ``AVOCADO_*``, then a TOML file, then defaults)."""
 
     model_config = SettingsConfigDict(env_prefix="AVOCADO_", extra="forbid", toml_file=None)
 
     home: Path = Field(default_factory=lambda: Path.home() / ".avocado", description="Data directory")
+    origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Browser origins allowed besides localhost (like OLLAMA_ORIGINS)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """``AVOCADO_ORIGINS=https://a.example,https://b.example``, as Ollama spells OLLAMA_ORIGINS."""
+        return comma_list(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+S = TypeVar("S", bound=AvocadoSettings)
+
+
+class Settings(AvocadoSettings):
+    """Everything a node needs to know to start."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     api_key: SecretStr | None = Field(default=None, description="Require 'Authorization: Bearer <key>'")
@@ -63,9 +106,6 @@ class Settings(BaseSettings):
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
-    origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Browser origins allowed besides localhost (like OLLAMA_ORIGINS)"
-    )
     engine: Literal["embedded", "ollama"] = Field(
         default="embedded", description="embedded: llama.cpp in this process; ollama: proxy an Ollama daemon"
     )
@@ -93,8 +133,6 @@ class Settings(BaseSettings):
         default=None, description="RabbitMQ to announce the node on (amqp:// or amqps://)"
     )
     announce_interval: float = Field(default=30.0, gt=0, description="Seconds between re-announcements")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
 
     @field_validator("keep_alive")
     @classmethod
@@ -104,12 +142,6 @@ class Settings(BaseSettings):
         except DurationError as exc:
             raise ValueError(str(exc)) from None
         return value
-
-    @field_validator("origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        """``AVOCADO_ORIGINS=https://a.example,https://b.example``, as Ollama spells OLLAMA_ORIGINS."""
-        return comma_list(value)
 
     @field_validator("ollama_url")
     @classmethod
@@ -165,24 +197,9 @@ class Settings(BaseSettings):
             raise ValueError("api_key must be at least 8 characters")
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.home / "logs"
 
     @property
     def state_dir(self) -> Path:
@@ -212,12 +229,9 @@ class Settings(BaseSettings):
         return self.num_thread or max(1, os.cpu_count() or 1)
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(AvocadoSettings):
     """Everything ``avocado gateway`` needs to know to start."""
 
-    model_config = SettingsConfigDict(env_prefix="AVOCADO_", extra="forbid", toml_file=None)
-
-    home: Path = Field(default_factory=lambda: Path.home() / ".avocado", description="Data directory")
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_GATEWAY_PORT, ge=0, le=65535)
     production: bool = Field(default=False, description="Refuse to start without a strong master key")
@@ -237,9 +251,6 @@ class GatewaySettings(BaseSettings):
     breaker_failures: int = Field(default=3, ge=1, description="Consecutive failures that open a breaker")
     breaker_cooldown: float = Field(default=10.0, gt=0, description="Seconds before a half-open probe")
     key_cache_seconds: float = Field(default=5.0, ge=0, description="How long a verified key is trusted")
-    origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
 
     @field_validator("nodes", mode="before")
     @classmethod
@@ -257,11 +268,6 @@ class GatewaySettings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"a node is URL[,api_key] with an http(s) URL, got {url!r}")
         return value
-
-    @field_validator("origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        return comma_list(value)
 
     @field_validator("master_key")
     @classmethod
@@ -286,17 +292,6 @@ class GatewaySettings(BaseSettings):
                 raise ValueError("production mode needs AVOCADO_MASTER_KEY of at least 32 random characters")
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
     @property
     def keys_required(self) -> bool:
         return self.production if self.require_key is None else self.require_key
@@ -308,37 +303,25 @@ class GatewaySettings(BaseSettings):
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.home / 'gateway.sqlite3'}"
 
-    @property
-    def logs_dir(self) -> Path:
-        return self.home / "logs"
-
 
 def load_gateway_settings(config_file: Path | None = None, **overrides: object) -> GatewaySettings:
     """Like :func:`load_settings`, for the gateway."""
-    given = {key: value for key, value in overrides.items() if value is not None}
-    if config_file is None:
-        return GatewaySettings(**given)  # type: ignore[arg-type]
-    if not config_file.is_file():
-        raise FileNotFoundError(f"config file not found: {config_file}")
-
-    class FileSettings(GatewaySettings):
-        model_config = SettingsConfigDict(toml_file=config_file)
-
-    return FileSettings(**given)  # type: ignore[arg-type]
+    return _load(GatewaySettings, config_file, overrides)
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
     """Build settings from ``overrides`` (CLI flags; ``None`` means "not given"), env and ``config_file``."""
+    return _load(Settings, config_file, overrides)
+
+
+def _load(kind: type[S], config_file: Path | None, overrides: dict[str, object]) -> S:
     given = {key: value for key, value in overrides.items() if value is not None}
     if config_file is None:
-        return Settings(**given)  # type: ignore[arg-type]
+        return kind(**given)  # type: ignore[arg-type]
     if not config_file.is_file():
         raise FileNotFoundError(f"config file not found: {config_file}")
-
-    class FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=config_file)
-
-    return FileSettings(**given)  # type: ignore[arg-type]
+    from_file = type(kind.__name__, (kind,), {"model_config": SettingsConfigDict(toml_file=config_file)})
+    return cast(S, from_file(**given))
 
 
 def client_base_url(env: dict[str, str] | None = None) -> str:

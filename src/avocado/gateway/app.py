@@ -29,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import avocado
+from avocado.config import LOCAL_ORIGINS
 from avocado.gateway.errors import error_response, install_error_handlers, retry_after_value
 from avocado.gateway.hooks import Admission, OpenAdmission, Outcome, Refused, Ticket
 from avocado.gateway.manage import Management, ManagementGuard
@@ -37,12 +38,7 @@ from avocado.gateway.proxy import MODEL_ROUTES, GatewayProxy, Observer
 from avocado.gateway.request_id import RequestIdMiddleware, request_id_of
 from avocado.gateway.routing import Router
 
-__all__ = ["LOCAL_ORIGINS", "AdminGuard", "Lifespan", "create_gateway_app", "merged_tags"]
-
-# Origins a browser may call from without configuration, as the node (and Ollama) allow them.
-LOCAL_ORIGINS = (
-    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|(app|file|tauri|vscode-webview)://.*)$"
-)
+__all__ = ["AdminGuard", "Lifespan", "create_gateway_app", "merged_tags"]
 
 AdminGuard = Callable[[Request], Awaitable[None]]  # raises Refused for callers who may not see the pool
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

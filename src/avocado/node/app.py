@@ -12,12 +12,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 
 import avocado
-from avocado.config import Settings
+from avocado.config import LOCAL_ORIGINS, Settings
 from avocado.discovery import ModelInfo
 from avocado.node.api import embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
 from avocado.node.api.middleware import (
-    LOCAL_ORIGINS,
     ApiKeyMiddleware,
     JsonBodyMiddleware,
     RequestLogMiddleware,

@@ -16,14 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from avocado.logs import request_fields
 from avocado.node.api.errors import error_body
 
-__all__ = ["LOCAL_ORIGINS", "ApiKeyMiddleware", "JsonBodyMiddleware", "RequestLogMiddleware"]
+__all__ = ["ApiKeyMiddleware", "JsonBodyMiddleware", "RequestLogMiddleware"]
 
 log = logging.getLogger("avocado.request")
-
-# Origins a browser may call from without configuration, as Ollama allows them by default.
-LOCAL_ORIGINS = (
-    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|(app|file|tauri|vscode-webview)://.*)$"
-)
 
 
 class RequestLogMiddleware:

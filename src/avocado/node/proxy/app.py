@@ -21,11 +21,11 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from avocado.config import Settings
+from avocado.config import LOCAL_ORIGINS, Settings
 from avocado.discovery import ModelInfo
 from avocado.node.api import status
 from avocado.node.api.errors import error_body
-from avocado.node.api.middleware import LOCAL_ORIGINS, ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
 
