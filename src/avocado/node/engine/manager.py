@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from avocado.node.engine.delivery import Delivery
 from avocado.node.engine.errors import EngineError, ModelTooLarge, QueueFull
 from avocado.node.engine.jobs import Done, EmbedJob, Event, GenerateJob, Text
 from avocado.node.engine.memory import estimate_model_bytes
@@ -30,6 +31,7 @@ class Loaded:
 
     model: Model
     runner: Runner
+    delivery: Delivery  # the runner's events to this loop, once per step
     num_ctx: int
     keep_alive: float
     expires_at: float = math.inf  # monotonic seconds
@@ -121,9 +123,10 @@ class ModelManager:
             await self._make_room(model, num_ctx)
             cfg = self.config
             config = RunnerConfig(model.model_path, num_ctx, cfg.num_batch, cfg.num_thread, cfg.parallel)
-            runner = await asyncio.to_thread(Runner, config)
+            delivery = Delivery(asyncio.get_running_loop())
+            runner = await asyncio.to_thread(Runner, config, delivery.flush)
             log.info("loaded %s in %.2fs (ctx %d)", model.name, runner.load_duration, runner.n_ctx)
-            loaded = Loaded(model, runner, num_ctx, cfg.keep_alive)
+            loaded = Loaded(model, runner, delivery, num_ctx, cfg.keep_alive)
             loaded.idle.set()
             self.loaded[model.name] = loaded
             return loaded
@@ -195,15 +198,8 @@ class ModelManager:
         num_keep: int = 4,
     ) -> AsyncIterator[Text | Done]:
         """Run a generation; stops the engine promptly if the consumer goes away."""
-        loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
-
-        def emit(event: Event) -> None:
-            try:
-                loop.call_soon_threadsafe(events.put_nowait, event)
-            except RuntimeError:  # the event loop has closed (shutdown): nobody is listening
-                job.cancelled.set()
-
+        emit = loaded.delivery.emitter(events.put_nowait)
         job = GenerateJob(prompt, params, num_predict, stop, grammar, emit, num_keep=num_keep)
         loaded.runner.submit(job)
         try:

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +40,21 @@ class RunnerConfig:
     use_mmap: bool = True
 
 
-class Runner:
-    """Serves generation and embedding jobs for one model on one worker thread."""
+def _nothing() -> None:
+    return None
 
-    def __init__(self, config: RunnerConfig) -> None:
+
+class Runner:
+    """Serves generation and embedding jobs for one model on one worker thread.
+
+    ``flush`` (optional) is called on that thread after every step and before it waits for work:
+    jobs whose ``emit`` only collects (a :class:`~avocado.node.engine.delivery.Delivery`) are
+    handed their events then, once per step.
+    """
+
+    def __init__(self, config: RunnerConfig, flush: Callable[[], None] | None = None) -> None:
         self.config = config
+        self._flush = flush if flush is not None else _nothing
         started = time.perf_counter()
         self.model = LlamaModel(config.path, use_mmap=config.use_mmap)
         per_slot = min(config.num_ctx, self.model.n_ctx_train) if self.model.n_ctx_train else config.num_ctx
@@ -91,8 +102,10 @@ class Runner:
                 self._admit(block=not any(slot.busy for slot in self.slots))
                 if any(slot.busy for slot in self.slots):
                     self._step_safely()
+                self._flush()
         finally:
             self._release()
+            self._flush()
 
     def _admit(self, *, block: bool) -> None:
         """Move queued jobs into free slots; wait for one when nothing is running."""
@@ -100,6 +113,8 @@ class Runner:
             free = [slot for slot in self.slots if not slot.busy]
             if not free:
                 return
+            if block:
+                self._flush()  # nothing runs: whatever was said must reach its client before we wait
             try:
                 job = self._jobs.get(block=block)
             except queue.Empty:
