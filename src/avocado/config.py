@@ -29,6 +29,7 @@ __all__ = [
     "GatewaySettings",
     "Settings",
     "client_base_url",
+    "gateway_base_url",
     "load_gateway_settings",
     "load_settings",
 ]
@@ -322,6 +323,14 @@ def _load(kind: type[S], config_file: Path | None, overrides: dict[str, object])
         raise FileNotFoundError(f"config file not found: {config_file}")
     from_file = type(kind.__name__, (kind,), {"model_config": SettingsConfigDict(toml_file=config_file)})
     return cast(S, from_file(**given))
+
+
+def gateway_base_url(env: dict[str, str] | None = None) -> str:
+    """Where admin commands find the gateway: ``AVOCADO_GATEWAY_URL``, else where clients find a node
+    (:func:`client_base_url`: 127.0.0.1:11434 by default, the gateway of ``avocado up``)."""
+    env = dict(os.environ) if env is None else env
+    given = env.get("AVOCADO_GATEWAY_URL", "").strip().rstrip("/")
+    return given or client_base_url(env)
 
 
 def client_base_url(env: dict[str, str] | None = None) -> str:

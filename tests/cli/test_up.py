@@ -61,6 +61,8 @@ def test_up_serves_through_the_gateway_and_stops_both(up: Up) -> None:
     assert [n["url"] for n in nodes] == [up.node] and nodes[0]["healthy"]
 
     # The client commands work against the gateway's address, management included.
+    listing = cli(up, "gateway", "nodes")
+    assert listing.returncode == 0 and up.node in listing.stdout and "healthy" in listing.stdout
     copied = cli(up, "cp", SMOLLM, "mine:1")
     assert copied.returncode == 0, copied.stderr
     listed = cli(up, "list")

@@ -18,7 +18,7 @@ from rich.console import Console
 
 import avocado
 from avocado.cli.client import ClientError, NodeClient
-from avocado.config import DEFAULT_PORT, GatewaySettings, load_gateway_settings
+from avocado.config import DEFAULT_PORT, GatewaySettings, gateway_base_url, load_gateway_settings
 from avocado.tunnel.process import orphan_guard
 
 __all__ = ["register"]
@@ -44,7 +44,8 @@ RedisUrl = Annotated[str | None, typer.Option("--redis-url", help="Share limits 
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
 Home = Annotated[Path | None, typer.Option(help="Data directory, AVOCADO_HOME (default ~/.avocado)")]
 GatewayUrl = Annotated[
-    str | None, typer.Option("--gateway", help="The gateway (default AVOCADO_GATEWAY_URL or 127.0.0.1:4000)")
+    str | None,
+    typer.Option("--gateway", help="The gateway (default: AVOCADO_GATEWAY_URL or AVOCADO_HOST)"),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
@@ -95,7 +96,7 @@ def gateway(
 @gateway_app.command("nodes")
 def nodes(gateway: GatewayUrl = None, as_json: AsJson = False) -> None:
     """List the gateway's nodes: health, breaker, models, requests in flight, latency."""
-    url = gateway or os.environ.get("AVOCADO_GATEWAY_URL") or "http://127.0.0.1:4000"
+    url = gateway or gateway_base_url()
     key = os.environ.get("AVOCADO_MASTER_KEY") or os.environ.get("AVOCADO_API_KEY")
     try:
         listing = NodeClient(url, api_key=key).get("/api/avocado/nodes")
@@ -148,12 +149,15 @@ def up(
         key = env.get("AVOCADO_API_KEY")
         settings = _settings(None, port=port, home=home, nodes=[f"{node_url},{key}" if key else node_url])
         gateway_url = f"http://{settings.host}:{settings.port}"
+        nodes_command = "avocado gateway nodes"
+        if gateway_url != gateway_base_url():
+            nodes_command += f" --gateway {gateway_url}"
         banner = (
             f"avocado {avocado.__version__} is up\n"
             f"  gateway  {gateway_url}   (Ollama and OpenAI APIs: OLLAMA_HOST={gateway_url}, "
             f"base_url={gateway_url}/v1)\n"
             f"  node     {node_url}\n"
-            f"  metrics  {gateway_url}/metrics   nodes: avocado gateway nodes --gateway {gateway_url}"
+            f"  metrics  {gateway_url}/metrics   nodes: {nodes_command}"
         )
         _serve(settings, banner)
     finally:

@@ -1,6 +1,7 @@
 """``avocado keys``: create, list and revoke the gateway's virtual API keys over its admin API.
 
-The gateway is ``--gateway URL``, else ``AVOCADO_GATEWAY_URL``, else ``http://127.0.0.1:4000``; the
+The gateway is ``--gateway URL``, else ``AVOCADO_GATEWAY_URL``, else where client commands find a
+node (``AVOCADO_HOST``, default ``http://127.0.0.1:11434``: the gateway of ``avocado up``); the
 master key comes from ``AVOCADO_MASTER_KEY`` only (a flag would land in the shell history) and is
 never printed. ``create`` writes the new key alone on stdout, so ``KEY=$(avocado keys create ci)``
 works; everything else about it goes to stderr.
@@ -18,19 +19,17 @@ import typer
 from rich.console import Console
 
 from avocado.cli.models import human_ago, print_columns
+from avocado.config import gateway_base_url
 
-__all__ = ["DEFAULT_GATEWAY_URL", "GatewayAdmin", "register"]
+__all__ = ["GatewayAdmin", "register"]
 
-DEFAULT_GATEWAY_URL = "http://127.0.0.1:4000"
 KEYS_PATH = "/api/avocado/keys"
 
 errors = Console(stderr=True)
 
 Gateway = Annotated[
-    str,
-    typer.Option(
-        "--gateway", envvar="AVOCADO_GATEWAY_URL", help="The gateway's URL (or AVOCADO_GATEWAY_URL)"
-    ),
+    str | None,
+    typer.Option("--gateway", help="The gateway's URL (default: AVOCADO_GATEWAY_URL, else AVOCADO_HOST)"),
 ]
 
 
@@ -69,14 +68,14 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _admin(gateway: str) -> GatewayAdmin:
+def _admin(gateway: str | None) -> GatewayAdmin:
     master_key = os.environ.get("AVOCADO_MASTER_KEY", "").strip()
     if not master_key:
         raise _fail("AVOCADO_MASTER_KEY is not set: the admin API needs the gateway's master key")
-    return GatewayAdmin(gateway, master_key)
+    return GatewayAdmin(gateway or gateway_base_url(), master_key)
 
 
-def _call(gateway: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(gateway: str | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     admin = _admin(gateway)
     try:
         return admin.request(method, path, body)
@@ -128,7 +127,7 @@ def create(
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute")] = None,
     max_parallel: Annotated[int | None, typer.Option(help="Requests at once")] = None,
     expires: Annotated[str | None, typer.Option(help='Lifetime, e.g. "30d", "12h" (default never)')] = None,
-    gateway: Gateway = DEFAULT_GATEWAY_URL,
+    gateway: Gateway = None,
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
     body: dict[str, Any] = {"name": name}
@@ -148,7 +147,7 @@ def create(
 
 def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="Print the keys as JSON")] = False,
-    gateway: Gateway = DEFAULT_GATEWAY_URL,
+    gateway: Gateway = None,
 ) -> None:
     """List keys (their prefixes only), revoked and expired ones included."""
     keys = _call(gateway, "GET", KEYS_PATH)["keys"]
@@ -161,7 +160,7 @@ def list_keys(
 
 def revoke(
     key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (from avocado keys list)")],
-    gateway: Gateway = DEFAULT_GATEWAY_URL,
+    gateway: Gateway = None,
 ) -> None:
     """Revoke a key for good: requests with it are refused from then on."""
     _call(gateway, "DELETE", f"{KEYS_PATH}/{quote(key_id, safe='')}")
