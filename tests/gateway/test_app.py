@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import httpx
@@ -51,6 +52,22 @@ def test_browsers_get_cors_on_model_routes_and_everyone_gets_the_same_answer(gat
     assert "access-control-allow-origin" not in foreign.headers
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+def test_one_request_id_from_client_to_node(
+    gateway: RunningGateway, node_a: RunningNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": OPTIONS}
+    with caplog.at_level(logging.INFO, logger="avocado.request"), gateway.client() as http:
+        answer = http.post("/api/generate", json=body, headers={"X-Request-ID": "trace-42"})
+        gateway.outcomes.find("trace-42")
+    assert answer.headers["x-request-id"] == "trace-42"
+    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == "trace-42"]
+    paths = sorted((r.fields["path"], "node" in r.fields) for r in lines)  # type: ignore[attr-defined]
+    assert paths == [("/api/generate", False), ("/api/generate", True)]  # the node's line, the gateway's
+    with node_a.client() as http:
+        direct = http.get("/api/tags")
+    assert len(direct.headers["x-request-id"]) == 32  # the node's own id when none is given
 
 
 def test_listings_merge_the_nodes_models(gateway: RunningGateway, node_a: RunningNode) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +86,11 @@ def test_pull_errors_come_back_as_the_node_gives_them(node: RunningNode, one_nod
 
 
 def test_with_several_nodes_a_pull_must_name_one(
-    node: RunningNode, empty: RunningNode, linked: RunningNode, two_nodes: RunningGateway
+    node: RunningNode,
+    empty: RunningNode,
+    linked: RunningNode,
+    two_nodes: RunningGateway,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     body = {"model": f"{authority(node)}/library/{SMOLLM}", "insecure": True, "stream": False}
     unnamed = httpx.post(f"{two_nodes.url}/api/pull", json=body, timeout=60)
@@ -94,8 +99,13 @@ def test_with_several_nodes_a_pull_must_name_one(
     unknown = httpx.post(f"{two_nodes.url}/api/pull", json=body, headers={"X-Avocado-Node": "nope"})
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
 
-    named = httpx.post(f"{two_nodes.url}/api/pull?node={empty.url}", json=body, timeout=120)
+    with caplog.at_level(logging.INFO, logger="avocado.request"):
+        named = httpx.post(f"{two_nodes.url}/api/pull?node={empty.url}", json=body, timeout=120)
     assert named.status_code == 200 and named.json() == {"status": "success"}
+    logged = [r.fields for r in caplog.records if r.name == "avocado.request" and "node" in r.fields]  # type: ignore[attr-defined]
+    assert {"path": "/api/pull", "node": empty.url, "status": 200} in [
+        {k: line[k] for k in ("path", "node", "status")} for line in logged
+    ]
     assert body["model"] in names(ollama.Client(host=empty.url))
     assert body["model"] not in names(ollama.Client(host=linked.url))
 

@@ -35,8 +35,8 @@ from avocado.gateway.hooks import Admission, OpenAdmission, Outcome, Refused, Ti
 from avocado.gateway.manage import Management, ManagementGuard
 from avocado.gateway.nodes import Node, NodePool, normalize_model
 from avocado.gateway.proxy import MODEL_ROUTES, GatewayProxy, Observer
-from avocado.gateway.request_id import RequestIdMiddleware, request_id_of
 from avocado.gateway.routing import Router
+from avocado.request_id import RequestIdMiddleware, request_id_of
 
 __all__ = ["AdminGuard", "Lifespan", "create_gateway_app", "merged_tags"]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -36,11 +37,12 @@ from avocado.gateway.errors import error_response
 from avocado.gateway.exchange import BadBody, model_of
 from avocado.gateway.hooks import Refused
 from avocado.gateway.nodes import Node, NodePool, describe_error, normalize_model
-from avocado.gateway.request_id import request_id_of
+from avocado.request_id import request_id_of
 
 __all__ = ["NODE_HEADER", "Management", "ManagementGuard"]
 
 log = logging.getLogger(__name__)
+request_log = logging.getLogger("avocado.request")
 
 NODE_HEADER = "x-avocado-node"
 ManagementGuard = Callable[[Request], Awaitable[None]]  # raises Refused for callers who may not manage
@@ -75,14 +77,17 @@ class Management:
 
     def _guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 if self.guard is not None:
                     await self.guard(request)
-                return await handler(request)
+                response = await handler(request)
             except Refused as refused:
-                return error_response(request.url.path, refused.status, refused.message)
+                response = error_response(request.url.path, refused.status, refused.message)
             except _Answer as answer:
-                return error_response(request.url.path, answer.status, answer.message)
+                response = error_response(request.url.path, answer.status, answer.message)
+            _log(request, response, started)
+            return response
 
         return endpoint
 
@@ -166,6 +171,7 @@ class Management:
 
     async def _forward(self, request: Request, node: Node, body: bytes | AsyncIterator[bytes]) -> Response:
         """``request`` to ``node``; its answer back as it comes, streamed or whole."""
+        request.state.nodes = [node.name]
         try:
             response = await self.pool.client.send(self._request(request, node, body), stream=True)
         except httpx.HTTPError as exc:
@@ -197,6 +203,7 @@ class Management:
 
     async def _fan_out(self, request: Request, nodes: list[Node], body: bytes) -> Response:
         """The same request to each of ``nodes``: the answer when all agree, else what went wrong where."""
+        request.state.nodes = [node.name for node in nodes]
         answers = await asyncio.gather(*(self._send(request, node, body) for node in nodes))
         await self._changed(request, nodes, 200)
         failed = [(node, answer) for node, answer in zip(nodes, answers, strict=True) if answer[0] >= 300]
@@ -229,6 +236,22 @@ class Management:
         """Check nodes whose models may have changed, so that listings show it at once."""
         if request.method != "HEAD" and status < 300:
             await asyncio.gather(*(self.pool.check(node) for node in nodes))
+
+
+def _log(request: Request, response: Response, started: float) -> None:
+    """A line per management request, as the proxy writes one per model request (a stream's line
+    is written when its answer starts)."""
+    if not request_log.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "method": request.method,
+        "path": request.url.path,
+        "node": ",".join(getattr(request.state, "nodes", [])) or None,
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "request_id": request_id_of(request.scope),
+    }
+    request_log.info("request", extra={"fields": fields})
 
 
 def _headers(response: httpx.Response) -> dict[str, str]:

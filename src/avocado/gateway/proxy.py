@@ -29,9 +29,9 @@ from avocado.gateway.errors import is_openai_path, send_error, stream_error_line
 from avocado.gateway.exchange import BadBody, Exchange, Failure, model_of, usage_of
 from avocado.gateway.hooks import Admission, Outcome, Refused, Ticket
 from avocado.gateway.nodes import Node, NodePool, normalize_model
-from avocado.gateway.request_id import request_id_of
 from avocado.gateway.routing import Router
 from avocado.gateway.upstream import UpstreamError, UpstreamResponse
+from avocado.request_id import request_id_of
 
 __all__ = ["MAX_BODY", "MODEL_ROUTES", "GatewayProxy", "Observer"]
 

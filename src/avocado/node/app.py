@@ -107,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
         allow_origin_regex=LOCAL_ORIGINS,
         allow_methods=["*"],
         allow_headers=["*"],
+        expose_headers=["X-Request-ID"],
     )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())

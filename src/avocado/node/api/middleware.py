@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from avocado.logs import request_fields
 from avocado.node.api.errors import error_body
+from avocado.request_id import request_id_of
 
 __all__ = ["ApiKeyMiddleware", "JsonBodyMiddleware", "RequestLogMiddleware"]
 
@@ -22,7 +23,11 @@ log = logging.getLogger("avocado.request")
 
 
 class RequestLogMiddleware:
-    """Logs method, path, model, status and duration when each response ends."""
+    """Logs method, path, model, status, duration and request id when each response ends.
+
+    The request id is the caller's ``X-Request-ID`` when it is sane (a gateway passes its own, so one
+    request can be followed from gateway to node), else a new one; every response carries it.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,14 +37,18 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
         fields: dict[str, Any] = {"method": scope["method"], "path": scope["path"]}
         token = request_fields.set(fields)
         status = 500
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
@@ -48,6 +57,7 @@ class RequestLogMiddleware:
             request_fields.reset(token)
             fields["status"] = status
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            fields["request_id"] = request_id
             log.info("request", extra={"fields": fields})
 
 

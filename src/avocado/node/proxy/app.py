@@ -234,6 +234,7 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
             allow_origin_regex=LOCAL_ORIGINS,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
         ),
     ]
     routes = [
