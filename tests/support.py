@@ -1,4 +1,4 @@
-"""Test support: constants and a real node (uvicorn in a thread, on a free loopback port)."""
+"""Test support: constants, apps served by uvicorn in a thread on a free loopback port, a real node."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from avocado.config import Settings
 from avocado.node.app import create_app
@@ -45,6 +46,36 @@ def free_port() -> int:
 
 
 @dataclass
+class RunningServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve(app: Starlette, port: int | None = None, **settings: Any) -> RunningServer:
+    """Serve ``app`` with uvicorn in a background thread on loopback; wait until it listens.
+
+    ``settings`` go to ``uvicorn.Config`` (``ssl_certfile`` and ``ssl_keyfile`` serve ``https``).
+    """
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, **settings)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    scheme = "https" if "ssl_certfile" in settings else "http"
+    return RunningServer(f"{scheme}://127.0.0.1:{port}", server, thread)
+
+
+@dataclass
 class RunningNode:
     url: str
     app: FastAPI
@@ -69,17 +100,8 @@ def start_node(home: Path, **overrides: Any) -> RunningNode:
     """Start a node in a background thread and wait until it answers."""
     settings = Settings(home=home, port=free_port(), num_ctx=2048, keep_alive="5m", **overrides)
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{settings.port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test node did not start")
-        time.sleep(0.02)
-    return RunningNode(url, app, settings, server, thread)
+    running = serve(app, settings.port)
+    return RunningNode(running.url, app, settings, running.server, running.thread)
 
 
 def linked_home(source: Path, target: Path) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,7 +30,7 @@ from avocado.gateway.app import create_gateway_app
 from avocado.gateway.hooks import Outcome, Refused, Ticket
 from avocado.gateway.nodes import NodePool
 from avocado.gateway.proxy import Observer
-from tests.support import free_port
+from tests.support import RunningServer, serve
 
 __all__ = [
     "Recorder",
@@ -51,36 +49,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-@dataclass
-class RunningServer:
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def serve(app: Starlette, port: int | None = None, **settings: Any) -> RunningServer:
-    """Serve ``app`` with uvicorn in a background thread on loopback; wait until it listens.
-
-    ``settings`` go to ``uvicorn.Config`` (``ssl_certfile`` and ``ssl_keyfile`` serve ``https``).
-    """
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, **settings)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    scheme = "https" if "ssl_certfile" in settings else "http"
-    return RunningServer(f"{scheme}://127.0.0.1:{port}", server, thread)
 
 
 class Recorder:

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 
 from avocado.config import Settings
 from avocado.node.proxy import OllamaNotFound, OllamaStartError, OllamaSupervisor, create_proxy_app
-from tests.support import GREEDY, SMOLLM, RunningNode, free_port, start_node, wait_for_serve
+from tests.support import GREEDY, SMOLLM, RunningNode, free_port, serve, start_node, wait_for_serve
 
 OPTIONS = {**GREEDY, "num_predict": 8}
 AVOCADO = [sys.executable, "-m", "avocado"]
@@ -92,16 +92,8 @@ def start_proxy(home: Path, upstream: str, **overrides: Any) -> RunningProxy:
     """Start the proxy app with uvicorn in a background thread, as ``start_node`` starts a node."""
     settings = Settings(home=home, port=free_port(), engine="ollama", **overrides)
     app = create_proxy_app(settings, upstream)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test proxy did not start")
-        time.sleep(0.02)
-    return RunningProxy(f"http://127.0.0.1:{settings.port}", app, server, thread)
+    running = serve(app, settings.port)
+    return RunningProxy(running.url, app, running.server, running.thread)
 
 
 @pytest.fixture(scope="module")
