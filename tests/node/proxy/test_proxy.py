@@ -26,7 +26,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from avocado.config import Settings
+from avocado.discovery import DiscoveryWatcher, Registry
 from avocado.node.proxy import OllamaNotFound, OllamaStartError, OllamaSupervisor, create_proxy_app
+from tests.discovery.support import require_broker
 from tests.support import GREEDY, SMOLLM, RunningNode, free_port, serve, start_node, wait_for_serve
 
 OPTIONS = {**GREEDY, "num_predict": 8}
@@ -406,3 +408,34 @@ def test_serve_engine_ollama_without_binary_fails_clearly(tmp_path: Path) -> Non
     )
     assert result.returncode == 2
     assert "--engine ollama needs --ollama-url or an ollama binary on PATH" in result.stderr
+
+
+def test_a_node_in_front_of_ollama_announces_the_daemons_models(node: RunningNode, tmp_path: Path) -> None:
+    """Discovery works the same for the proxy engine: its models are the daemon's (here another node)."""
+    broker = require_broker()
+    running = start_proxy(tmp_path / "proxy-home", node.url, amqp_url=broker, announce_interval=60)
+    stopped = False
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        status = http.get("/api/avocado/status").json()
+        upstream_models = {m["name"] for m in http.get("/api/tags").json()["models"]}
+    service_id = status["service_id"]
+    assert status["engine"] == {"kind": "ollama", "upstream": node.url}
+
+    async def scenario() -> None:
+        nonlocal stopped
+        registry = Registry()
+        async with DiscoveryWatcher(broker, registry):
+            await registry.wait_for(lambda r: r.get(service_id) is not None, timeout=10)
+            seen = registry.get(service_id)
+            assert seen is not None and seen.url == running.url and seen.status == "online"
+            assert SMOLLM in {m.name for m in seen.models}
+            assert {m.name for m in seen.models} == upstream_models
+            await asyncio.to_thread(running.stop)
+            stopped = True
+            await registry.wait_for(lambda r: r.get(service_id) is None, timeout=10)  # offline
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if not stopped:
+            running.stop()
