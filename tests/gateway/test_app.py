@@ -13,7 +13,7 @@ import pytest
 
 from avocado.gateway.nodes import NodePool
 from tests.gateway.conftest import SMOLLM_B
-from tests.gateway.support import RunningGateway, ScriptedAdmission, start_gateway
+from tests.gateway.support import RunningGateway, ScriptedAdmission, start_gateway, wait_until
 from tests.support import GEMMA, GREEDY, SMOLLM, RunningNode, free_port
 
 OPTIONS = {**GREEDY, "num_predict": 4}
@@ -58,12 +58,16 @@ def test_one_request_id_from_client_to_node(
     gateway: RunningGateway, node_a: RunningNode, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": OPTIONS}
+
+    def lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == "trace-42"]
+
     with caplog.at_level(logging.INFO, logger="avocado.request"), gateway.client() as http:
         answer = http.post("/api/generate", json=body, headers={"X-Request-ID": "trace-42"})
-        gateway.outcomes.find("trace-42")
+        # Both servers write their line once the answer has gone out, so a moment after the client has it.
+        wait_until(lambda: len(lines()) >= 2, timeout=5, message="both log lines")
     assert answer.headers["x-request-id"] == "trace-42"
-    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == "trace-42"]
-    paths = sorted((r.fields["path"], "node" in r.fields) for r in lines)  # type: ignore[attr-defined]
+    paths = sorted((r.fields["path"], "node" in r.fields) for r in lines())  # type: ignore[attr-defined]
     assert paths == [("/api/generate", False), ("/api/generate", True)]  # the node's line, the gateway's
     with node_a.client() as http:
         direct = http.get("/api/tags")
