@@ -8,27 +8,14 @@ from typing import Any, Protocol
 
 from starlette.types import Message, Receive
 
+from avocado.headers import HOP_BY_HOP
+
 __all__ = ["FORWARDED", "read_body", "replay", "response_headers", "until_disconnected"]
 
 # Request headers a node gets from the client; the rest (the client's key above all) stays here.
 FORWARDED = frozenset({b"content-type", b"accept", b"user-agent", b"traceparent", b"tracestate"})
 # Response headers that describe the node's connection or its own policies, not the answer.
-_DROPPED = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"transfer-encoding",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"date",
-        b"server",
-        b"vary",
-        b"x-request-id",
-    }
-)
+_DROPPED = HOP_BY_HOP | {b"date", b"server", b"vary", b"x-request-id"}
 
 
 class Cancellable(Protocol):

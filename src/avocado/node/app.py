@@ -27,6 +27,7 @@ from avocado.node.registry.server import router as registry_router
 from avocado.node.service import NodeService
 from avocado.node.store.bundled import register_bundled_models
 from avocado.node.store.store import ModelStore
+from avocado.request_id import RequestIdMiddleware
 
 __all__ = ["CAPABILITIES", "create_app", "open_store"]
 
@@ -113,4 +114,5 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response, 401s included, carries the id
     return app

@@ -439,3 +439,11 @@ def test_a_node_in_front_of_ollama_announces_the_daemons_models(node: RunningNod
     finally:
         if not stopped:
             running.stop()
+
+
+def test_one_request_id_on_the_answer(proxy: RunningProxy) -> None:
+    """The upstream (a node) answers with the id too; the client sees the proxy's, once."""
+    answer = httpx.get(f"{proxy.url}/api/tags", headers={"X-Request-ID": "trace-7"}, timeout=30)
+    assert answer.headers.get_list("x-request-id") == ["trace-7"]
+    fresh = httpx.get(f"{proxy.url}/api/tags", timeout=30)
+    assert len(fresh.headers.get_list("x-request-id")) == 1

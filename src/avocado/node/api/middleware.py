@@ -25,8 +25,9 @@ log = logging.getLogger("avocado.request")
 class RequestLogMiddleware:
     """Logs method, path, model, status, duration and request id when each response ends.
 
-    The request id is the caller's ``X-Request-ID`` when it is sane (a gateway passes its own, so one
-    request can be followed from gateway to node), else a new one; every response carries it.
+    The request id (:class:`avocado.request_id.RequestIdMiddleware`, outside this one) is the caller's
+    ``X-Request-ID`` when it is sane (a gateway passes its own, so one request can be followed from
+    gateway to node), else a new one.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -37,18 +38,15 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = request_id_of(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = request_id_of(scope)  # set by RequestIdMiddleware, which answers with it
         fields: dict[str, Any] = {"method": scope["method"], "path": scope["path"]}
         token = request_fields.set(fields)
         status = 500
-        id_header = (b"x-request-id", request_id.encode())
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:

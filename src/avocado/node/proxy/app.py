@@ -23,34 +23,23 @@ from starlette.types import Message, Receive, Scope, Send
 
 from avocado.config import LOCAL_ORIGINS, Settings
 from avocado.discovery import ModelInfo
+from avocado.headers import HOP_BY_HOP
 from avocado.node.api import status
 from avocado.node.api.errors import error_body
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
+from avocado.request_id import RequestIdMiddleware
 
 __all__ = ["create_proxy_app"]
 
 log = logging.getLogger(__name__)
 
-# Headers that describe one connection, not the message: never forwarded in either direction.
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"transfer-encoding",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"proxy-authorization",
-        b"proxy-authenticate",
-    }
-)
 # The upstream client sets its own Host; the node's server already answered any 100-continue.
 _REQUEST_DROPPED = HOP_BY_HOP | {b"host", b"expect"}
-# The node's server writes its own Date and Server (Access-Control-* are dropped too: the node's
-# origin policy answers for the upstream).
-_RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
+# The node's server writes its own Date, Server and X-Request-ID (Access-Control-* are dropped too:
+# the node's origin policy answers for the upstream).
+_RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 
 
 class _ClientGone(Exception):
@@ -222,6 +211,7 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
             await client.aclose()
 
     middleware = [
+        Middleware(RequestIdMiddleware),
         Middleware(RequestLogMiddleware),
         *(
             [Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())]
