@@ -116,6 +116,25 @@ def test_create_copy_delete_and_prune(store: ModelStore, weights: Path) -> None:
         store.delete("base:1")
 
 
+def test_delete_keeps_blobs_that_a_model_being_written_will_name(store: ModelStore, weights: Path) -> None:
+    create_model(store, "old:1", CreateSpec(from_=str(weights)), lambda _: None)
+    uploaded = store.add_blob_bytes(b"a blob for a create that has not been sent yet")
+    weights_digest = store.get("old:1").layers[0].digest
+    with store.hold([weights_digest]):  # as a pull of a model with the same weights does
+        store.delete("old:1")
+        assert store.has_blob(weights_digest)
+    assert store.has_blob(uploaded.digest)  # named by no manifest, but not the deleted model's
+    assert not [m for m in store.list()]
+
+
+def test_a_damaged_manifest_can_be_deleted(store: ModelStore) -> None:
+    path = store.manifest_path(ModelName.parse("broken:1"))
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    store.delete("broken:1")
+    assert not path.exists()
+
+
 def test_uploaded_blob_is_checked(store: ModelStore) -> None:
     data = b"some bytes"
     good = "sha256:" + hashlib.sha256(data).hexdigest()

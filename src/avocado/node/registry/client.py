@@ -118,16 +118,17 @@ class Puller:
     def run(self, manifest: WireManifest, progress: Progress, cancel: threading.Event | None = None) -> None:
         """Fetch every missing blob, verify, then write the manifest; progress from "pulling <digest>" on."""
         stop = cancel or threading.Event()
-        with _client() as http:
-            for layer in manifest.blobs:
-                self._fetch_blob(http, layer, _Reporter(progress, "pulling", layer), stop)
-        progress({"status": "verifying sha256 digest"})
-        for layer in manifest.blobs:  # each was hash-checked before its rename; still there?
-            if not self.store.has_blob(layer.digest):
-                raise RegistryError(f"blob {layer.digest} disappeared from the store during the pull")
-        progress({"status": "writing manifest"})
-        with disk_errors(f"writing the manifest of {self.name.display}"):
-            self.store.write_manifest_bytes(self.name, manifest.raw)
+        with self.store.hold(layer.digest for layer in manifest.blobs):  # a delete meanwhile keeps them
+            with _client() as http:
+                for layer in manifest.blobs:
+                    self._fetch_blob(http, layer, _Reporter(progress, "pulling", layer), stop)
+            progress({"status": "verifying sha256 digest"})
+            for layer in manifest.blobs:  # each was hash-checked before its rename; still there?
+                if not self.store.has_blob(layer.digest):
+                    raise RegistryError(f"blob {layer.digest} disappeared from the store during the pull")
+            progress({"status": "writing manifest"})
+            with disk_errors(f"writing the manifest of {self.name.display}"):
+                self.store.write_manifest_bytes(self.name, manifest.raw)
         progress({"status": "success"})
 
     def _fetch_blob(

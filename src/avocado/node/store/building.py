@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avocado.node.store.errors import InvalidModelFile, ModelNotFound, StoreError
+from avocado.node.store.errors import BlobNotFound, InvalidModelFile, ModelNotFound, StoreError
 from avocado.node.store.gguf_info import read_gguf_info
 from avocado.node.store.names import InvalidModelName, ModelName
 from avocado.node.store.store import Layer, MediaType, ModelStore, StoredModel
@@ -138,27 +138,31 @@ def create_model(store: ModelStore, name: str, spec: CreateSpec, progress: Progr
         parent = base.name
     else:
         raise StoreError("neither 'from' nor 'files' was given")
-    progress(f"using existing layer {weights.digest}")
-    store.gguf_info(weights.digest)  # fails clearly if the weights are not GGUF
-    params = {**base_params, **spec.parameters}
-    if spec.template is not None:
-        progress("creating template layer")
-    if spec.system is not None:
-        progress("creating system layer")
-    if spec.parameters:
-        progress("creating parameters layer")
-    progress("writing manifest")
-    stored = build_model(
-        store,
-        parsed.display,
-        weights=weights,
-        template=spec.template if spec.template is not None else template,
-        system=spec.system if spec.system is not None else system,
-        parameters=params,
-        messages=spec.messages if spec.messages is not None else messages,
-        licenses=licenses + spec.licenses,
-        adapters=adapter_layers,
-        parent=parent,
-    )
+    with store.hold([weights.digest, *(layer.digest for layer in adapter_layers)]):
+        for layer in [weights, *adapter_layers]:  # a delete may have taken them before the hold
+            if not store.has_blob(layer.digest):
+                raise BlobNotFound(f"blob {layer.digest} was removed while the model was being created")
+        progress(f"using existing layer {weights.digest}")
+        store.gguf_info(weights.digest)  # fails clearly if the weights are not GGUF
+        params = {**base_params, **spec.parameters}
+        if spec.template is not None:
+            progress("creating template layer")
+        if spec.system is not None:
+            progress("creating system layer")
+        if spec.parameters:
+            progress("creating parameters layer")
+        progress("writing manifest")
+        stored = build_model(
+            store,
+            parsed.display,
+            weights=weights,
+            template=spec.template if spec.template is not None else template,
+            system=spec.system if spec.system is not None else system,
+            parameters=params,
+            messages=spec.messages if spec.messages is not None else messages,
+            licenses=licenses + spec.licenses,
+            adapters=adapter_layers,
+            parent=parent,
+        )
     progress("success")
     return stored

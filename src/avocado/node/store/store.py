@@ -12,7 +12,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +138,21 @@ class ModelStore:
         for directory in (self.blobs_dir, self.manifests_dir, self.info_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._held: Counter[str] = Counter()  # blobs an unfinished pull or create is about to name
+
+    @contextmanager
+    def hold(self, digests: Iterable[str]) -> Iterator[None]:
+        """Keep these blobs while a model that will name them is being written, even if a delete
+        in the meantime removes the last manifest that named them."""
+        held = list(digests)
+        with self._lock:
+            self._held.update(held)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.subtract(held)
+                self._held = +self._held  # drop zero counts
 
     # -- blobs -------------------------------------------------------------------------------------
 
@@ -312,12 +329,18 @@ class ModelStore:
         return self.get(dst)
 
     def delete(self, name: ModelName | str) -> None:
-        """Remove a manifest, then every blob no manifest references any more."""
+        """Remove a manifest, then those of its blobs that no other manifest names.
+
+        Only the deleted model's own blobs are candidates, as in Ollama: a blob uploaded for a
+        create that has not happened yet, or written by a pull still in progress, is not named by
+        any manifest either, and must stay.
+        """
         parsed = ModelName.parse(name) if isinstance(name, str) else name
         with self._lock:
             path = self.manifest_path(parsed)
             if not path.is_file():
                 raise ModelNotFound(f"model '{parsed.display}' not found")
+            own = self._named_by(path)
             path.unlink()
             for parent in path.parents:
                 if parent == self.manifests_dir:
@@ -326,16 +349,24 @@ class ModelStore:
                     parent.rmdir()
                 except OSError:
                     break
-            self.prune()
+            self._remove_unused(own)
 
-    def prune(self) -> None:
-        referenced: set[str] = set()
-        for stored in self.list():
-            referenced.update(layer.digest for layer in stored.layers)
-            manifest = json.loads(self.manifest_path(stored.name).read_bytes())
-            referenced.add(manifest["config"]["digest"])
-        for blob in self.blobs_dir.glob("sha256-*"):
-            if blob.name.endswith("-partial"):  # a pull in progress (or to resume later)
-                continue
-            if blob.name.replace("-", ":", 1) not in referenced:
-                blob.unlink(missing_ok=True)
+    def _remove_unused(self, candidates: set[str]) -> None:
+        named: set[str] = set()
+        for path in self.manifests_dir.glob("*/*/*/*"):
+            if path.is_file() and not path.name.startswith("."):
+                named |= self._named_by(path)
+        for digest in candidates - named - set(self._held):
+            try:
+                self.blob_path(digest).unlink(missing_ok=True)
+            except StoreError:
+                continue  # not a digest we could have stored
+
+    @staticmethod
+    def _named_by(path: Path) -> set[str]:
+        """The digests a manifest names (none when it is damaged)."""
+        try:
+            manifest = json.loads(path.read_bytes())
+            return {manifest["config"]["digest"], *(layer["digest"] for layer in manifest.get("layers", []))}
+        except (OSError, ValueError, KeyError, TypeError):
+            return set()
