@@ -90,7 +90,7 @@ class RunningProxy:
         self.thread.join(timeout=30)
 
 
-def start_proxy(home: Path, upstream: str, **overrides: Any) -> RunningProxy:
+def start_proxy(home: Path, upstream: str | None, **overrides: Any) -> RunningProxy:
     """Start the proxy app with uvicorn in a background thread, as ``start_node`` starts a node."""
     settings = Settings(home=home, port=free_port(), engine="ollama", **overrides)
     app = create_proxy_app(settings, upstream)
@@ -336,6 +336,21 @@ def test_supervisor_starts_restarts_and_stops_ollama(standin: Path, tmp_path: Pa
     log = (settings.logs_dir / "ollama.log").read_text()
     assert log.count("stand-in listening on") == 2 and log.count("stand-in stderr line") == 2
     assert log.count(" serve on 127.0.0.1:") == 2
+
+
+def test_requests_wait_while_a_dead_daemon_is_restarted(standin: Path, tmp_path: Path) -> None:
+    running = start_proxy(tmp_path / "home", None)  # no upstream: the node runs the stand-in
+    try:
+        first = int((standin / "pid").read_text())
+        os.kill(first, signal.SIGKILL)
+        while not gone(first):
+            time.sleep(0.01)
+        response = httpx.get(f"{running.url}/api/version", timeout=30)  # sent while nothing listens
+        assert response.status_code == 200, response.text
+        assert response.json() == {"version": "0.0.0-standin"}
+        assert int((standin / "pid").read_text()) != first
+    finally:
+        running.stop()
 
 
 def test_supervisor_kills_a_daemon_that_ignores_sigterm(

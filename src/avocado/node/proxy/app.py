@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -64,11 +64,22 @@ def _without_hop_by_hop(
 
 
 class OllamaProxy:
-    """An ASGI app that forwards every HTTP request to ``upstream`` over one shared client."""
+    """An ASGI app that forwards every HTTP request to ``upstream`` over one shared client.
 
-    def __init__(self, upstream: str, *, strip_authorization: bool) -> None:
+    ``back_up`` (optional) waits for an upstream that refused a connection to answer again (a
+    supervised daemon being restarted) and says whether it does; the request is then sent again.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        strip_authorization: bool,
+        back_up: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.strip_authorization = strip_authorization
+        self.back_up = back_up
         self.client: httpx.AsyncClient | None = None
 
     def open(self) -> httpx.AsyncClient:
@@ -133,7 +144,7 @@ class OllamaProxy:
     ) -> None:
         """Send ``request`` upstream and its response on, chunk by chunk, as the chunks arrive."""
         try:
-            response = await client.send(request, stream=True)
+            response = await self._send(client, request)
         except _ClientGone:
             return
         except httpx.TransportError as exc:
@@ -158,6 +169,21 @@ class OllamaProxy:
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+
+    async def _send(self, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        try:
+            return await client.send(request, stream=True)
+        except httpx.ConnectError:
+            # Nothing of the body was read yet, so the same request can go again once the daemon is back.
+            if self.back_up is None or not await self.back_up():
+                raise
+            log.info(
+                "ollama at %s is answering again; sending %s %s",
+                self.upstream,
+                request.method,
+                request.url.path,
+            )
+            return await client.send(request, stream=True)
 
     async def _bad_gateway(self, scope: Scope, send: Send, exc: httpx.TransportError) -> None:
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
@@ -191,7 +217,11 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
     if supervisor is not None:
         upstream = supervisor.url
     assert upstream is not None
-    proxy = OllamaProxy(upstream, strip_authorization=settings.api_key is not None)
+    proxy = OllamaProxy(
+        upstream,
+        strip_authorization=settings.api_key is not None,
+        back_up=supervisor.answering if supervisor is not None else None,
+    )
     presence = Presence(settings, lambda: upstream_models(upstream), ("ollama", "openai", "embeddings"))
 
     @asynccontextmanager

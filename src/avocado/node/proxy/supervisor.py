@@ -49,7 +49,12 @@ class OllamaSupervisor:
     """Keeps one ``ollama serve`` answering at :attr:`url` between :meth:`start` and :meth:`stop`."""
 
     def __init__(
-        self, settings: Settings, *, startup_timeout: float = 60.0, stop_timeout: float = 10.0
+        self,
+        settings: Settings,
+        *,
+        startup_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+        restart_wait: float = 30.0,
     ) -> None:
         binary = shutil.which(settings.ollama_binary)
         if binary is None:
@@ -62,7 +67,9 @@ class OllamaSupervisor:
         self.log_path = settings.logs_dir / "ollama.log"
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
+        self.restart_wait = restart_wait
         self.restarts = 0
+        self._answering = asyncio.Event()
         self._process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._watcher: asyncio.Task[None] | None = None
@@ -85,11 +92,28 @@ class OllamaSupervisor:
         except BaseException:
             await self._terminate()
             raise
+        self._answering.set()
         self._watcher = asyncio.create_task(self._watch(), name="ollama-supervisor")
+
+    async def answering(self) -> bool:
+        """Wait, up to ``restart_wait`` seconds, until a daemon that died is answering again.
+
+        True at once while the daemon runs; False when it is not back in time or is being stopped.
+        """
+        if self.pid is None:
+            self._answering.clear()  # died: the watcher may not have noticed yet
+        if self._watcher is None:
+            return False
+        try:
+            await asyncio.wait_for(self._answering.wait(), self.restart_wait)
+        except TimeoutError:
+            return False
+        return self.pid is not None
 
     async def stop(self) -> None:
         """Stop watching and stop the daemon: SIGTERM, then SIGKILL after ``stop_timeout``."""
         watcher, self._watcher = self._watcher, None
+        self._answering.clear()
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,6 +173,7 @@ class OllamaSupervisor:
                     backoff = FIRST_BACKOFF
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
+            self._answering.clear()
             log.warning(
                 "ollama serve (pid %d) exited with status %s; restarting in %g s",
                 process.pid,
@@ -165,6 +190,7 @@ class OllamaSupervisor:
                 log.error("%s", exc)
                 await self._terminate()  # counts as one more crash
             else:
+                self._answering.set()
                 log.info("ollama serve is answering again at %s (restart %d)", self.url, self.restarts)
 
     async def _terminate(self) -> None:
