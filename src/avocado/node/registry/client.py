@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from avocado.node.registry import WireManifest, parse_manifest
+from avocado.node.registry.auth import RegistryAuth
 from avocado.node.registry.errors import (
     RegistryError,
     RemoteModelNotFound,
@@ -52,8 +53,8 @@ def _short(digest: str) -> str:
     return digest.partition(":")[2][:12]
 
 
-def _client() -> httpx.Client:
-    return httpx.Client(timeout=_TIMEOUT, follow_redirects=True, headers={"User-Agent": "avocado"})
+def _client(auth: RegistryAuth) -> httpx.Client:
+    return httpx.Client(timeout=_TIMEOUT, follow_redirects=True, headers={"User-Agent": "avocado"}, auth=auth)
 
 
 @contextmanager
@@ -97,10 +98,11 @@ class Puller:
         self.name = name
         self.url = registry_url(name, insecure)
         self.base = f"{self.url}/v2/{name.namespace}/{name.model}"
+        self.auth = RegistryAuth()
 
     def fetch_manifest(self) -> WireManifest:
         what = "pull model manifest"
-        with network_errors(what, self.url), _client() as http:
+        with network_errors(what, self.url), _client(self.auth) as http:
             response = http.get(
                 f"{self.base}/manifests/{self.name.tag}", headers={"Accept": MediaType.MANIFEST}
             )
@@ -119,7 +121,7 @@ class Puller:
         """Fetch every missing blob, verify, then write the manifest; progress from "pulling <digest>" on."""
         stop = cancel or threading.Event()
         with self.store.hold(layer.digest for layer in manifest.blobs):  # a delete meanwhile keeps them
-            with _client() as http:
+            with _client(self.auth) as http:
                 for layer in manifest.blobs:
                     self._fetch_blob(http, layer, _Reporter(progress, "pulling", layer), stop)
             progress({"status": "verifying sha256 digest"})
@@ -244,6 +246,7 @@ class Pusher:
         self.name = self.stored.name
         self.url = registry_url(self.name, insecure)
         self.base = f"{self.url}/v2/{self.name.namespace}/{self.name.model}"
+        self.auth = RegistryAuth()
 
     def run(self, progress: Progress, cancel: threading.Event | None = None) -> None:
         stop = cancel or threading.Event()
@@ -258,7 +261,7 @@ class Pusher:
 
     def _push(self, manifest: WireManifest, progress: Progress, stop: threading.Event) -> None:
         raw = manifest.raw
-        with _client() as http:
+        with _client(self.auth) as http:
             for layer in manifest.blobs:
                 report = _Reporter(progress, "pushing", layer)
                 with network_errors(f"pushing {layer.digest}", self.url):

@@ -55,7 +55,10 @@ def remote_message(response: httpx.Response) -> str:
 
 def check_response(response: httpx.Response, what: str) -> None:
     if response.status_code == 401 or response.status_code == 403:
-        raise RegistryError(f"{what}: the registry requires authentication, which is not supported yet")
+        raise RegistryError(
+            f"{what}: the registry refused access ({remote_message(response)}); only anonymous access "
+            "and anonymous tokens are supported"
+        )
     if response.status_code >= 400:
         raise RegistryError(f"{what}: {remote_message(response)}")
 
