@@ -12,7 +12,8 @@ import pytest
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import Done, EmbedJob, GenerateJob, Text
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
-from avocado.node.engine.runner import Runner, RunnerConfig
+from avocado.node.engine.memory import estimate_model_bytes
+from avocado.node.engine.runner import MIN_COPY, Runner, RunnerConfig
 from avocado.node.engine.sampling import GreedySampler, SamplerChain, SamplingParams
 from avocado.node.engine.slot import StopMatcher
 from avocado.node.store.store import ModelStore
@@ -307,3 +308,70 @@ def test_greedy_fast_path_picks_what_the_llama_cpp_chain_picks(home: Path) -> No
         batch.free()
         ctx.close()
         model.close()
+
+
+# A system prompt of about 150 tokens that every request below starts with.
+SYSTEM = (
+    "<|im_start|>system\nYou are the reference desk of a small town library. "
+    + " ".join(f"Shelf {n} holds books about topic number {n}." for n in range(1, 13))
+    + "<|im_end|>\n"
+)
+
+
+def job_after_system(runner: Runner, question: str, n: int) -> tuple[GenerateJob, Collector]:
+    collector = Collector()
+    prompt = runner.model.tokenize(SYSTEM + CHATML.format(question))
+    return GenerateJob(prompt, SamplingParams(temperature=0), n, [], None, collector), collector
+
+
+def test_a_prompt_takes_the_prefix_another_slot_holds(batched: Runner) -> None:
+    system_tokens = len(batched.model.tokenize(SYSTEM))
+
+    def forget_all() -> None:  # no slot holds the system prompt now: the next job evaluates it
+        for slot in batched.slots:
+            slot.cached = slot.cached[:1]
+
+    # Reference: the second job reuses the first one's cells in the same slot, after it ended.
+    # (Reused cells are not bit-identical to evaluating the prompt in one go, as llama-server's docs
+    # say of its prompt cache; so the reference reuses them too.)
+    forget_all()
+    first_job, first = job_after_system(batched, "What is the capital of France?", 48)
+    batched.submit(first_job)
+    assert first.done.eval_count > 0
+    second_job, second = job_after_system(batched, "What is the capital of Italy?", 16)
+    batched.submit(second_job)
+    assert second.done.prompt_cached >= system_tokens
+
+    forget_all()
+    busy_job, busy = job_after_system(batched, "What is the capital of France?", 48)
+    batched.submit(busy_job)
+    while not busy.first_text_at:  # it holds a slot, and the system prompt, from now on
+        time.sleep(0.01)
+    other_job, other = job_after_system(batched, "What is the capital of Italy?", 16)
+    batched.submit(other_job)
+    assert other.done.prompt_cached == second.done.prompt_cached  # copied from the busy slot
+    assert other.text == second.text
+    assert busy.done.prompt_cached <= 1 and busy.text == first.text  # the lender is intact
+
+    forget_all()
+    busy_job, busy = job_after_system(batched, "What is the capital of France?", 200)
+    batched.submit(busy_job)
+    while not busy.first_text_at:
+        time.sleep(0.01)
+    little = Collector()  # a few tokens in common: evaluating them costs less than copying a slot
+    prompt = busy_job.prompt[: MIN_COPY - 2] + batched.model.tokenize(" Name a colour.")
+    batched.submit(GenerateJob(prompt, SamplingParams(temperature=0), 4, [], None, little))
+    assert little.done.prompt_cached <= 1
+    busy_job.cancelled.set()
+    assert busy.done.reason == "cancel"
+
+
+def test_memory_size_counts_the_kv_buffers(home: Path, runner: Runner) -> None:
+    model = ModelStore(home / "models").resolve(SMOLLM)
+    file_size = model.model_path.stat().st_size
+
+    def estimate(context: int) -> int:  # from the GGUF header alone
+        return estimate_model_bytes(model.info, file_size, context, 1)
+
+    kv = runner.memory_size - runner.model.size
+    assert kv == estimate(runner.n_ctx) - estimate(0) > 20_000_000  # 1024 tokens x 30 layers x ...

@@ -203,6 +203,12 @@ class LlamaContext:
         """Drop positions ``[start, end)`` of a sequence from KV memory (``end=-1``: to the end)."""
         llama_cpp.llama_memory_seq_rm(self.memory, seq_id, start, end)
 
+    def copy_sequence(self, source: int, target: int) -> None:
+        """Make ``target`` hold what ``source`` holds. Each sequence has its own KV buffer (so the
+        cells of one stay in order, whatever the others do): llama.cpp copies the whole buffer
+        during the next decode."""
+        llama_cpp.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+
     @property
     def can_shift(self) -> bool:
         return bool(llama_cpp.llama_memory_can_shift(self.memory))
@@ -221,7 +227,12 @@ class LlamaContext:
         return list(ptr[: self.model.n_embd])
 
     def kv_bytes(self) -> int:
-        return int(llama_cpp.llama_state_get_size(self.ptr))
+        """Size of the KV buffers: a key and a value vector (f16) per KV head, layer and cell."""
+        model = self.model.ptr
+        heads = max(int(llama_cpp.llama_model_n_head(model)), 1)
+        head_size = int(llama_cpp.llama_model_n_embd(model)) // heads
+        kv_heads = int(llama_cpp.llama_model_n_head_kv(model))
+        return int(self.model.n_layer) * self.n_ctx * kv_heads * head_size * 2 * 2
 
     def close(self) -> None:
         if self.ptr:
