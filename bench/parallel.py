@@ -17,6 +17,9 @@ Without it the script says so and measures ours only. SmolLM2-135M, 2 threads, g
    prompt each) from ``avocado serve --parallel 4`` and from ``llama-server -np 4``, through the same
    OpenAI-style streaming client. Aggregate generated tokens/s (all completion tokens / wall time) and
    median time to first token. Target: aggregate >= 100% of llama-server at every concurrency.
+3. Shared system prompt: 4 clients at once, each a different question after the same system prompt
+   of about 450 tokens (an app's instructions), both servers as in 2. No target: it shows what
+   taking another slot's KV memory for a common prompt start saves.
 """
 
 from __future__ import annotations
@@ -134,10 +137,19 @@ def single_stream(model_path: Path, prompts: list[list[int]], bench: Path | None
     print(f"single stream ratio: {rate / reference:.3f} (target >= 0.95)")
 
 
-async def one_request(client: httpx.AsyncClient, url: str, prompt: str) -> tuple[float, int]:
+SYSTEM = "You answer questions for the staff of a regional library network. " + " ".join(
+    f"Branch {n} opens at {7 + n % 3} and keeps its {TOPICS[n % len(TOPICS)]} collection on floor {n % 4}."
+    for n in range(1, 25)
+)
+
+
+async def one_request(
+    client: httpx.AsyncClient, url: str, prompt: str, system: str | None = None
+) -> tuple[float, int]:
+    messages = [{"role": "system", "content": system}] if system else []
     body = {
         "model": MODEL,
-        "messages": [{"role": "user", "content": prompt}],
+        "messages": [*messages, {"role": "user", "content": prompt}],
         "max_tokens": TOKENS,
         "temperature": 0,
         "stream": True,
@@ -159,14 +171,16 @@ async def one_request(client: httpx.AsyncClient, url: str, prompt: str) -> tuple
     return ttft * 1000, tokens
 
 
-async def one_round(url: str, clients: int, round_no: int) -> Round:
+async def one_round(url: str, clients: int, round_no: int, system: str | None = None) -> Round:
     prompts = [
         f"Write a detailed story about {TOPICS[(round_no * clients + i) % len(TOPICS)]}, part {round_no}-{i}."
         for i in range(clients)
     ]
+    if system is not None:  # a new system prompt each round, so no slot holds it when the round starts
+        system = f"Round {round_no}. {system}"
     async with httpx.AsyncClient(timeout=300) as client:
         started = time.perf_counter()
-        results = await asyncio.gather(*(one_request(client, url, p) for p in prompts))
+        results = await asyncio.gather(*(one_request(client, url, p, system) for p in prompts))
         wall = time.perf_counter() - started
     return Round(sum(t for _, t in results) / wall, statistics.median(ms for ms, _ in results))
 
@@ -190,6 +204,20 @@ def start_llama_server(binary: Path, model: Path, port: int) -> subprocess.Popen
         "-c", str(NUM_CTX * PARALLEL), "--host", "127.0.0.1", "--port", str(port), "--no-webui",
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def shared_system_prompt(servers: dict[str, tuple[str, subprocess.Popen[bytes]]], reps: int) -> None:
+    clients = PARALLEL
+    print(f"\nshared system prompt, {clients} clients at once, median of {reps} rounds")
+    print(f"{'server':<13} {'agg tok/s':>9} {'TTFT ms':>8}")
+    results: dict[str, list[Round]] = {name: [] for name in servers}
+    for round_no in range(reps):
+        order = list(servers.items())
+        for name, (url, _) in order if round_no % 2 == 0 else reversed(order):
+            results[name].append(asyncio.run(one_round(url, clients, 100 + round_no, SYSTEM)))
+    for name, rounds in results.items():
+        aggregate = statistics.median(r.aggregate for r in rounds)
+        print(f"{name:<13} {aggregate:>9.1f} {statistics.median(r.ttft_ms for r in rounds):>8.1f}")
 
 
 def main() -> None:
@@ -259,6 +287,7 @@ def main() -> None:
                 )
                 pairs = f"median of round pairs {paired:.3f}"
                 print(f"{clients:>7} {'ratio':<13} {ratio:>9.3f}   (target >= 1.0; {pairs})")
+        shared_system_prompt(servers, args.reps)
     finally:
         for _, process in servers.values():
             process.terminate()

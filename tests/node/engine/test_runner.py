@@ -366,6 +366,20 @@ def test_a_prompt_takes_the_prefix_another_slot_holds(batched: Runner) -> None:
     assert busy.done.reason == "cancel"
 
 
+def test_requests_that_arrive_together_evaluate_their_common_start_once(batched: Runner) -> None:
+    system_tokens = len(batched.model.tokenize(SYSTEM))
+    for slot in batched.slots:
+        slot.cached = slot.cached[:1]
+    questions = ["What is the capital of France?", "What is the capital of Italy?", "Name a colour.", "Hi"]
+    jobs = [job_after_system(batched, question, 8) for question in questions]
+    for job, _ in jobs:
+        batched.submit(job)
+    cached = [collector.done.prompt_cached for _, collector in jobs]
+    assert cached[0] <= 1  # the first evaluates the system prompt ...
+    assert all(n >= system_tokens for n in cached[1:]), cached  # ... the others wait for it and copy it
+    assert all(collector.text for _, collector in jobs)
+
+
 def test_memory_size_counts_the_kv_buffers(home: Path, runner: Runner) -> None:
     model = ModelStore(home / "models").resolve(SMOLLM)
     file_size = model.model_path.stat().st_size

@@ -25,7 +25,7 @@ from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import EmbedJob, GenerateJob
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
 from avocado.node.engine.sampling import make_sampler
-from avocado.node.engine.slot import Slot
+from avocado.node.engine.slot import Slot, common_prefix
 
 __all__ = ["Runner", "RunnerConfig"]
 
@@ -85,6 +85,7 @@ class Runner:
         self._embed_ctx: LlamaContext | None = None
         self._batch = Batch(params.n_batch)
         self._jobs: queue.Queue[GenerateJob | EmbedJob | None] = queue.Queue()
+        self._held: list[GenerateJob] = []  # taken from the queue, waiting for another slot's prompt
         self._closing = False
         self._thread = threading.Thread(
             target=self._work, name=f"runner-{config.path.name[:20]}", daemon=True
@@ -118,7 +119,12 @@ class Runner:
             self._flush()
 
     def _admit(self, *, block: bool) -> None:
-        """Move queued jobs into free slots; wait for one when nothing is running."""
+        """Move jobs into free slots, those held back first; wait for one when nothing is running."""
+        held, self._held = self._held, []
+        for waiting in held:
+            block = False
+            if not waiting.cancelled.is_set():
+                self._place(waiting)
         while not self._closing:
             free = [slot for slot in self.slots if not slot.busy]
             if not free:
@@ -137,7 +143,30 @@ class Runner:
             elif isinstance(job, EmbedJob):
                 self._embed_safely(job)
             else:
-                self._start(job, free)
+                self._place(job)
+
+    def _place(self, job: GenerateJob) -> None:
+        free = [slot for slot in self.slots if not slot.busy]
+        if free and not self._should_wait(job):
+            self._start(job, free)
+        else:
+            self._held.append(job)
+
+    def _should_wait(self, job: GenerateJob) -> bool:
+        """Whether another slot is evaluating the start of this job's prompt right now.
+
+        Requests of one app arrive together and begin alike (its system prompt): rather than
+        evaluate the same tokens side by side, a job waits until they are in the other slot's KV
+        memory and takes a copy (see :meth:`_start`).
+        """
+        prompt = job.prompt
+        own = max((s.common_prefix(prompt) for s in self.slots if not s.busy), default=0)
+        for other in self.slots:
+            if other.job is not None and other.prefilling:
+                common = min(common_prefix(other.job.prompt, prompt), len(prompt) - 1)
+                if common >= own + self._copy_at_least and len(other.cached) < common:
+                    return True
+        return False
 
     def _start(self, job: GenerateJob, free: list[Slot]) -> None:
         if not job.prompt:
@@ -254,6 +283,8 @@ class Runner:
                 job = slot.job
                 slot.finish("cancel")
                 job.emit(stopped)
+        for held in self._held:
+            held.emit(stopped)
         while True:
             try:
                 queued = self._jobs.get_nowait()

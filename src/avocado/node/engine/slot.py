@@ -10,7 +10,16 @@ from avocado.node.engine.jobs import Done, GenerateJob, Text
 from avocado.node.engine.llama import LlamaModel
 from avocado.node.engine.sampling import Sampler
 
-__all__ = ["Slot", "StopMatcher"]
+__all__ = ["Slot", "StopMatcher", "common_prefix"]
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 class StopMatcher:
@@ -81,12 +90,8 @@ class Slot:
         return self.job is not None and self.prompt_pos < len(self.job.prompt)
 
     def common_prefix(self, prompt: list[int]) -> int:
-        count = 0
-        for a, b in zip(self.cached, prompt, strict=False):
-            if a != b:
-                break
-            count += 1
-        return count
+        """How many of ``prompt``'s first tokens this slot's KV memory holds."""
+        return common_prefix(self.cached, prompt)
 
     def start(self, job: GenerateJob, sampler: Sampler, reuse: int) -> None:
         """Take ``job``; the first ``reuse`` prompt tokens are already in KV memory."""
