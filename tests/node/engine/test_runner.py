@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from avocado.node.engine import runner as runner_module
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import Done, EmbedJob, GenerateJob, Text
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
@@ -378,6 +379,22 @@ def test_requests_that_arrive_together_evaluate_their_common_start_once(batched:
     assert cached[0] <= 1  # the first evaluates the system prompt ...
     assert all(n >= system_tokens for n in cached[1:]), cached  # ... the others wait for it and copy it
     assert all(collector.text for _, collector in jobs)
+
+
+def test_requests_sent_together_start_in_one_batch(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "GATHER_GAP", 0.05)  # room for a slow machine between submits
+    path = ModelStore(home / "models").resolve(SMOLLM).model_path
+    idle = Runner(RunnerConfig(path, num_ctx=512, num_batch=256, num_thread=2, parallel=4))
+    try:
+        jobs = [greedy_job(idle, question, 2) for question in QUESTIONS[:4]]
+        for job, _ in jobs:
+            idle.submit(job)
+            time.sleep(0.005)  # as an event loop hands them over, one request after another
+        assert all(collector.done.eval_count for _, collector in jobs)
+        firsts = [collector.first_text_at for _, collector in jobs]
+        assert max(firsts) - min(firsts) < 0.005  # one prefill step for all, not the first alone
+    finally:
+        idle.close()
 
 
 def test_memory_size_counts_the_kv_buffers(home: Path, runner: Runner) -> None:

@@ -41,6 +41,10 @@ MIN_COPY = 8
 # side by side in one batch is cheap; measured on bench/parallel.py: waiting for a 29-token common
 # start cost 8% of aggregate throughput at 4 and 8 clients, waiting for a 450-token one gained 80%.
 HOLD_AT_LEAST = 64
+# Requests sent together reach the runner one by one, as the event loop parses each: when the
+# runner wakes from idle it waits up to this long after each arrival for the next, so their prompts
+# start in one batch rather than the first alone and the rest a step (a whole prefill) later.
+GATHER_GAP = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ class Runner:
             block = False
             if not waiting.cancelled.is_set():
                 self._place(waiting)
+        gather = False  # woken from idle: give the requests sent with this one a moment to arrive
         while not self._closing:
             free = [slot for slot in self.slots if not slot.busy]
             if not free:
@@ -137,10 +142,10 @@ class Runner:
             if block:
                 self._flush()  # nothing runs: whatever was said must reach its client before we wait
             try:
-                job = self._jobs.get(block=block)
+                job = self._jobs.get(block=block or gather, timeout=None if block else GATHER_GAP)
             except queue.Empty:
                 return
-            block = False
+            gather, block = block or gather, False
             if job is None:
                 self._closing = True
             elif job.cancelled.is_set():
