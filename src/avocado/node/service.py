@@ -5,6 +5,7 @@ Routers validate and shape HTTP; this module decides what a request means.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -35,6 +36,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Prompts longer than this (characters) are rendered and tokenized in a worker thread: a long
+# conversation takes tens of milliseconds, during which every other stream would stand still.
+OFF_LOOP_CHARS = 20_000
 
 
 class BadRequest(ValueError):
@@ -147,6 +152,18 @@ class NodeService:
         except PromptError as exc:
             raise BadRequest(str(exc)) from None
 
+    async def prompt_tokens(
+        self, loaded: Loaded, text: str, context: list[int] | None, num_keep: int
+    ) -> list[int]:
+        """``text`` tokenized after ``context`` and fitted to the context; a long one off the event loop."""
+        if len(text) < OFF_LOOP_CHARS:
+            return self.fit(loaded, self.tokenize(loaded, text, context), num_keep)
+
+        def fitted() -> list[int]:
+            return self.fit(loaded, self.tokenize(loaded, text, context), num_keep)
+
+        return await asyncio.to_thread(fitted)
+
     def tokenize(self, loaded: Loaded, text: str, context: list[int] | None = None) -> list[int]:
         """Tokenize a rendered prompt (after ``context`` tokens from an earlier response)."""
         llama = loaded.runner.model
@@ -167,7 +184,7 @@ class NodeService:
         )
         return tokens[:keep] + tokens[-tail:]
 
-    def chat_tokens(
+    async def chat_tokens(
         self,
         loaded: Loaded,
         builder: PromptBuilder,
@@ -175,17 +192,49 @@ class NodeService:
         tools: list[dict[str, Any]] | None,
         num_keep: int,
     ) -> list[int]:
-        """Render a chat; if it does not fit, drop the oldest turns (system messages stay), as Ollama does."""
+        """A chat's prompt tokens (see :meth:`fit_chat`); a long chat is rendered off the event loop."""
+        size = sum(len(str(m.get("content") or "")) for m in messages)
+        if size < OFF_LOOP_CHARS:
+            return self.fit_chat(loaded, builder, messages, tools, num_keep)
+        return await asyncio.to_thread(self.fit_chat, loaded, builder, messages, tools, num_keep)
+
+    def fit_chat(
+        self,
+        loaded: Loaded,
+        builder: PromptBuilder,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        num_keep: int,
+    ) -> list[int]:
+        """Render a chat; if it does not fit, drop the oldest turns (system messages stay), as Ollama does.
+
+        Fewer turns never make a longer prompt, so the first turn to keep is found by bisection:
+        a long conversation is rendered a few times, not once per turn dropped.
+        """
         n_ctx = loaded.runner.n_ctx
-        tokens: list[int] = []
-        for start in range(max(len(messages), 1)):
+
+        def tokens_from(start: int) -> list[int]:
             window = [m for i, m in enumerate(messages) if i >= start or m.get("role") == "system"]
-            tokens = self.tokenize(loaded, builder.chat(window, tools))
-            if len(tokens) < n_ctx:
-                if start:
-                    log.warning("dropped the %d oldest messages to fit the context of %d", start, n_ctx)
-                return tokens
-        return self.fit(loaded, tokens, num_keep)
+            return self.tokenize(loaded, builder.chat(window, tools))
+
+        tokens = tokens_from(0)
+        if len(tokens) < n_ctx:
+            return tokens
+        last = len(messages) - 1  # the last message always stays
+        low, high = 1, last
+        fitting: tuple[int, list[int]] | None = None
+        while low <= high:
+            middle = (low + high) // 2
+            candidate = tokens_from(middle)
+            if len(candidate) < n_ctx:
+                fitting, high = (middle, candidate), middle - 1
+            else:
+                low = middle + 1
+        if fitting is None:
+            return self.fit(loaded, tokens_from(max(last, 0)), num_keep)
+        start, tokens = fitting
+        log.warning("dropped the %d oldest messages to fit the context of %d", start, n_ctx)
+        return tokens
 
     async def run(self, gen: Generation, loaded: Loaded, prompt: list[int]) -> AsyncIterator[Text | Done]:
         params = SamplingParams.from_options(gen.options)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import SMOLLM
+from tests.support import SMOLLM, RunningNode
 
 
 def assert_error(response: httpx.Response, status: int, fragment: str) -> None:
@@ -187,6 +189,27 @@ def test_long_chat_drops_the_oldest_turns(http: httpx.Client) -> None:
     result = http.post("/api/chat", json=body).json()
     assert result["done"] is True
     assert 1000 < result["prompt_eval_count"] < 2048
+
+
+def test_a_very_long_chat_does_not_stall_other_requests(node: RunningNode) -> None:
+    turn = "the quick brown fox jumps over the lazy dog " * 12  # ~120 tokens
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"{i}: {turn}"} for i in range(301)
+    ]
+    options = {"num_predict": 1, "num_ctx": 512}  # a short prefill once the conversation is cut
+    body = {"model": SMOLLM, "messages": messages, "stream": False, "options": options}
+    with ThreadPoolExecutor(max_workers=1) as pool, node.client() as http:
+        http.post("/api/generate", json={"model": SMOLLM, "prompt": "Hi", "options": options})
+        chat = pool.submit(http.post, "/api/chat", json=body, timeout=120)
+        slowest = 0.0
+        while not chat.done():
+            started = time.perf_counter()
+            assert http.get("/api/version").status_code == 200
+            slowest = max(slowest, time.perf_counter() - started)
+            time.sleep(0.01)
+        result = chat.result().json()
+    assert result["done"] is True and result["prompt_eval_count"] < 512
+    assert slowest < 0.5  # the ~36000-token conversation is cut to fit in a worker thread
 
 
 def test_json_body_without_json_content_type_is_read(http: httpx.Client) -> None:

@@ -60,7 +60,7 @@ async def generate_events(
             if req.suffix and not builder.supports_insert:
                 raise BadRequest(f"{gen.model.stored.name.full} does not support insert")
             text = builder.generate(prompt, req.system, req.suffix)
-        tokens = svc.fit(loaded, svc.tokenize(loaded, text, req.context), gen.num_keep)
+        tokens = await svc.prompt_tokens(loaded, text, req.context, gen.num_keep)
         async for event in svc.run(gen, loaded, tokens):
             if isinstance(event, Text):
                 yield {"model": name, "created_at": now_iso(), "response": event.text, "done": False}
@@ -111,7 +111,7 @@ async def chat_events(svc: NodeService, req: ChatRequest, gen: Generation) -> As
         if tools and not builder.supports_tools:
             raise BadRequest(f"{gen.model.stored.name.full} does not support tools")
         messages = [message_dict(m) for m in req.messages or []]
-        tokens = svc.chat_tokens(loaded, builder, messages, tools, gen.num_keep)
+        tokens = await svc.chat_tokens(loaded, builder, messages, tools, gen.num_keep)
         collector = ToolCallCollector(enabled=bool(tools))
 
         def chunk(content: str, **extra: Any) -> dict[str, Any]:
