@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -9,7 +10,8 @@ from fastapi import APIRouter
 
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import EmbeddingsRequest, EmbedRequest
-from avocado.node.service import BadRequest, Generation, NodeService
+from avocado.node.engine.llama import LlamaModel
+from avocado.node.service import OFF_LOOP_CHARS, BadRequest, Generation, NodeService
 
 __all__ = ["embed_texts", "normalize", "router"]
 
@@ -29,18 +31,26 @@ async def embed_texts(
     async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
         load_ns = time.perf_counter_ns() - started
         llama, n_ctx = loaded.runner.model, loaded.runner.n_ctx
-        inputs = []
-        for text in texts:
-            tokens = llama.tokenize(text)
-            if len(tokens) > n_ctx:
-                if not truncate:
-                    raise BadRequest("input length exceeds the context length")
-                tokens = tokens[:n_ctx]
-            if not tokens:
-                raise BadRequest("input is empty after tokenization")
-            inputs.append(tokens)
+        if sum(len(text) for text in texts) < OFF_LOOP_CHARS:
+            inputs = _tokenize(llama, n_ctx, texts, truncate)
+        else:  # a large batch (documents for a RAG index) must not stall every other stream
+            inputs = await asyncio.to_thread(_tokenize, llama, n_ctx, texts, truncate)
         vectors = await svc.manager.embed(loaded, inputs) if inputs else []
     return vectors, sum(len(t) for t in inputs), load_ns
+
+
+def _tokenize(llama: LlamaModel, n_ctx: int, texts: list[str], truncate: bool) -> list[list[int]]:
+    inputs = []
+    for text in texts:
+        tokens = llama.tokenize(text)
+        if len(tokens) > n_ctx:
+            if not truncate:
+                raise BadRequest("input length exceeds the context length")
+            tokens = tokens[:n_ctx]
+        if not tokens:
+            raise BadRequest("input is empty after tokenization")
+        inputs.append(tokens)
+    return inputs
 
 
 @router.post("/api/embed")
