@@ -7,6 +7,7 @@ until a request carries the token its token service hands out.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,10 +59,13 @@ def guarded_registry(guard: Guard) -> Starlette:
                 401,
                 headers={"WWW-Authenticate": challenge},
             )
-        headers = {k: v for k, v in request.headers.items() if k in ("accept", "range")}
-        upstream = await client.send(
-            client.build_request(request.method, request.url.path, headers=headers), stream=True
+        names = ("accept", "range", "content-type", "content-length")
+        headers = {k: v for k, v in request.headers.items() if k in names}
+        body = request.stream() if request.method in ("POST", "PUT", "PATCH") else None
+        forwarded = client.build_request(
+            request.method, request.url.path, params=request.query_params, headers=headers, content=body
         )
+        upstream = await client.send(forwarded, stream=True)
         guard.statuses.append(upstream.status_code)
         passed = {k: v for k, v in upstream.headers.items() if k not in ("transfer-encoding", "connection")}
         return StreamingResponse(
@@ -71,17 +75,25 @@ def guarded_registry(guard: Guard) -> Starlette:
     return Starlette(
         routes=[
             Route("/token", token),
-            Route("/v2/{path:path}", registry, methods=["GET", "HEAD"]),
+            Route("/v2/{path:path}", registry, methods=["GET", "HEAD", "POST", "PUT", "PATCH"]),
         ]
     )
 
 
+@contextmanager
+def guarding(upstream: RunningNode) -> Iterator[Guard]:
+    guard = Guard(upstream=upstream.url, port=free_port())
+    server: RunningServer = serve(guarded_registry(guard), guard.port)
+    try:
+        yield guard
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def guard(node: RunningNode) -> Iterator[Guard]:
-    guard = Guard(upstream=node.url, port=free_port())
-    server: RunningServer = serve(guarded_registry(guard), guard.port)
-    yield guard
-    server.stop()
+    with guarding(node) as running:
+        yield running
 
 
 @pytest.fixture
@@ -121,3 +133,18 @@ def test_a_refused_token_is_a_clear_error(guard: Guard, target: RunningNode) -> 
     assert err.value.status_code == 400
     assert "token service" in err.value.error and "no tokens today" in err.value.error
     assert not target.service.store.list()
+
+
+def test_push_fetches_a_token_and_streams_the_blobs(node: RunningNode, target: RunningNode) -> None:
+    with guarding(target) as guard:
+        name = f"127.0.0.1:{guard.port}/library/smollm2:pushed"
+        client = ollama.Client(host=node.url)
+        client.copy(SMOLLM, name)
+        try:
+            updates = list(client.push(name, insecure=True, stream=True))
+        finally:
+            client.delete(name)
+    assert [u.status for u in updates][-2:] == ["pushing manifest", "success"]
+    assert "smollm2:pushed" in model_names(target)
+    assert len(guard.token_requests) == 1
+    assert guard.statuses[0] == 401 and 401 not in guard.statuses[1:]  # the uploads carried the token

@@ -49,8 +49,8 @@ class RegistryAuth(httpx.Auth):
         if response.status_code != 401:
             return
         challenge = parse_bearer_challenge(response.headers.get("www-authenticate", ""))
-        if challenge is None:
-            return  # not a token registry: the caller reports the 401
+        if challenge is None or not isinstance(request.stream, httpx.ByteStream):
+            return  # not a token registry, or a streamed body that cannot go twice: the 401 stands
         token_response = yield self._token_request(challenge)
         token_response.read()
         self._token = self._token_from(token_response, challenge["realm"])
