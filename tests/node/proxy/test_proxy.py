@@ -11,10 +11,8 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +20,21 @@ import httpx
 import ollama
 import openai
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
 from avocado.config import Settings
 from avocado.discovery import DiscoveryWatcher, Registry
 from avocado.node.proxy import OllamaNotFound, OllamaStartError, OllamaSupervisor, create_proxy_app
 from tests.discovery.support import require_broker
-from tests.support import GREEDY, SMOLLM, RunningNode, free_port, serve, start_node, wait_for_serve
+from tests.support import (
+    GREEDY,
+    SMOLLM,
+    RunningNode,
+    RunningServer,
+    free_port,
+    serve,
+    start_node,
+    wait_for_serve,
+)
 
 OPTIONS = {**GREEDY, "num_predict": 8}
 AVOCADO = [sys.executable, "-m", "avocado"]
@@ -78,34 +83,21 @@ server.serve_forever()
 """
 
 
-@dataclass
-class RunningProxy:
-    url: str
-    app: Starlette
-    server: uvicorn.Server
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def start_proxy(home: Path, upstream: str | None, **overrides: Any) -> RunningProxy:
+def start_proxy(home: Path, upstream: str | None, **overrides: Any) -> RunningServer:
     """Start the proxy app with uvicorn in a background thread, as ``start_node`` starts a node."""
     settings = Settings(home=home, port=free_port(), engine="ollama", **overrides)
     app = create_proxy_app(settings, upstream)
-    running = serve(app, settings.port)
-    return RunningProxy(running.url, app, running.server, running.thread)
+    return serve(app, settings.port)
 
 
 @pytest.fixture(scope="module")
-def proxy(node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
+def proxy(node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_proxy(tmp_path_factory.mktemp("proxy-home"), node.url)
     yield running
     running.stop()
 
 
-def test_ollama_client_gets_the_same_answers(node: RunningNode, proxy: RunningProxy) -> None:
+def test_ollama_client_gets_the_same_answers(node: RunningNode, proxy: RunningServer) -> None:
     direct, via = ollama.Client(host=node.url), ollama.Client(host=proxy.url)
     listed = {m.model: m.digest for m in via.list().models}
     assert listed == {m.model: m.digest for m in direct.list().models} and SMOLLM in listed
@@ -137,7 +129,7 @@ def test_ollama_client_gets_the_same_answers(node: RunningNode, proxy: RunningPr
     assert err.value.status_code == 404 and "not found" in err.value.error
 
 
-def test_openai_client_streams_through_v1(node: RunningNode, proxy: RunningProxy) -> None:
+def test_openai_client_streams_through_v1(node: RunningNode, proxy: RunningServer) -> None:
     def stream(url: str) -> tuple[str, list[str | None]]:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         chunks = list(
@@ -161,7 +153,7 @@ def test_openai_client_streams_through_v1(node: RunningNode, proxy: RunningProxy
         client.models.retrieve("nope:1b")
 
 
-def test_requests_pass_through_unchanged(node: RunningNode, proxy: RunningProxy) -> None:
+def test_requests_pass_through_unchanged(node: RunningNode, proxy: RunningServer) -> None:
     requests: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/", {}),
         ("HEAD", "/", {}),
@@ -185,7 +177,7 @@ def test_requests_pass_through_unchanged(node: RunningNode, proxy: RunningProxy)
         assert direct.head(f"/api/blobs/{digest}").status_code == 200
 
 
-def test_browser_origins_follow_the_node_policy(proxy: RunningProxy) -> None:
+def test_browser_origins_follow_the_node_policy(proxy: RunningServer) -> None:
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
     local = httpx.options(f"{proxy.url}/api/chat", headers={"Origin": "http://localhost:3000", **preflight})
     assert local.headers["access-control-allow-origin"] == "http://localhost:3000"
@@ -195,7 +187,7 @@ def test_browser_origins_follow_the_node_policy(proxy: RunningProxy) -> None:
     assert simple.status_code == 200 and "access-control-allow-origin" not in simple.headers
 
 
-def test_streams_are_not_buffered(proxy: RunningProxy) -> None:
+def test_streams_are_not_buffered(proxy: RunningServer) -> None:
     body = {"model": SMOLLM, "prompt": COUNTING, "raw": True, "options": {**GREEDY, "num_predict": 300}}
     with httpx.Client(base_url=proxy.url, timeout=120) as client:
         client.post("/api/generate", json={**body, "stream": False, "options": {"num_predict": 1}})
@@ -211,7 +203,7 @@ def test_streams_are_not_buffered(proxy: RunningProxy) -> None:
     assert first_at < 0.3 * total, (first_at, total)
 
 
-def test_client_disconnect_frees_the_upstream(node: RunningNode, proxy: RunningProxy) -> None:
+def test_client_disconnect_frees_the_upstream(node: RunningNode, proxy: RunningServer) -> None:
     # Counting runs the full 3000 tokens (about a minute on two cores) unless the proxy lets go of it.
     body = {"model": SMOLLM, "prompt": COUNTING, "raw": True, "options": {**GREEDY, "num_predict": 3000}}
     with (
@@ -456,7 +448,7 @@ def test_a_node_in_front_of_ollama_announces_the_daemons_models(node: RunningNod
             running.stop()
 
 
-def test_one_request_id_on_the_answer(proxy: RunningProxy) -> None:
+def test_one_request_id_on_the_answer(proxy: RunningServer) -> None:
     """The upstream (a node) answers with the id too; the client sees the proxy's, once."""
     answer = httpx.get(f"{proxy.url}/api/tags", headers={"X-Request-ID": "trace-7"}, timeout=30)
     assert answer.headers.get_list("x-request-id") == ["trace-7"]
