@@ -281,29 +281,40 @@ def test_cancel_frees_the_slot_at_once(batched: Runner) -> None:
         assert collector.done.reason in ("cancel", "stop", "length")
 
 
-def test_greedy_fast_path_picks_what_the_llama_cpp_chain_picks(home: Path) -> None:
+@pytest.mark.parametrize(
+    "penalties",
+    [
+        {"repeat_penalty": 1.3, "frequency_penalty": 0.2, "presence_penalty": 0.1},  # lower only
+        {"repeat_penalty": 0.8, "frequency_penalty": -0.2},  # raise recent tokens
+    ],
+)
+def test_greedy_fast_path_picks_what_the_llama_cpp_chain_picks(
+    home: Path, penalties: dict[str, float]
+) -> None:
     """Same logits, both samplers, 96 steps with repetition penalties in play: identical tokens."""
     path = ModelStore(home / "models").resolve(SMOLLM).model_path
     model = LlamaModel(path)
     ctx = LlamaContext(model, ContextParams(n_ctx=512, n_batch=256, n_threads=2))
     batch = Batch(256)
     try:
-        params = SamplingParams(
-            temperature=0, repeat_penalty=1.3, frequency_penalty=0.2, presence_penalty=0.1
-        )
+        params = SamplingParams(temperature=0, **penalties)
         chain = SamplerChain(model.vocab, model.n_vocab, 512, params, None)
         fast = GreedySampler(model.n_vocab, 512, params)
         prompt = model.tokenize(CHATML.format("Repeat the word 'echo' many times."))
         for pos, token in enumerate(prompt):
             batch.add(token, pos, 0, pos == len(prompt) - 1)
         ctx.decode(batch)
+        index, overruled = len(prompt) - 1, 0
         for pos in range(len(prompt), len(prompt) + 96):
-            expected = chain.sample(ctx.ptr, -1)  # reads the logits without changing them
-            assert fast.sample(ctx.ptr, -1) == expected
+            unpenalised = int(ctx.logits(index).argmax())
+            expected = chain.sample(ctx, index)  # reads the logits without changing them
+            assert fast.sample(ctx, index) == expected
+            overruled += expected != unpenalised
             batch.clear()
             batch.add(expected, pos, 0, True)
             ctx.decode(batch)
-        assert fast.counts  # the penalties were exercised
+            index = 0
+        assert overruled  # the penalties changed the winner at some steps
         chain.close()
     finally:
         batch.free()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import llama_cpp
 import llama_cpp._logger as llama_logger
+import numpy as np
 
 from avocado.node.engine.errors import EngineError, ModelLoadError
 
@@ -132,7 +133,11 @@ class ContextParams:
 
 
 class Batch:
-    """A reusable ``llama_batch`` that holds up to ``capacity`` tokens."""
+    """A reusable ``llama_batch`` that holds up to ``capacity`` tokens.
+
+    It also notes which row of llama.cpp's logits buffer each token's logits land in: the tokens
+    asked for logits get consecutive rows, in batch order.
+    """
 
     def __init__(self, capacity: int, n_seq_max: int = 1) -> None:
         self.capacity = capacity
@@ -143,9 +148,12 @@ class Batch:
         self._token, self._pos, self._n_seq = raw.token, raw.pos, raw.n_seq_id
         self._seq, self._logits = raw.seq_id, raw.logits
         self._count = 0
+        self._rows = [-1] * capacity
+        self.outputs = 0  # tokens asked for logits
 
     def clear(self) -> None:
         self._count = 0
+        self.outputs = 0
         self.raw.n_tokens = 0
 
     def add(self, token: int, pos: int, seq_id: int, logits: bool) -> None:
@@ -157,8 +165,17 @@ class Batch:
         self._n_seq[i] = 1
         self._seq[i][0] = seq_id
         self._logits[i] = logits
+        if logits:
+            self._rows[i] = self.outputs
+            self.outputs += 1
+        else:
+            self._rows[i] = -1
         self._count = i + 1
         self.raw.n_tokens = self._count
+
+    def output_row(self, index: int) -> int:
+        """The logits row of the token at ``index``, or -1 if it was not asked for logits."""
+        return self._rows[index] if 0 <= index < self._count else -1
 
     def __len__(self) -> int:
         return self._count
@@ -191,13 +208,48 @@ class LlamaContext:
         self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
         self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(ctx))  # what one sequence may hold
         self.memory = llama_cpp.llama_get_memory(ctx)
+        self._decoded: Batch | None = None
+        self._logits_at = 0  # address of llama.cpp's logits buffer that _logits_rows views
+        self._logits_rows = np.empty((0, model.n_vocab), dtype=np.float32)
 
     def decode(self, batch: Batch) -> None:
+        self._decoded = None
         status = llama_cpp.llama_decode(self.ptr, batch.raw)
         if status == 1:
             raise EngineError("the context is full")
         if status != 0:
             raise EngineError(f"llama_decode failed with status {status}")
+        if batch.outputs:
+            self._view_logits(batch.outputs)
+            self._decoded = batch
+
+    def _view_logits(self, outputs: int) -> None:
+        """Keep a numpy view of llama.cpp's logits buffer; renewed only when the buffer moves.
+
+        Building a view costs more than the argmax over it (every Python and numpy path is cold
+        after a decode has streamed the weights through the caches), so one view serves every
+        step until llama.cpp reallocates the buffer for more outputs than it had room for.
+        """
+        # llama_get_logits also puts the rows back in batch order if llama.cpp split the batch.
+        at = ctypes.cast(llama_cpp.llama_get_logits(self.ptr), ctypes.c_void_p).value or 0
+        if not at:
+            self._logits_rows, self._logits_at = self._logits_rows[:0], 0
+        elif at != self._logits_at or outputs > len(self._logits_rows):
+            rows = max(outputs, self.params.n_seq_max)  # llama.cpp keeps room for at least n_seq_max
+            buffer = (ctypes.c_float * (rows * self.model.n_vocab)).from_address(at)
+            self._logits_rows = np.frombuffer(buffer, dtype=np.float32).reshape(rows, self.model.n_vocab)
+            self._logits_at = at
+
+    def logits(self, index: int) -> np.ndarray:
+        """The logits of the token at batch ``index`` in the last decode.
+
+        A view of llama.cpp's buffer, not a copy: valid until the next decode, which overwrites it.
+        """
+        row = self._decoded.output_row(index) if self._decoded is not None else -1
+        if not 0 <= row < len(self._logits_rows):
+            raise EngineError(f"no logits for batch index {index}")
+        view: np.ndarray = self._logits_rows[row]
+        return view
 
     def forget(self, seq_id: int, start: int, end: int = -1) -> None:
         """Drop positions ``[start, end)`` of a sequence from KV memory (``end=-1``: to the end)."""

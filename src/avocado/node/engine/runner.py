@@ -270,7 +270,7 @@ class Runner:
             if slot.logits_index < 0 or slot.job is None or slot.sampler is None:
                 continue
             job = slot.job
-            token = slot.sampler.sample(self.ctx.ptr, slot.logits_index)
+            token = slot.sampler.sample(self.ctx, slot.logits_index)
             done = slot.accept(token, self.model)
             if done is not None:
                 job.emit(done)

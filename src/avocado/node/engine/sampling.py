@@ -18,6 +18,7 @@ import llama_cpp
 import numpy as np
 
 from avocado.node.engine.errors import EngineError
+from avocado.node.engine.llama import LlamaContext
 
 __all__ = ["GreedySampler", "Sampler", "SamplerChain", "SamplingParams", "make_sampler"]
 
@@ -47,7 +48,7 @@ class SamplingParams:
 
 
 class Sampler(Protocol):
-    def sample(self, ctx: Any, index: int) -> int:
+    def sample(self, ctx: LlamaContext, index: int) -> int:
         """Pick the next token from the logits at batch ``index`` and remember it."""
         ...
 
@@ -63,7 +64,12 @@ def make_sampler(
 
 
 class GreedySampler:
-    """Argmax after llama.cpp's repetition penalties, computed the way its penalties sampler does."""
+    """Argmax after llama.cpp's repetition penalties, computed the way its penalties sampler does.
+
+    Penalties that can only lower a logit (the usual ones: ``repeat_penalty >= 1``, frequency and
+    presence penalties >= 0) cannot change the winner unless it is one of the recent tokens, so the
+    plain argmax stands when it is not, and the penalties are applied only when it is.
+    """
 
     def __init__(self, n_vocab: int, n_ctx: int, params: SamplingParams) -> None:
         self.n_vocab = n_vocab
@@ -76,20 +82,26 @@ class GreedySampler:
         self.penalise = bool(self.recent.maxlen) and (
             params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
         )
+        self.only_lower = (
+            params.repeat_penalty >= 1.0 and min(params.frequency_penalty, params.presence_penalty) >= 0.0
+        )
 
-    def sample(self, ctx: Any, index: int) -> int:
-        pointer = llama_cpp.llama_get_logits_ith(ctx, index)
-        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))  # a view: nothing is copied
-        if self.penalise and self.counts:
-            ids = np.fromiter(self.counts.keys(), dtype=np.int64, count=len(self.counts))
-            counts = np.fromiter(self.counts.values(), dtype=np.float32, count=len(self.counts))
-            values = logits[ids]
-            values = np.where(values <= 0, values * self.repeat, values / self.repeat).astype(np.float32)
-            values -= counts * self.frequency + np.float32(1.0) * self.presence
-            logits[ids] = values  # llama.cpp's buffer for this step; the next decode overwrites it
-        token = int(np.argmax(logits))
+    def sample(self, ctx: LlamaContext, index: int) -> int:
+        logits = ctx.logits(index)  # a view: nothing is copied
+        token = int(logits.argmax())
+        if self.penalise and self.counts and (token in self.counts or not self.only_lower):
+            token = self._penalised_argmax(logits)
         self._remember(token)
         return token
+
+    def _penalised_argmax(self, logits: np.ndarray) -> int:
+        ids = np.fromiter(self.counts.keys(), dtype=np.int64, count=len(self.counts))
+        counts = np.fromiter(self.counts.values(), dtype=np.float32, count=len(self.counts))
+        values = logits[ids]
+        values = np.where(values <= 0, values * self.repeat, values / self.repeat).astype(np.float32)
+        values -= counts * self.frequency + np.float32(1.0) * self.presence
+        logits[ids] = values  # llama.cpp's buffer for this step; the next decode overwrites it
+        return int(logits.argmax())
 
     def _remember(self, token: int) -> None:
         if self.recent.maxlen:
@@ -158,9 +170,9 @@ class SamplerChain:
     def _add(self, sampler: Any) -> None:
         llama_cpp.llama_sampler_chain_add(self.ptr, sampler)
 
-    def sample(self, ctx: Any, index: int) -> int:
+    def sample(self, ctx: LlamaContext, index: int) -> int:
         """Pick the next token from the logits at batch ``index`` and feed it back to the samplers."""
-        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx, index))
+        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
 
     def close(self) -> None:
         if self.ptr:
