@@ -11,8 +11,9 @@ that the llama-cpp-python sdist vendors (a scratch build, never committed):
     cmake --build build -j2 --target llama-bench llama-server
 
 Without it the script says so and measures ours only. SmolLM2-135M, 2 threads, greedy.
-1. Single stream: our engine in-process (128 tokens) against ``llama-bench`` tg128.
-   Target: >= 95% of llama-bench.
+1. Single stream: our engine in-process (128 tokens) against ``llama-bench`` tg128, alternated
+   run by run, median of 15 runs each (a run takes seconds; the machine drifts by 10-20% within a
+   minute). Target: >= 95% of llama-bench.
 2. Concurrency 1, 2, 4, 8: each client streams one chat completion of up to 96 tokens (a distinct
    prompt each) from ``avocado serve --parallel 4`` and from ``llama-server -np 4``, through the same
    OpenAI-style streaming client. Aggregate generated tokens/s (all completion tokens / wall time) and
@@ -53,6 +54,7 @@ NUM_CTX = 4096
 PARALLEL = 4
 LEVELS = (1, 2, 4, 8)
 TOKENS = 96
+SINGLE_REPS = 15
 TOPICS = ["sailing", "bread", "volcanoes", "chess", "owls", "trains", "glaciers", "jazz", "bees", "maps"]
 
 
@@ -247,7 +249,7 @@ def main() -> None:
     tokenizer.close()
 
     print(f"{MODEL}, {THREADS} threads, greedy")
-    single_stream(model.model_path, prompts, bench_bin if have_llama else None, max(5, args.reps))
+    single_stream(model.model_path, prompts, bench_bin if have_llama else None, SINGLE_REPS)
 
     servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     node_port = free_port()

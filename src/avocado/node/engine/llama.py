@@ -219,7 +219,7 @@ class LlamaContext:
             raise EngineError("the context is full")
         if status != 0:
             raise EngineError(f"llama_decode failed with status {status}")
-        if batch.outputs:
+        if batch.outputs and not self.params.embeddings:
             self._view_logits(batch.outputs)
             self._decoded = batch
 
