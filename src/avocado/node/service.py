@@ -236,15 +236,14 @@ class NodeService:
         log.warning("dropped the %d oldest messages to fit the context of %d", start, n_ctx)
         return tokens
 
-    async def run(self, gen: Generation, loaded: Loaded, prompt: list[int]) -> AsyncIterator[Text | Done]:
-        params = SamplingParams.from_options(gen.options)
-        async for event in self.manager.generate(
+    def run(self, gen: Generation, loaded: Loaded, prompt: list[int]) -> AsyncIterator[Text | Done]:
+        # The manager's stream itself, not a generator around it: one layer less for every token.
+        return self.manager.generate(
             loaded,
             prompt,
-            params,
+            SamplingParams.from_options(gen.options),
             num_predict=gen.num_predict,
             stop=gen.stop,
             grammar=gen.grammar,
             num_keep=gen.num_keep,
-        ):
-            yield event
+        )

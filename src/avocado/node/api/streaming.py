@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,9 +39,21 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, shared by every chunk in it
+
+
 def now_iso() -> str:
-    """RFC 3339 with microseconds and a ``Z``, as Ollama prints ``created_at``."""
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 with microseconds and a ``Z``, as Ollama prints ``created_at``.
+
+    Every streamed chunk carries one: the date and time are formatted once a second.
+    """
+    global _second
+    now = time.time_ns() // 1000
+    second, micro = divmod(now, 1_000_000)
+    cached = _second  # one read: another thread may replace it meanwhile
+    if second != cached[0]:
+        cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{micro:06d}Z"
 
 
 def dumps(value: Any) -> str:
