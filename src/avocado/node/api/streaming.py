@@ -56,8 +56,12 @@ def now_iso() -> str:
     return f"{cached[1]}.{micro:06d}Z"
 
 
+# One encoder for every chunk: json.dumps with options builds a new encoder per call.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _encoder.encode(value)
 
 
 async def prime(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
