@@ -299,7 +299,7 @@ def test_greedy_fast_path_picks_what_the_llama_cpp_chain_picks(
     try:
         params = SamplingParams(temperature=0, **penalties)
         chain = SamplerChain(model.vocab, model.n_vocab, 512, params, None)
-        fast = GreedySampler(model.n_vocab, 512, params)
+        fast = GreedySampler(512, params)
         prompt = model.tokenize(CHATML.format("Repeat the word 'echo' many times."))
         for pos, token in enumerate(prompt):
             batch.add(token, pos, 0, pos == len(prompt) - 1)

@@ -59,7 +59,7 @@ def make_sampler(
     vocab: Any, n_vocab: int, n_ctx: int, params: SamplingParams, grammar: str | None
 ) -> Sampler:
     if params.temperature <= 0.0 and grammar is None:
-        return GreedySampler(n_vocab, n_ctx, params)
+        return GreedySampler(n_ctx, params)
     return SamplerChain(vocab, n_vocab, n_ctx, params, grammar)
 
 
@@ -71,8 +71,7 @@ class GreedySampler:
     plain argmax stands when it is not, and the penalties are applied only when it is.
     """
 
-    def __init__(self, n_vocab: int, n_ctx: int, params: SamplingParams) -> None:
-        self.n_vocab = n_vocab
+    def __init__(self, n_ctx: int, params: SamplingParams) -> None:
         window = n_ctx if params.repeat_last_n == -1 else params.repeat_last_n
         self.recent: deque[int] = deque(maxlen=max(window, 0))
         self.counts: Counter[int] = Counter()
