@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avocado.node.engine import runner as runner_module
+from avocado.node.engine import compute
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import Done, EmbedJob, GenerateJob, Text
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
@@ -18,9 +18,8 @@ from avocado.node.engine.runner import MIN_COPY, Runner, RunnerConfig
 from avocado.node.engine.sampling import GreedySampler, SamplerChain, SamplingParams
 from avocado.node.engine.slot import StopMatcher
 from avocado.node.store.store import ModelStore
+from tests.node.engine.support import CHATML, QUESTIONS, Collector, greedy_job
 from tests.support import SMOLLM
-
-CHATML = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.fixture(scope="module")
@@ -189,48 +188,12 @@ def test_full_context_shifts_and_generation_goes_on(home: Path) -> None:
         small.close()
 
 
-class Collector:
-    """Gathers one job's events and signals when it ends."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-        self.finished = threading.Event()
-        self.first_text_at = 0.0
-
-    def __call__(self, event: object) -> None:
-        if isinstance(event, Text) and not self.first_text_at:
-            self.first_text_at = time.monotonic()
-        self.events.append(event)
-        if not isinstance(event, Text):
-            self.finished.set()
-
-    @property
-    def text(self) -> str:
-        return "".join(e.text for e in self.events if isinstance(e, Text))
-
-    @property
-    def done(self) -> Done:
-        assert self.finished.wait(120)
-        last = self.events[-1]
-        assert isinstance(last, Done), last
-        return last
-
-
 @pytest.fixture(scope="module")
 def batched(home: Path) -> Iterator[Runner]:
     path = ModelStore(home / "models").resolve(SMOLLM).model_path
     running = Runner(RunnerConfig(path, num_ctx=512, num_batch=256, num_thread=2, parallel=4))
     yield running
     running.close()
-
-
-QUESTIONS = ["Name a fruit.", "What is 2+2?", "Describe the moon.", "Say hello in French.", "Name a river."]
-
-
-def greedy_job(runner: Runner, question: str, n: int = 24) -> tuple[GenerateJob, Collector]:
-    collector = Collector()
-    prompt = runner.model.tokenize(CHATML.format(question))
-    return GenerateJob(prompt, SamplingParams(temperature=0), n, [], None, collector), collector
 
 
 def test_batched_greedy_matches_alone(batched: Runner) -> None:
@@ -393,7 +356,7 @@ def test_requests_that_arrive_together_evaluate_their_common_start_once(batched:
 
 
 def test_requests_sent_together_start_in_one_batch(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "GATHER_GAP", 0.05)  # room for a slow machine between submits
+    monkeypatch.setattr(compute, "GATHER_GAP", 0.05)  # room for a slow machine between submits
     path = ModelStore(home / "models").resolve(SMOLLM).model_path
     idle = Runner(RunnerConfig(path, num_ctx=512, num_batch=256, num_thread=2, parallel=4))
     try:

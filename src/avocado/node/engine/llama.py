@@ -23,6 +23,12 @@ __all__ = ["Batch", "LlamaContext", "LlamaModel", "backend_init"]
 _backend_lock = threading.Lock()
 _backend_ready = False
 
+# llama_get_logits declared to return the bare address: the binding's POINTER(c_float) result
+# costs a pointer object and a cast after every decode, where only the address is wanted.
+_logits_address = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(
+    ("llama_get_logits", llama_cpp.llama_cpp._lib)
+)
+
 
 def backend_init() -> None:
     """Initialise llama.cpp once per process and keep its log quiet (errors only)."""
@@ -231,7 +237,7 @@ class LlamaContext:
         step until llama.cpp reallocates the buffer for more outputs than it had room for.
         """
         # llama_get_logits also puts the rows back in batch order if llama.cpp split the batch.
-        at = ctypes.cast(llama_cpp.llama_get_logits(self.ptr), ctypes.c_void_p).value or 0
+        at = _logits_address(self.ptr) or 0
         if not at:
             self._logits_rows, self._logits_at = self._logits_rows[:0], 0
         elif at != self._logits_at or outputs > len(self._logits_rows):

@@ -4,23 +4,27 @@ Continuous batching, as ``llama-server -np N`` does it: the context has ``parall
 sequence id each, ``num_ctx`` tokens each). Every step builds one batch with the next token of
 every generating slot plus as much prompt as still fits, decodes it once, and samples each slot
 from its own logits. Jobs join free slots between steps and leave as soon as they finish, so a
-new request never waits for another to end. A worker thread owns the context (llama.cpp contexts
-are not thread-safe); results go back through each job's callback. A slot keeps the tokens its
-KV memory holds, so a follow-up chat turn only evaluates what is new; a prompt that starts like
-what another slot holds (a long system prompt every request of an app begins with) takes a copy of
-that slot's KV memory instead of evaluating its start again.
+new request never waits for another to end. A slot keeps the tokens its KV memory holds, so a
+follow-up chat turn only evaluates what is new; a prompt that starts like what another slot holds
+(a long system prompt every request of an app begins with) takes a copy of that slot's KV memory
+instead of evaluating its start again.
+
+A runner has no thread of its own: the process's :class:`~avocado.node.engine.compute.ComputeThread`
+runs the steps of every runner (llama.cpp contexts are not thread-safe, and one thread keeps one
+OpenMP team for the whole process); results go back through each job's callback.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from avocado.node.engine.compute import compute_thread
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import EmbedJob, GenerateJob
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
@@ -41,10 +45,6 @@ MIN_COPY = 8
 # side by side in one batch is cheap; measured on bench/parallel.py: waiting for a 29-token common
 # start cost 8% of aggregate throughput at 4 and 8 clients, waiting for a 450-token one gained 80%.
 HOLD_AT_LEAST = 64
-# Requests sent together reach the runner one by one, as the event loop parses each: when the
-# runner wakes from idle it waits up to this long after each arrival for the next, so their prompts
-# start in one batch rather than the first alone and the rest a step (a whole prefill) later.
-GATHER_GAP = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +62,11 @@ def _nothing() -> None:
 
 
 class Runner:
-    """Serves generation and embedding jobs for one model on one worker thread.
+    """Serves generation and embedding jobs for one model, on the process's compute thread.
 
-    ``flush`` (optional) is called on that thread after every step and before it waits for work:
-    jobs whose ``emit`` only collects (a :class:`~avocado.node.engine.delivery.Delivery`) are
-    handed their events then, once per step.
+    ``flush`` (optional) is called on that thread after every step: jobs whose ``emit`` only
+    collects (a :class:`~avocado.node.engine.delivery.Delivery`) are handed their events then,
+    once per step.
     """
 
     def __init__(self, config: RunnerConfig, flush: Callable[[], None] | None = None) -> None:
@@ -93,13 +93,12 @@ class Runner:
         self.slots = [Slot(seq_id) for seq_id in range(config.parallel)]
         self._embed_ctx: LlamaContext | None = None
         self._batch = Batch(params.n_batch)
-        self._jobs: queue.Queue[GenerateJob | EmbedJob | None] = queue.Queue()
-        self._held: list[GenerateJob] = []  # taken from the queue, waiting for another slot's prompt
-        self._closing = False
-        self._thread = threading.Thread(
-            target=self._work, name=f"runner-{config.path.name[:20]}", daemon=True
-        )
-        self._thread.start()
+        # Only the compute thread touches what follows, and everything above once it has a job.
+        self._pending: deque[GenerateJob | EmbedJob] = deque()  # received, not placed yet
+        self._held: list[GenerateJob] = []  # waiting for another slot's prompt
+        self.closed = False
+        self._released = threading.Event()
+        self._compute = compute_thread()
 
     @property
     def n_ctx(self) -> int:
@@ -107,50 +106,46 @@ class Runner:
         return self.ctx.n_ctx_seq
 
     def submit(self, job: GenerateJob | EmbedJob) -> None:
-        self._jobs.put(job)
+        self._compute.submit(self, job)
 
     def close(self) -> None:
         """Stop: jobs in hand and queued get an error, then llama.cpp memory is freed."""
-        self._jobs.put(None)
-        self._thread.join()
+        self._compute.submit(self, None)
+        self._released.wait()
 
-    # -- worker ------------------------------------------------------------------------------------
+    # -- on the compute thread ---------------------------------------------------------------------
 
-    def _work(self) -> None:
-        try:
-            while not self._closing:
-                self._admit(block=not any(slot.busy for slot in self.slots))
-                if any(slot.busy for slot in self.slots):
-                    self._step_safely()
-                self._flush()
-        finally:
-            self._release()
-            self._flush()
+    @property
+    def active(self) -> bool:
+        """Whether a step has something to do."""
+        return bool(self._pending or self._held) or any(slot.busy for slot in self.slots)
 
-    def _admit(self, *, block: bool) -> None:
-        """Move jobs into free slots, those held back first; wait for one when nothing is running."""
+    def receive(self, job: GenerateJob | EmbedJob) -> None:
+        self._pending.append(job)
+
+    def refuse(self, job: GenerateJob | EmbedJob) -> None:
+        """A job that came after :meth:`close`."""
+        job.emit(EngineError("the model was unloaded"))
+        self._flush()
+
+    def tick(self) -> None:
+        """Take waiting jobs into free slots, run one step, hand its events over."""
+        self._admit()
+        if any(slot.busy for slot in self.slots):
+            self._step_safely()
+        self._flush()
+
+    def _admit(self) -> None:
+        """Move jobs into free slots, those held back first."""
         held, self._held = self._held, []
         for waiting in held:
-            block = False
             if not waiting.cancelled.is_set():
                 self._place(waiting)
-        gather = False  # woken from idle: give the requests sent with this one a moment to arrive
-        while not self._closing:
-            free = [slot for slot in self.slots if not slot.busy]
-            if not free:
-                return
-            if block:
-                self._flush()  # nothing runs: whatever was said must reach its client before we wait
-            try:
-                job = self._jobs.get(block=block or gather, timeout=None if block else GATHER_GAP)
-            except queue.Empty:
-                return
-            gather, block = block or gather, False
-            if job is None:
-                self._closing = True
-            elif job.cancelled.is_set():
+        while self._pending and any(not slot.busy for slot in self.slots):
+            job = self._pending.popleft()
+            if job.cancelled.is_set():
                 continue
-            elif isinstance(job, EmbedJob):
+            if isinstance(job, EmbedJob):
                 self._embed_safely(job)
             else:
                 self._place(job)
@@ -158,7 +153,11 @@ class Runner:
     def _place(self, job: GenerateJob) -> None:
         free = [slot for slot in self.slots if not slot.busy]
         if free and not self._should_wait(job):
-            self._start(job, free)
+            try:
+                self._start(job, free)
+            except Exception as exc:  # this job cannot start; the others go on
+                log.exception("starting a generation failed")
+                job.emit(exc)
         else:
             self._held.append(job)
 
@@ -287,27 +286,29 @@ class Runner:
         log.debug("context shift: kept %d, dropped %d", keep, discard)
         return True
 
-    def _release(self) -> None:
-        stopped = EngineError("the model was unloaded")
-        for slot in self.slots:
-            if slot.job is not None:
-                job = slot.job
-                slot.finish("cancel")
-                job.emit(stopped)
-        for held in self._held:
-            held.emit(stopped)
-        while True:
-            try:
-                queued = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if queued is not None:
-                queued.emit(stopped)
-        self._batch.free()
-        if self._embed_ctx is not None:
-            self._embed_ctx.close()
-        self.ctx.close()
-        self.model.close()
+    def release(self) -> None:
+        """Fail the jobs in hand and waiting, free llama.cpp memory, and let :meth:`close` return."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            stopped = EngineError("the model was unloaded")
+            for slot in self.slots:
+                if slot.job is not None:
+                    job = slot.job
+                    slot.finish("cancel")
+                    job.emit(stopped)
+            for waiting in [*self._held, *self._pending]:
+                waiting.emit(stopped)
+            self._held, self._pending = [], deque()
+            self._flush()
+            self._batch.free()
+            if self._embed_ctx is not None:
+                self._embed_ctx.close()
+            self.ctx.close()
+            self.model.close()
+        finally:
+            self._released.set()
 
     # -- embeddings --------------------------------------------------------------------------------
 
