@@ -21,6 +21,9 @@ Without it the script says so and measures ours only. SmolLM2-135M, 2 threads, g
 3. Shared system prompt: 4 clients at once, each a different question after the same system prompt
    of about 450 tokens (an app's instructions), both servers as in 2. No target: it shows what
    taking another slot's KV memory for a common prompt start saves.
+4. Two models loaded: the node's generation tokens/s for SmolLM2 alone and with Gemma 3 loaded
+   beside it (idle), alternated. No target: a loaded model must not slow the others down (before the
+   node ran every model on one compute thread, a second one cost the first a third of its speed).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from avocado.node.engine.sampling import SamplingParams
 from avocado.node.prompt import PromptBuilder
 
 MODEL = "smollm2:135m"
+SECOND_MODEL = "gemma3:270m"
 THREADS = 2
 NUM_CTX = 4096
 PARALLEL = 4
@@ -222,6 +226,31 @@ def shared_system_prompt(servers: dict[str, tuple[str, subprocess.Popen[bytes]]]
         print(f"{name:<13} {aggregate:>9.1f} {statistics.median(r.ttft_ms for r in rounds):>8.1f}")
 
 
+def generation_rate(url: str, model: str, keep_alive: str | int = "5m") -> float:
+    """Tokens/s of one non-streamed generation, as the node counts them (eval_count / eval_duration)."""
+    body = {
+        "model": model,
+        "prompt": "Write a long story about owls.",
+        "stream": False,
+        "keep_alive": keep_alive,
+        "options": {"temperature": 0, "num_predict": TOKENS},
+    }
+    answer = httpx.post(f"{url}/api/generate", json=body, timeout=300).json()
+    return float(answer["eval_count"]) / float(answer["eval_duration"]) * 1e9
+
+
+def two_models(url: str, reps: int) -> None:
+    alone, beside = [], []
+    for _ in range(reps):
+        generation_rate(url, SECOND_MODEL, keep_alive=0)  # unloads it
+        alone.append(generation_rate(url, MODEL))
+        generation_rate(url, SECOND_MODEL)  # loads it; it stays, idle
+        beside.append(generation_rate(url, MODEL))
+    first, second = statistics.median(alone), statistics.median(beside)
+    print(f"\ntwo models loaded, median of {reps}: {MODEL} alone {first:.1f} tok/s, ", end="")
+    print(f"with {SECOND_MODEL} loaded {second:.1f} tok/s, ratio {second / first:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -290,6 +319,7 @@ def main() -> None:
                 pairs = f"median of round pairs {paired:.3f}"
                 print(f"{clients:>7} {'ratio':<13} {ratio:>9.3f}   (target >= 1.0; {pairs})")
         shared_system_prompt(servers, args.reps)
+        two_models(servers["avocado"][0], args.reps)
     finally:
         for _, process in servers.values():
             process.terminate()

@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,11 +44,11 @@ class RequestLogMiddleware:
         token = request_fields.set(fields)
         status = 500
 
-        async def send_wrapper(message: Message) -> None:
+        def send_wrapper(message: Message) -> Awaitable[None]:  # no coroutine of its own per chunk
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)

@@ -130,7 +130,8 @@ class Runner:
 
     def tick(self) -> None:
         """Take waiting jobs into free slots, run one step, hand its events over."""
-        self._admit()
+        if self._pending or self._held:
+            self._admit()
         if any(slot.busy for slot in self.slots):
             self._step_safely()
         self._flush()
