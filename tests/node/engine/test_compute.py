@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import llama_cpp
 import pytest
 
+from avocado.node.engine import compute
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.runner import Runner, RunnerConfig
 from avocado.node.store.store import ModelStore
@@ -74,10 +76,33 @@ def test_closing_one_model_leaves_the_other_generating(home: Path, two: tuple[Ru
     leaving.submit(doomed)
     while not (running.first_text_at and cut.first_text_at):
         assert not (running.finished.is_set() or cut.finished.is_set())
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
     leaving.close()
     assert isinstance(cut.events[-1], EngineError)  # its job was in hand: it ends with an error
     assert running.done.eval_count == 120
     leaving.submit(late)  # a job that comes after close is refused, not lost
     assert refused.finished.wait(10)
     assert isinstance(refused.events[-1], EngineError)
+
+
+def test_gathering_stops_when_the_slots_are_taken(
+    two: tuple[Runner, Runner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = two[0]  # two slots
+    monkeypatch.setattr(compute, "GATHER_GAP", 0.05)  # each arrival comes well within it
+    first_decode: list[float] = []
+    decode = llama_cpp.llama_decode
+
+    def watched(*args: Any) -> Any:
+        if not first_decode:
+            first_decode.append(time.monotonic())
+        return decode(*args)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", watched)
+    jobs = [greedy_job(runner, QUESTIONS[i % len(QUESTIONS)], 1) for i in range(30)]
+    for job, _ in jobs:
+        runner.submit(job)
+        time.sleep(0.02)
+    last_submit = time.monotonic()
+    assert all(collector.done.eval_count for _, collector in jobs)
+    assert first_decode[0] < last_submit - 0.3  # decoding began once both slots had a job

@@ -57,13 +57,15 @@ class ComputeThread:
     def _receive(self, *, block: bool) -> None:
         """Hand what arrived to its runner; wait for work when no runner has any.
 
-        Woken from idle, keep taking arrivals until none comes for ``GATHER_GAP``.
+        Woken from idle, keep taking arrivals until none comes for ``GATHER_GAP`` or the runner
+        that got the last one has no free slot left for another.
         """
         if block:
             self._wait(None)
         while self._inbox:
-            self._route(*self._inbox.popleft())
-            if not self._inbox and block:
+            runner, item = self._inbox.popleft()
+            self._route(runner, item)
+            if block and not self._inbox and runner.has_room:
                 self._wait(GATHER_GAP)
 
     def _wait(self, timeout: float | None) -> None:

@@ -120,6 +120,11 @@ class Runner:
         """Whether a step has something to do."""
         return bool(self._pending or self._held) or any(slot.busy for slot in self.slots)
 
+    @property
+    def has_room(self) -> bool:
+        """Whether a job received now would find a free slot."""
+        return len(self._pending) < sum(not slot.busy for slot in self.slots)
+
     def receive(self, job: GenerateJob | EmbedJob) -> None:
         self._pending.append(job)
 

@@ -94,11 +94,15 @@ class GreedySampler:
         return token
 
     def _penalised_argmax(self, logits: np.ndarray) -> int:
-        ids = np.fromiter(self.counts.keys(), dtype=np.int64, count=len(self.counts))
-        counts = np.fromiter(self.counts.values(), dtype=np.float32, count=len(self.counts))
+        # Taken for about half the tokens of ordinary text, right after a decode, when every numpy
+        # call is cold: only the terms that are switched on (Ollama's defaults: repeat alone).
+        ids = np.fromiter(self.counts.keys(), dtype=np.intp, count=len(self.counts))
         values = logits[ids]
-        values = np.where(values <= 0, values * self.repeat, values / self.repeat).astype(np.float32)
-        values -= counts * self.frequency + np.float32(1.0) * self.presence
+        if self.repeat != 1.0:
+            values = np.where(values <= 0, values * self.repeat, values / self.repeat)
+        if self.frequency or self.presence:
+            counts = np.fromiter(self.counts.values(), dtype=np.float32, count=len(self.counts))
+            values -= counts * self.frequency + self.presence
         logits[ids] = values  # llama.cpp's buffer for this step; the next decode overwrites it
         return int(logits.argmax())
 
