@@ -52,7 +52,19 @@ class ComputeThread:
         while True:
             self._receive(block=not any(runner.active for runner in self._runners))
             for runner in self._runners:
-                runner.tick()
+                try:
+                    runner.tick()
+                except Exception:  # one model's failure must not stop every other model
+                    log.exception("a model failed outside a step; it is unloaded")
+                    self._drop(runner)
+
+    def _drop(self, runner: Runner) -> None:
+        """Take a runner off the thread, its jobs failed and its memory freed."""
+        self._runners = [other for other in self._runners if other is not runner]
+        try:
+            runner.release()
+        except Exception:  # freeing must not take the thread (and every other model) with it
+            log.exception("releasing a model failed")
 
     def _receive(self, *, block: bool) -> None:
         """Hand what arrived to its runner; wait for work when no runner has any.
@@ -79,12 +91,7 @@ class ComputeThread:
 
     def _route(self, runner: Runner, item: Item) -> None:
         if item is None:
-            if runner in self._runners:
-                self._runners.remove(runner)
-            try:
-                runner.release()
-            except Exception:  # freeing must not take the thread (and every other model) with it
-                log.exception("releasing a model failed")
+            self._drop(runner)
         elif runner.closed:
             runner.refuse(item)
         else:
