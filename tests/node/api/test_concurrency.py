@@ -168,3 +168,22 @@ def test_model_over_the_memory_budget_is_refused(small_memory_node: RunningNode)
     message = response.json()["error"]
     assert "needs about" in message and "--max-memory" in message
     assert httpx.get(f"{small_memory_node.url}/api/tags").status_code == 200
+
+
+def test_a_model_the_engine_gave_up_on_is_loaded_again(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = start_node(home)  # a node of its own: this test breaks its model
+    try:
+        assert generate(node.url, PROMPTS[0])
+        runner = node.service.manager.loaded[SMOLLM].runner
+
+        def fail() -> None:
+            raise RuntimeError("admission failed")
+
+        monkeypatch.setattr(runner, "_admit", fail)
+        body = {"model": SMOLLM, "prompt": PROMPTS[1], "stream": False}
+        refused = httpx.post(f"{node.url}/api/generate", json=body, timeout=120)
+        assert refused.status_code == 500 and "unloaded" in refused.json()["error"]
+        assert generate(node.url, PROMPTS[1])  # the next request loads the model again
+        assert node.service.manager.loaded[SMOLLM].runner is not runner
+    finally:
+        node.stop()

@@ -109,19 +109,20 @@ def test_gathering_stops_when_the_slots_are_taken(
 
 
 def test_a_model_failing_outside_a_step_is_unloaded_and_the_others_go_on(
-    home: Path, two: tuple[Runner, Runner]
+    home: Path, two: tuple[Runner, Runner], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = ModelStore(home / "models").resolve(SMOLLM).model_path
     broken = Runner(RunnerConfig(path, num_ctx=256, num_batch=128, num_thread=2))
 
     def fail() -> None:
-        raise RuntimeError("handing events over failed")
+        raise RuntimeError("admission failed")
 
-    broken._flush = fail  # a fault the runner's own step guard does not catch
+    monkeypatch.setattr(broken, "_admit", fail)  # a fault the runner's own step guard does not catch
     job, collector = greedy_job(broken, "Hello!", 4)
     broken.submit(job)
     assert collector.finished.wait(30)
     assert isinstance(collector.events[-1], EngineError)  # its client hears of it, nothing hangs
+    assert broken.closed
     other, answer = greedy_job(two[0], QUESTIONS[0], 4)
     two[0].submit(other)
     assert answer.done.eval_count

@@ -55,16 +55,19 @@ class ComputeThread:
                 try:
                     runner.tick()
                 except Exception:  # one model's failure must not stop every other model
-                    log.exception("a model failed outside a step; it is unloaded")
-                    self._drop(runner)
+                    log.exception("a model failed outside a step; its jobs are failed")
+                    self._drop(runner, free=False)  # its owner closes it, when no request uses it
 
-    def _drop(self, runner: Runner) -> None:
-        """Take a runner off the thread, its jobs failed and its memory freed."""
+    def _drop(self, runner: Runner, *, free: bool) -> None:
+        """Take a runner off the thread: its jobs failed, its memory freed if ``free``."""
         self._runners = [other for other in self._runners if other is not runner]
         try:
-            runner.release()
-        except Exception:  # freeing must not take the thread (and every other model) with it
-            log.exception("releasing a model failed")
+            if free:
+                runner.release()
+            else:
+                runner.stop()
+        except Exception:  # must not take the thread (and every other model) with it
+            log.exception("stopping a model failed")
 
     def _receive(self, *, block: bool) -> None:
         """Hand what arrived to its runner; wait for work when no runner has any.
@@ -91,7 +94,7 @@ class ComputeThread:
 
     def _route(self, runner: Runner, item: Item) -> None:
         if item is None:
-            self._drop(runner)
+            self._drop(runner, free=True)
         elif runner.closed:
             runner.refuse(item)
         else:

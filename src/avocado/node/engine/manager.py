@@ -114,6 +114,10 @@ class ModelManager:
         lock = self._locks.setdefault(model.name, asyncio.Lock())
         async with lock:
             current = self.loaded.get(model.name)
+            if current is not None and current.runner.closed:  # the engine gave up on it: load it again
+                await current.idle.wait()  # its requests have failed; let them leave its weights
+                await self._unload(model.name)
+                current = None
             same_weights = current is not None and current.model.stored.digest == model.stored.digest
             if current is not None and same_weights and current.num_ctx == num_ctx:
                 return current

@@ -292,22 +292,29 @@ class Runner:
         log.debug("context shift: kept %d, dropped %d", keep, discard)
         return True
 
-    def release(self) -> None:
-        """Fail the jobs in hand and waiting, free llama.cpp memory, and let :meth:`close` return."""
+    def stop(self) -> None:
+        """Fail the jobs in hand and waiting; refuse new ones. The weights stay until :meth:`release`:
+        a request may still be tokenizing with them."""
         if self.closed:
             return
         self.closed = True
+        stopped = EngineError("the model was unloaded")
+        for slot in self.slots:
+            if slot.job is not None:
+                job = slot.job
+                slot.finish("cancel")
+                job.emit(stopped)
+        for waiting in [*self._held, *self._pending]:
+            waiting.emit(stopped)
+        self._held, self._pending = [], deque()
+        self._flush()
+
+    def release(self) -> None:
+        """:meth:`stop`, free llama.cpp memory, and let :meth:`close` return."""
+        if self._released.is_set():
+            return
         try:
-            stopped = EngineError("the model was unloaded")
-            for slot in self.slots:
-                if slot.job is not None:
-                    job = slot.job
-                    slot.finish("cancel")
-                    job.emit(stopped)
-            for waiting in [*self._held, *self._pending]:
-                waiting.emit(stopped)
-            self._held, self._pending = [], deque()
-            self._flush()
+            self.stop()
             self._batch.free()
             if self._embed_ctx is not None:
                 self._embed_ctx.close()
