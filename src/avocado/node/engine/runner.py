@@ -129,7 +129,7 @@ class Runner:
         self._pending.append(job)
 
     def refuse(self, job: GenerateJob | EmbedJob) -> None:
-        """A job that came after :meth:`close`."""
+        """A job that came after the runner stopped (closed, or given up on by the compute thread)."""
         job.emit(EngineError("the model was unloaded"))
         self._flush()
 
