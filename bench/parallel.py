@@ -145,8 +145,8 @@ def single_stream(model_path: Path, prompts: list[list[int]], bench: Path | None
         print(f"single stream: engine {rate:.1f} tok/s")
         return
     reference = statistics.median(theirs)
-    # Each run next to the llama-bench run just before it: the machine's speed drifts by 10-20%
-    # within a minute, and a pair sees the same drift.
+    # Each run against the llama-bench run beside it: the machine's speed drifts by 10-20% within
+    # a minute, and the two runs of a pair see the same drift.
     paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
     print(f"single stream, median of {reps}: engine {rate:.1f} tok/s, llama-bench {reference:.1f} tok/s")
     print(f"single stream ratio: {rate / reference:.3f} (target >= 0.95; median of run pairs {paired:.3f})")
