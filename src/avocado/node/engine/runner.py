@@ -118,12 +118,20 @@ class Runner:
     @property
     def active(self) -> bool:
         """Whether a step has something to do."""
-        return bool(self._pending or self._held) or any(slot.busy for slot in self.slots)
+        return bool(self._pending or self._held) or self._generating
 
     @property
     def has_room(self) -> bool:
         """Whether a job received now would find a free slot."""
-        return len(self._pending) < sum(not slot.busy for slot in self.slots)
+        return len(self._pending) < len(self._free_slots)
+
+    @property
+    def _generating(self) -> bool:
+        return any(slot.busy for slot in self.slots)
+
+    @property
+    def _free_slots(self) -> list[Slot]:
+        return [slot for slot in self.slots if not slot.busy]
 
     def receive(self, job: GenerateJob | EmbedJob) -> None:
         self._pending.append(job)
@@ -137,7 +145,7 @@ class Runner:
         """Take waiting jobs into free slots, run one step, hand its events over."""
         if self._pending or self._held:
             self._admit()
-        if any(slot.busy for slot in self.slots):
+        if self._generating:
             self._step_safely()
         self._flush()
 
@@ -147,7 +155,7 @@ class Runner:
         for waiting in held:
             if not waiting.cancelled.is_set():
                 self._place(waiting)
-        while self._pending and any(not slot.busy for slot in self.slots):
+        while self._pending and self._free_slots:
             job = self._pending.popleft()
             if job.cancelled.is_set():
                 continue
@@ -157,7 +165,7 @@ class Runner:
                 self._place(job)
 
     def _place(self, job: GenerateJob) -> None:
-        free = [slot for slot in self.slots if not slot.busy]
+        free = self._free_slots
         if free and not self._should_wait(job):
             try:
                 self._start(job, free)
