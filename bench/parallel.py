@@ -21,7 +21,12 @@ Without it the script says so and measures ours only. SmolLM2-135M, 2 threads, g
 3. Shared system prompt: 4 clients at once, each a different question after the same system prompt
    of about 450 tokens (an app's instructions), both servers as in 2. No target: it shows what
    taking another slot's KV memory for a common prompt start saves.
-4. Two models loaded: the node's generation tokens/s for SmolLM2 alone and with Gemma 3 loaded
+4. Conversations over slots: twice as many conversations as slots, three turns each, all sent at
+   once turn after turn (each with a system prompt of its own), so every follow-up finds its slot
+   taken by another conversation. Aggregate tokens/s and the median time to first token of the
+   follow-up turns, for both servers (llama-server keeps prompts in RAM, ``--cache-ram``) and for a
+   node without its prompt cache (``--prompt-cache 0``). No target: it shows what the cache saves.
+5. Two models loaded: the node's generation tokens/s for SmolLM2 alone and with Gemma 3 loaded
    beside it (idle), alternated. No target: a loaded model must not slow the others down (before the
    node ran every model on one compute thread, a second one cost the first a third of its speed).
 """
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -39,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,20 +165,26 @@ SYSTEM = "You answer questions for the staff of a regional library network. " + 
 )
 
 
+@dataclass
+class Reply:
+    ttft_ms: float
+    tokens: int
+    text: str
+
+
 async def one_request(
-    client: httpx.AsyncClient, url: str, prompt: str, system: str | None = None
-) -> tuple[float, int]:
-    messages = [{"role": "system", "content": system}] if system else []
+    client: httpx.AsyncClient, url: str, messages: list[dict[str, str]], max_tokens: int = TOKENS
+) -> Reply:
     body = {
         "model": MODEL,
-        "messages": [*messages, {"role": "user", "content": prompt}],
-        "max_tokens": TOKENS,
+        "messages": messages,
+        "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
     started = time.perf_counter()
-    ttft, tokens = 0.0, 0
+    ttft, tokens, parts = 0.0, 0, []
     async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
@@ -181,9 +194,11 @@ async def one_request(
             if chunk.get("usage"):
                 tokens = int(chunk["usage"]["completion_tokens"])
             for choice in chunk.get("choices", []):
-                if choice.get("delta", {}).get("content") and not ttft:
-                    ttft = time.perf_counter() - started
-    return ttft * 1000, tokens
+                if content := choice.get("delta", {}).get("content"):
+                    parts.append(content)
+                    if not ttft:
+                        ttft = time.perf_counter() - started
+    return Reply(ttft * 1000, tokens, "".join(parts))
 
 
 async def one_round(url: str, clients: int, round_no: int, system: str | None = None) -> Round:
@@ -195,16 +210,19 @@ async def one_round(url: str, clients: int, round_no: int, system: str | None = 
         f"part {clients}.{round_no}.{i}."
         for i in range(clients)
     ]
+    head = []
     if system is not None:  # a new system prompt each round, so no slot holds it when the round starts
-        system = f"Round {round_no}. {system}"
+        head = [{"role": "system", "content": f"Round {round_no}. {system}"}]
     async with httpx.AsyncClient(timeout=300) as client:
         started = time.perf_counter()
-        results = await asyncio.gather(*(one_request(client, url, p, system) for p in prompts))
+        replies = await asyncio.gather(
+            *(one_request(client, url, [*head, {"role": "user", "content": p}]) for p in prompts)
+        )
         wall = time.perf_counter() - started
-    return Round(sum(t for _, t in results) / wall, statistics.median(ms for ms, _ in results))
+    return Round(sum(r.tokens for r in replies) / wall, statistics.median(r.ttft_ms for r in replies))
 
 
-def start_node(home: Path, port: int) -> subprocess.Popen[bytes]:
+def start_node(home: Path, port: int, prompt_cache: str = "512MiB") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "AVOCADO_HOME": str(home),
@@ -212,6 +230,7 @@ def start_node(home: Path, port: int) -> subprocess.Popen[bytes]:
         "AVOCADO_NUM_THREAD": str(THREADS),
         "AVOCADO_NUM_CTX": str(NUM_CTX),
         "AVOCADO_PARALLEL": str(PARALLEL),
+        "AVOCADO_PROMPT_CACHE": prompt_cache,
         "AVOCADO_LOG_LEVEL": "warning",
     }
     return subprocess.Popen([sys.executable, "-m", "avocado", "serve"], env=env)
@@ -237,6 +256,81 @@ def shared_system_prompt(servers: dict[str, tuple[str, subprocess.Popen[bytes]]]
     for name, rounds in results.items():
         aggregate = statistics.median(r.aggregate for r in rounds)
         print(f"{name:<13} {aggregate:>9.1f} {statistics.median(r.ttft_ms for r in rounds):>8.1f}")
+
+
+CONVERSATIONS = 2 * PARALLEL  # more conversations than slots: each turn, half find theirs taken
+FOLLOW_UPS = ["Tell me more about it.", "Sum that up in one sentence."]
+ANSWER_TOKENS = 48
+
+
+def briefing(conversation: int, rep: int) -> str:
+    """A system prompt of about 200 tokens, different for every conversation of every run."""
+    topic = TOPICS[conversation % len(TOPICS)]
+    room = rep * 97 + conversation * 13  # numbers of its own: no two briefings share more than a start
+    facts = " ".join(f"Fact {n}: {topic} item {n} is kept in room {room + n}." for n in range(12))
+    return f"Session {rep}.{conversation}. You are a guide to {topic}. {facts}"
+
+
+async def chats(url: str, rep: int) -> tuple[float, float]:
+    """Every conversation at once, turn after turn: aggregate tokens/s, median TTFT of follow-up turns."""
+    histories = [
+        [
+            {"role": "system", "content": briefing(c, rep)},
+            {"role": "user", "content": f"Tell me about {TOPICS[c % len(TOPICS)]}."},
+        ]
+        for c in range(CONVERSATIONS)
+    ]
+    tokens, wall, follow_ups = 0, 0.0, []
+    async with httpx.AsyncClient(timeout=300) as client:
+        for turn in range(1 + len(FOLLOW_UPS)):
+            started = time.perf_counter()
+            replies = await asyncio.gather(*(one_request(client, url, h, ANSWER_TOKENS) for h in histories))
+            wall += time.perf_counter() - started
+            tokens += sum(r.tokens for r in replies)
+            if turn:
+                follow_ups += [r.ttft_ms for r in replies]
+            if turn < len(FOLLOW_UPS):
+                for history, reply in zip(histories, replies, strict=True):
+                    history.append({"role": "assistant", "content": reply.text})
+                    history.append({"role": "user", "content": FOLLOW_UPS[turn]})
+    return tokens / wall, statistics.median(follow_ups)
+
+
+@contextlib.contextmanager
+def uncached_node() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A second node, with a home of its own and no prompt cache: what the cache saves."""
+    home = Path(tempfile.mkdtemp(prefix="avocado-bench-"))
+    open_store(Settings(home=home))  # registers the bundled models
+    port = free_port()
+    url, process = f"http://127.0.0.1:{port}", start_node(home, port, prompt_cache="0")
+    try:
+        wait_until_up(url, process)
+        asyncio.run(one_round(url, 1, -1))  # warm up: load the model
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def conversations(servers: dict[str, tuple[str, subprocess.Popen[bytes]]], reps: int) -> None:
+    turns = 1 + len(FOLLOW_UPS)
+    print(f"\n{CONVERSATIONS} conversations on {PARALLEL} slots, {turns} turns each, median of {reps} runs")
+    print(f"{'server':<22} {'agg tok/s':>9} {'follow-up TTFT ms':>17}")
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+    for rep in range(reps):
+        order = list(servers.items())
+        for name, (url, _) in order if rep % 2 == 0 else reversed(order):
+            results[name].append(asyncio.run(chats(url, rep)))
+    summary = {
+        name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+        for name, runs in results.items()
+    }
+    for name, (aggregate, ttft) in summary.items():
+        print(f"{name:<22} {aggregate:>9.1f} {ttft:>17.1f}")
+    if "llama-server" in summary:
+        ours, theirs = summary["avocado"], summary["llama-server"]
+        print(f"{'ratio':<22} {ours[0] / theirs[0]:>9.3f} {ours[1] / theirs[1]:>17.3f}")
 
 
 def generation_rate(url: str, model: str, keep_alive: str | int = "5m") -> float:
@@ -332,6 +426,8 @@ def main() -> None:
                 pairs = f"median of round pairs {paired:.3f}"
                 print(f"{clients:>7} {'ratio':<13} {ratio:>9.3f}   (target >= 1.0; {pairs})")
         shared_system_prompt(servers, args.reps)
+        with uncached_node() as plain:
+            conversations({**servers, "avocado, no cache": plain}, args.reps)
         two_models(servers["avocado"][0], args.reps)
     finally:
         for _, process in servers.values():

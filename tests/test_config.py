@@ -22,6 +22,7 @@ def test_precedence_flags_env_file_defaults(tmp_path: Path, monkeypatch: pytest.
     assert settings.keep_alive == "1h" and settings.keep_alive_seconds == 3600  # env beats file
     assert settings.num_ctx == 8192 and settings.host == "0.0.0.0"  # file beats default
     assert settings.max_queue == 512  # default
+    assert settings.prompt_cache_bytes == 512 << 20
     assert settings.models_dir == tmp_path / "home" / "models"
 
 
@@ -32,6 +33,8 @@ def test_unsafe_or_wrong_settings_are_refused(tmp_path: Path, monkeypatch: pytes
         load_settings(keep_alive="soon")
     with pytest.raises(ValidationError):
         load_settings(port=70000)
+    with pytest.raises(ValidationError, match="prompt_cache"):
+        load_settings(prompt_cache="lots")
     unknown = tmp_path / "bad.toml"
     unknown.write_text("colour = 'green'\n")
     with pytest.raises(ValidationError, match="colour"):

@@ -104,6 +104,9 @@ class Settings(AvocadoSettings):
     max_queue: int = Field(default=512, ge=1, description="Requests waiting per model before 503")
     max_loaded_models: int = Field(default=3, ge=1, le=64, description="Models kept in memory at once")
     max_memory: str | None = Field(default=None, description='Memory for loaded models ("8GB"); 80% of RAM')
+    prompt_cache: str = Field(
+        default="512MiB", description="Host memory per model for prompts that left their slot (0: none)"
+    )
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
@@ -179,9 +182,9 @@ class Settings(AvocadoSettings):
             raise ValueError(f"tunnel_url must be an http(s) URL, got {value!r}")
         return value.strip().rstrip("/")
 
-    @field_validator("max_memory")
+    @field_validator("max_memory", "prompt_cache")
     @classmethod
-    def _check_max_memory(cls, value: str | None) -> str | None:
+    def _check_size(cls, value: str | None) -> str | None:
         if value is not None:
             try:
                 parse_size(value)
@@ -224,6 +227,10 @@ class Settings(AvocadoSettings):
         if self.max_memory is not None:
             return parse_size(self.max_memory)
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+
+    @property
+    def prompt_cache_bytes(self) -> int:
+        return parse_size(self.prompt_cache)
 
     @property
     def threads(self) -> int:

@@ -68,6 +68,10 @@ MaxLoaded = Annotated[int | None, typer.Option(help="Models in memory at once (d
 MaxMemory = Annotated[
     str | None, typer.Option(help='Memory loaded models may take, e.g. "8GB" (default 80% of RAM)')
 ]
+PromptCache = Annotated[
+    str | None,
+    typer.Option(help='Memory per model for prompts that left their slot, "0" for none (default 512MiB)'),
+]
 NumCtx = Annotated[int | None, typer.Option(help="Default context length per request (default 4096)")]
 Engine = Annotated[
     str | None,
@@ -123,6 +127,7 @@ def serve(
     max_queue: MaxQueue = None,
     max_loaded_models: MaxLoaded = None,
     max_memory: MaxMemory = None,
+    prompt_cache: PromptCache = None,
     num_ctx: NumCtx = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
@@ -151,6 +156,7 @@ def serve(
             max_queue=max_queue,
             max_loaded_models=max_loaded_models,
             max_memory=max_memory,
+            prompt_cache=prompt_cache,
             num_ctx=num_ctx,
             engine=engine,
             ollama_url=ollama_url,

@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
             keep_alive=settings.keep_alive_seconds,
             max_loaded=settings.max_loaded_models,
             max_memory=settings.memory_budget,
+            prompt_cache=settings.prompt_cache_bytes,
         )
     )
 

@@ -170,6 +170,27 @@ def test_model_over_the_memory_budget_is_refused(small_memory_node: RunningNode)
     assert httpx.get(f"{small_memory_node.url}/api/tags").status_code == 200
 
 
+def test_the_prompt_cache_counts_in_the_memory_budget(home: Path) -> None:
+    body = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": {"num_predict": 1}}
+    sizes = []
+    for cache in ("0", "64MiB"):
+        node = start_node(home, max_memory="700MB", prompt_cache=cache)
+        try:
+            httpx.post(f"{node.url}/api/generate", json=body, timeout=60).raise_for_status()
+            sizes.append(ollama.Client(host=node.url).ps().models[0].size)
+        finally:
+            node.stop()
+    assert sizes[1] - sizes[0] == 64 << 20  # /api/ps shows what the model may take, cache included
+    node = start_node(home, max_memory="700MB", prompt_cache="512MiB")  # fits without the cache only
+    try:
+        response = httpx.post(f"{node.url}/api/generate", json=body, timeout=60)
+        assert response.status_code == 500
+        message = response.json()["error"]
+        assert "of prompt cache" in message and "--max-memory" in message
+    finally:
+        node.stop()
+
+
 def test_a_model_the_engine_gave_up_on_is_loaded_again(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     node = start_node(home)  # a node of its own: this test breaks its model
     try:

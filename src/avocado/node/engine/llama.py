@@ -30,6 +30,10 @@ _logits_address = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(
 )
 
 
+def _bytes(data: np.ndarray) -> ctypes._Pointer[ctypes.c_uint8]:
+    return data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+
+
 def backend_init() -> None:
     """Initialise llama.cpp once per process and keep its log quiet (errors only)."""
     global _backend_ready
@@ -203,6 +207,10 @@ class LlamaContext:
         cparams.n_threads_batch = params.n_threads
         cparams.embeddings = params.embeddings
         cparams.no_perf = True
+        # Sliding-window layers (Gemma 3) keep every position, not only their window: a slot cut
+        # back to a shorter prompt start (prefix reuse, saved prompts) then still has what the next
+        # position attends to. (llama.cpp's default; llama-server turns it off and re-evaluates.)
+        cparams.swa_full = True
         if params.embeddings:
             cparams.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
         ctx = llama_cpp.llama_init_from_model(model.ptr, cparams)
@@ -261,12 +269,6 @@ class LlamaContext:
         """Drop positions ``[start, end)`` of a sequence from KV memory (``end=-1``: to the end)."""
         llama_cpp.llama_memory_seq_rm(self.memory, seq_id, start, end)
 
-    def copy_sequence(self, source: int, target: int) -> None:
-        """Make ``target`` hold what ``source`` holds. Each sequence has its own KV buffer (so the
-        cells of one stay in order, whatever the others do): llama.cpp copies the whole buffer
-        during the next decode."""
-        llama_cpp.llama_memory_seq_cp(self.memory, source, target, -1, -1)
-
     @property
     def can_shift(self) -> bool:
         return bool(llama_cpp.llama_memory_can_shift(self.memory))
@@ -277,6 +279,21 @@ class LlamaContext:
 
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
+
+    def save_sequence(self, seq_id: int) -> np.ndarray:
+        """A copy of what a sequence holds in KV memory, in host memory."""
+        size = llama_cpp.llama_state_seq_get_size(self.ptr, seq_id)
+        data = np.empty(size, dtype=np.uint8)
+        written = llama_cpp.llama_state_seq_get_data(self.ptr, _bytes(data), size, seq_id)
+        if written != size:
+            raise EngineError(f"saving a sequence wrote {written} of {size} bytes")
+        return data
+
+    def load_sequence(self, seq_id: int, data: np.ndarray) -> None:
+        """Make a sequence hold what :meth:`save_sequence` copied (from this or another sequence)."""
+        if llama_cpp.llama_state_seq_set_data(self.ptr, _bytes(data), data.nbytes, seq_id) != data.nbytes:
+            self.forget(seq_id, 0)
+            raise EngineError("restoring a saved prompt failed")
 
     def embedding(self, seq_id: int) -> list[float]:
         ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq_id)

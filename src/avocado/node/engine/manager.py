@@ -55,6 +55,7 @@ class ManagerConfig:
     keep_alive: float  # default, seconds
     max_loaded: int  # models in memory at once
     max_memory: int  # bytes all loaded models may take
+    prompt_cache: int = 0  # bytes per model for prompts that left their slot
 
 
 class ModelManager:
@@ -126,7 +127,14 @@ class ModelManager:
                 await self._unload(model.name)
             await self._make_room(model, num_ctx)
             cfg = self.config
-            config = RunnerConfig(model.model_path, num_ctx, cfg.num_batch, cfg.num_thread, cfg.parallel)
+            config = RunnerConfig(
+                model.model_path,
+                num_ctx,
+                cfg.num_batch,
+                cfg.num_thread,
+                cfg.parallel,
+                prompt_cache=cfg.prompt_cache,
+            )
             delivery = Delivery(asyncio.get_running_loop())
             runner = await asyncio.to_thread(Runner, config, delivery.flush)
             log.info("loaded %s in %.2fs (ctx %d)", model.name, runner.load_duration, runner.n_ctx)
@@ -142,12 +150,13 @@ class ModelManager:
         wait until one of them goes idle.
         """
         cfg = self.config
-        needed = estimate_model_bytes(model.info, model.model_path.stat().st_size, num_ctx, cfg.parallel)
+        file_size = model.model_path.stat().st_size
+        needed = estimate_model_bytes(model.info, file_size, num_ctx, cfg.parallel) + cfg.prompt_cache
         if needed > cfg.max_memory:
             raise ModelTooLarge(
-                f"model '{model.name}' needs about {format_size(needed)} of memory "
-                f"({cfg.parallel} slots of {num_ctx} tokens), more than the {format_size(cfg.max_memory)} "
-                "this node may use (--max-memory)"
+                f"model '{model.name}' needs about {format_size(needed)} of memory ({cfg.parallel} slots "
+                f"of {num_ctx} tokens, {format_size(cfg.prompt_cache)} of prompt cache), more than the "
+                f"{format_size(cfg.max_memory)} this node may use (--max-memory)"
             )
         while True:
             others = [loaded for name, loaded in self.loaded.items() if name != model.name]

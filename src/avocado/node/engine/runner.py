@@ -7,7 +7,8 @@ from its own logits. Jobs join free slots between steps and leave as soon as the
 new request never waits for another to end. A slot keeps the tokens its KV memory holds, so a
 follow-up chat turn only evaluates what is new; a prompt that starts like what another slot holds
 (a long system prompt every request of an app begins with) takes a copy of that slot's KV memory
-instead of evaluating its start again.
+instead of evaluating its start again, and what a slot held before it took a new prompt waits in
+the :mod:`~avocado.node.engine.prompt_cache` for the next turn of its conversation.
 
 A runner has no thread of its own: the process's :class:`~avocado.node.engine.compute.ComputeThread`
 runs the steps of every runner (llama.cpp contexts are not thread-safe, and one thread keeps one
@@ -24,10 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from avocado.node.engine.compute import compute_thread
 from avocado.node.engine.errors import EngineError
 from avocado.node.engine.jobs import EmbedJob, GenerateJob
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
+from avocado.node.engine.prompt_cache import PromptCache, SavedPrompt
 from avocado.node.engine.sampling import make_sampler
 from avocado.node.engine.slot import Slot, common_prefix
 
@@ -35,16 +39,17 @@ __all__ = ["Runner", "RunnerConfig"]
 
 log = logging.getLogger(__name__)
 
-# Copying another slot's KV memory moves its whole buffer (num_ctx tokens' worth); evaluating a
-# prompt token reads all the weights. Measured with SmolLM2 (4096 tokens a slot, buffer about the
-# size of the weights): a copy costs as much as 2-3 prompt tokens. Copy when it saves at least
-# MIN_COPY tokens and four times the buffer-to-weights ratio.
+# Copying another slot's KV memory (through host memory: about 5 ms for 450 tokens of SmolLM2, where
+# evaluating one prompt token takes 3-6 ms here) pays when it saves at least this many tokens.
 MIN_COPY = 8
 # A job that arrives with another whose prompt begins the same way waits for that one to evaluate
 # the common part, then copies it, when the part is at least this long. Evaluating a few dozen tokens
 # side by side in one batch is cheap; measured on bench/parallel.py: waiting for a 29-token common
 # start cost 8% of aggregate throughput at 4 and 8 clients, waiting for a 450-token one gained 80%.
 HOLD_AT_LEAST = 64
+# A slot's KV memory is saved to the prompt cache before a job overwrites at least this many of
+# its tokens (fewer cost less to evaluate again than the scan of the cache they would lengthen).
+SAVE_AT_LEAST = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class RunnerConfig:
     num_thread: int
     parallel: int = 1
     use_mmap: bool = True
+    prompt_cache: int = 0  # bytes of host memory for prompts that left their slot
 
 
 def _nothing() -> None:
@@ -87,10 +93,9 @@ class Runner:
             self.model.close()
             raise
         self.load_duration = time.perf_counter() - started
-        kv_bytes = self.ctx.kv_bytes()
-        self.memory_size = self.model.size + kv_bytes
-        self._copy_at_least = max(MIN_COPY, 4 * kv_bytes // config.parallel // max(self.model.size, 1))
+        self.memory_size = self.model.size + self.ctx.kv_bytes() + config.prompt_cache
         self.slots = [Slot(seq_id) for seq_id in range(config.parallel)]
+        self.prompt_cache = PromptCache(config.prompt_cache)
         self._embed_ctx: LlamaContext | None = None
         self._batch = Batch(params.n_batch)
         # Only the compute thread touches what follows, and everything above once it has a job.
@@ -184,36 +189,39 @@ class Runner:
         """
         prompt = job.prompt
         own = max((s.common_prefix(prompt) for s in self.slots if not s.busy), default=0)
+        own = max(own, self.prompt_cache.find(prompt)[1])
         for other in self.slots:
             if other.job is not None and other.prefilling:
                 common = min(common_prefix(other.job.prompt, prompt), len(prompt) - 1)
-                worth = common >= own + max(self._copy_at_least, HOLD_AT_LEAST)
+                worth = common >= own + HOLD_AT_LEAST
                 if worth and len(other.cached) < common:
                     return True
         return False
 
     def _start(self, job: GenerateJob, free: list[Slot]) -> None:
-        if not job.prompt:
+        prompt = job.prompt
+        if not prompt:
             job.emit(EngineError("empty prompt"))
             return
-        if len(job.prompt) >= self.n_ctx:
-            job.emit(
-                EngineError(f"prompt of {len(job.prompt)} tokens does not fit the context of {self.n_ctx}")
-            )
+        if len(prompt) >= self.n_ctx:
+            job.emit(EngineError(f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}"))
             return
-        # The free slot that already holds the longest part of this prompt; else the least recently used.
-        slot = max(free, key=lambda s: (s.common_prefix(job.prompt), -s.last_used))
-        reuse = min(slot.common_prefix(job.prompt), len(job.prompt) - 1)  # the last token makes the logits
         try:
             sampler = make_sampler(self.model.vocab, self.model.n_vocab, self.n_ctx, job.params, job.grammar)
         except EngineError as exc:
             job.emit(exc)
             return
-        donor, common = self._donor(slot, job.prompt)
-        if donor is not None and common >= reuse + self._copy_at_least:
-            self.ctx.copy_sequence(donor.seq_id, slot.seq_id)
-            slot.cached = donor.cached[:common]
-            reuse = common
+        # The free slot that already holds the longest part of this prompt; else the least recently used.
+        slot = max(free, key=lambda s: (s.common_prefix(prompt), -s.last_used))
+        reuse = min(slot.common_prefix(prompt), len(prompt) - 1)  # the last token makes the logits
+        donor, common = self._donor(slot, prompt)
+        saved, restorable = self.prompt_cache.find(prompt)
+        if len(slot.cached) - reuse >= SAVE_AT_LEAST:
+            self._save(slot)
+        if saved is not None and restorable > reuse and restorable >= common:
+            reuse = self._load(slot, saved.state, saved.tokens, restorable)
+        elif donor is not None and common >= reuse + MIN_COPY:
+            reuse = self._load(slot, self.ctx.save_sequence(donor.seq_id), donor.cached, common)
         self.ctx.forget(slot.seq_id, reuse)
         slot.start(job, sampler, reuse)
 
@@ -227,6 +235,29 @@ class Runner:
                 if common > longest:
                     best, longest = other, common
         return best, longest
+
+    def _save(self, slot: Slot) -> None:
+        """Put a copy of the slot's KV memory in the prompt cache, unless it has it already."""
+        if not self.prompt_cache.limit or self.prompt_cache.holds(slot.cached):
+            return
+        try:
+            state = self.ctx.save_sequence(slot.seq_id)
+        except EngineError as exc:  # the prompt is evaluated again when it comes back; no more
+            log.warning("saving a prompt to the cache failed: %s", exc)
+            return
+        self.prompt_cache.add(SavedPrompt(list(slot.cached), state))
+
+    def _load(self, slot: Slot, state: np.ndarray, tokens: list[int], reuse: int) -> int:
+        """Make the slot hold a saved sequence; how many of its tokens the job can keep (on failure
+        the slot holds nothing)."""
+        try:
+            self.ctx.load_sequence(slot.seq_id, state)
+        except EngineError as exc:
+            log.warning("%s", exc)
+            slot.cached = []
+            return 0
+        slot.cached = list(tokens)
+        return reuse
 
     def _step_safely(self) -> None:
         try:

@@ -14,12 +14,22 @@ __all__ = ["Slot", "StopMatcher", "common_prefix"]
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
-    count = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        count += 1
-    return count
+    """How many first tokens ``a`` and ``b`` share.
+
+    Bisects with slice comparisons, which run in C: a placement compares its prompt with every
+    slot and every saved prompt, and those often share thousands of tokens (a conversation).
+    """
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    same, differs = 0, n  # a[:same] == b[:same] and a[:differs] != b[:differs]
+    while differs - same > 1:
+        mid = (same + differs) // 2
+        if a[same:mid] == b[same:mid]:
+            same = mid
+        else:
+            differs = mid
+    return same
 
 
 class StopMatcher:
