@@ -293,7 +293,7 @@ class LlamaContext:
         """Make a sequence hold what :meth:`save_sequence` copied (from this or another sequence)."""
         if llama_cpp.llama_state_seq_set_data(self.ptr, _bytes(data), data.nbytes, seq_id) != data.nbytes:
             self.forget(seq_id, 0)
-            raise EngineError("restoring a saved prompt failed")
+            raise EngineError("loading a saved sequence into KV memory failed")
 
     def embedding(self, seq_id: int) -> list[float]:
         ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq_id)

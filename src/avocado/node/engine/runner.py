@@ -354,6 +354,7 @@ class Runner:
             return
         try:
             self.stop()
+            self.prompt_cache.clear()
             self._batch.free()
             if self._embed_ctx is not None:
                 self._embed_ctx.close()
