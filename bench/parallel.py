@@ -281,18 +281,20 @@ async def chats(url: str, rep: int) -> tuple[float, float]:
         for c in range(CONVERSATIONS)
     ]
     tokens, wall, follow_ups = 0, 0.0, []
-    async with httpx.AsyncClient(timeout=300) as client:
-        for turn in range(1 + len(FOLLOW_UPS)):
+    for turn in range(1 + len(FOLLOW_UPS)):
+        # A client per turn: a connection idle since an early answer of the last turn may be closed
+        # by the server (keep-alive timeout, 5 s for both) just as the next turn sends on it.
+        async with httpx.AsyncClient(timeout=300) as client:
             started = time.perf_counter()
             replies = await asyncio.gather(*(one_request(client, url, h, ANSWER_TOKENS) for h in histories))
             wall += time.perf_counter() - started
-            tokens += sum(r.tokens for r in replies)
-            if turn:
-                follow_ups += [r.ttft_ms for r in replies]
-            if turn < len(FOLLOW_UPS):
-                for history, reply in zip(histories, replies, strict=True):
-                    history.append({"role": "assistant", "content": reply.text})
-                    history.append({"role": "user", "content": FOLLOW_UPS[turn]})
+        tokens += sum(r.tokens for r in replies)
+        if turn:
+            follow_ups += [r.ttft_ms for r in replies]
+        if turn < len(FOLLOW_UPS):
+            for history, reply in zip(histories, replies, strict=True):
+                history.append({"role": "assistant", "content": reply.text})
+                history.append({"role": "user", "content": FOLLOW_UPS[turn]})
     return tokens / wall, statistics.median(follow_ups)
 
 
