@@ -188,6 +188,7 @@ class Runner:
         memory and takes a copy (see :meth:`_start`).
         """
         prompt = job.prompt
+        # What the job can start from without waiting: a free slot's memory, or a saved prompt.
         own = max((s.common_prefix(prompt) for s in self.slots if not s.busy), default=0)
         own = max(own, self.prompt_cache.find(prompt)[1])
         for other in self.slots:
