@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from avocado.cli.presence import print_status
 from avocado.discovery import DiscoveryWatcher, Registry
 from tests.discovery.support import require_broker
 from tests.support import SMOLLM, free_port, linked_home, start_node, wait_for_serve
@@ -151,3 +153,12 @@ def test_discover_watch_prints_each_change(home: Path, tmp_path: Path) -> None:
         watcher.terminate()
         watcher.wait(10)
         running.stop()
+
+
+def test_status_prints_each_loaded_models_prompt_cache(capsys: pytest.CaptureFixture[str]) -> None:
+    cache = {"prompts": 3, "size": 5 << 20, "limit": 512 << 20}
+    engine = {"kind": "embedded", "loaded": [SMOLLM], "models": 2, "prompt_cache": {SMOLLM: cache}}
+    print_status({"version": "0.1.0", "status": "online", "tunnel": {}, "engine": engine})
+    shown = capsys.readouterr().out
+    assert f"prompt cache  {SMOLLM}: 3 prompts, 5.0 MiB of 512.0 MiB" in shown
+    assert "engine        kind embedded, loaded ['smollm2:135m'], models 2\n" in shown

@@ -28,6 +28,23 @@ def test_status_of_a_node_without_tunnel_or_broker(http: httpx.Client, node: Run
     assert len(report["service_id"]) == 36
 
 
+def test_status_shows_each_loaded_models_prompt_cache(home: Path) -> None:
+    node = start_node(home, parallel=1, prompt_cache="64MiB")  # one slot: a second prompt displaces the first
+    try:
+        with node.client() as http:
+            for topic in ("owls", "trains"):
+                body = {"model": SMOLLM, "prompt": f"Write about {topic}.", "stream": False}
+                body["options"] = {"temperature": 0, "num_predict": 24}
+                http.post("/api/generate", json=body, timeout=60).raise_for_status()
+            cache = http.get("/api/avocado/status").json()["engine"]["prompt_cache"]
+        assert list(cache) == [SMOLLM]
+        assert (
+            cache[SMOLLM]["prompts"] == 1 and 0 < cache[SMOLLM]["size"] < cache[SMOLLM]["limit"] == 64 << 20
+        )
+    finally:
+        node.stop()
+
+
 def test_node_announces_url_models_changes_drain_and_offline(home: Path, tmp_path: Path) -> None:
     broker = require_broker()
     running = start_node(linked_home(home, tmp_path / "home"), amqp_url=broker, announce_interval=60)

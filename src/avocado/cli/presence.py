@@ -14,6 +14,7 @@ from rich.console import Console
 from avocado.cli.client import ClientError, NodeClient
 from avocado.discovery import Announcement, DiscoveryWatcher, Registry, redact_url
 from avocado.home import read_holder
+from avocado.units import format_size
 
 __all__ = ["register"]
 
@@ -60,8 +61,11 @@ def print_status(report: dict[str, Any]) -> None:
         ("local URL", report.get("local_url")),
         ("public URL", report.get("public_url") or "-"),
         ("tunnel", f"{tunnel.get('provider')}: {tunnel.get('state')}, restarts {tunnel.get('restarts', 0)}"),
-        ("engine", ", ".join(f"{k} {v}" for k, v in engine.items())),
+        ("engine", ", ".join(f"{k} {v}" for k, v in engine.items() if k != "prompt_cache")),
     ]
+    for model, cache in (engine.get("prompt_cache") or {}).items():
+        used = f"{format_size(cache['size'])} of {format_size(cache['limit'])}"
+        rows.append(("prompt cache", f"{model}: {cache['prompts']} prompts, {used}"))
     if tunnel.get("last_error"):
         rows.append(("tunnel error", tunnel["last_error"]))
     announce = report.get("announce")

@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -86,11 +87,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.service = NodeService(settings, store, manager)
     app.state.presence = presence
-    app.state.engine_status = lambda: {
-        "kind": "embedded",
-        "loaded": [loaded.model.name for loaded in manager.loaded.values()],
-        "models": len(store.list()),
-    }
+
+    def engine_status() -> dict[str, Any]:
+        caches = {name: loaded.runner.prompt_cache for name, loaded in manager.loaded.items()}
+        return {
+            "kind": "embedded",
+            "loaded": list(caches),
+            "models": len(store.list()),
+            "prompt_cache": {name: cache.report() for name, cache in caches.items()},
+        }
+
+    app.state.engine_status = engine_status
     install_error_handlers(app)
 
     @app.get("/", response_class=PlainTextResponse)

@@ -52,6 +52,7 @@ def test_a_full_cache_drops_the_least_recently_used() -> None:
     assert cache.find([1, 0, 0, 5])[0] is not None  # 1 is now the most recently used
     cache.add(saved([4, 0, 0]))
     assert cache.size == 300 and len(cache) == 3
+    assert cache.report() == {"prompts": 3, "size": 300, "limit": 300}
     assert cache.find([2, 0, 0, 5]) == (None, 0)  # 2 was the least recently used
     for first in (1, 3, 4):
         assert cache.find([first, 0, 0, 5])[0] is not None

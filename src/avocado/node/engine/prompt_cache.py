@@ -79,6 +79,10 @@ class PromptCache:
             self._touch(best)
         return best, longest
 
+    def report(self) -> dict[str, int]:
+        """How full it is, for the node's status (read from another thread: a moment's snapshot)."""
+        return {"prompts": len(self._prompts), "size": self.size, "limit": self.limit}
+
     def clear(self) -> None:
         self._prompts = []
         self.size = 0
