@@ -188,15 +188,16 @@ class Runner:
         memory and takes a copy (see :meth:`_start`).
         """
         prompt = job.prompt
+        prefilling = [(s, s.job) for s in self.slots if s.job is not None and s.prefilling]
+        if not prefilling:  # the usual case: no need to look at what else holds this prompt's start
+            return False
         # What the job can start from without waiting: a free slot's memory, or a saved prompt.
         own = max((s.common_prefix(prompt) for s in self.slots if not s.busy), default=0)
         own = max(own, self.prompt_cache.find(prompt)[1])
-        for other in self.slots:
-            if other.job is not None and other.prefilling:
-                common = min(common_prefix(other.job.prompt, prompt), len(prompt) - 1)
-                worth = common >= own + HOLD_AT_LEAST
-                if worth and len(other.cached) < common:
-                    return True
+        for other, evaluating in prefilling:
+            common = min(common_prefix(evaluating.prompt, prompt), len(prompt) - 1)
+            if common >= own + HOLD_AT_LEAST and len(other.cached) < common:
+                return True
         return False
 
     def _start(self, job: GenerateJob, free: list[Slot]) -> None:
