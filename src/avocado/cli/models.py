@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 
 from avocado.cli.client import ClientError, NodeClient
+from avocado.node.options import OptionError, coerce_option
 from avocado.node.store.modelfile import ModelfileError, parse_modelfile
 
 __all__ = ["register"]
@@ -235,8 +236,38 @@ def _print_stream(client: NodeClient, body: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+_HELP = """/set parameter NAME VALUE  set a sampling or context option (e.g. temperature 0)
+/set system TEXT           set the system message
+/clear                     forget the conversation
+/bye                       exit"""
+
+
+def _set(command: str, options: dict[str, Any], system: list[str]) -> None:
+    """``/set parameter NAME VALUE`` and ``/set system TEXT``, as in ``ollama run``."""
+    parts = command.split(maxsplit=3)
+    if len(parts) >= 3 and parts[1] == "system":
+        system[:] = [command.split(maxsplit=2)[2]]
+        errors.print("Set system message.", highlight=False)
+    elif len(parts) == 4 and parts[1] == "parameter":
+        name, value = parts[2], parts[3]
+        try:
+            coerced = coerce_option(name, value)
+        except OptionError as exc:
+            errors.print(f"[red]Error:[/red] {exc}", highlight=False)
+            return
+        if isinstance(coerced, list):  # stop: each /set adds one more, as in a Modelfile
+            options[name] = [*options.get(name, []), *coerced]
+        else:
+            options[name] = coerced
+        errors.print(f"Set parameter '{name}' to '{value}'", highlight=False)
+    else:
+        errors.print("Usage: /set parameter NAME VALUE | /set system TEXT", highlight=False)
+
+
 def _interactive(client: NodeClient, model: str) -> None:
     messages: list[dict[str, str]] = []
+    options: dict[str, Any] = {}
+    system: list[str] = []  # the system message, when one was set
     errors.print("Send a message (/? for help, /bye to quit)", highlight=False)
     while True:
         try:
@@ -253,11 +284,18 @@ def _interactive(client: NodeClient, model: str) -> None:
             errors.print("Cleared session context")
             continue
         if text in ("/?", "/help"):
-            errors.print("/clear  forget the conversation\n/bye    exit", highlight=False)
+            errors.print(_HELP, highlight=False)
+            continue
+        if text.startswith("/set"):
+            _set(text, options, system)
             continue
         messages.append({"role": "user", "content": line})
+        head = [{"role": "system", "content": system[0]}] if system else []
+        body: dict[str, Any] = {"model": model, "messages": head + messages}
+        if options:
+            body["options"] = options
         try:
-            answer = _print_stream(client, {"model": model, "messages": messages})
+            answer = _print_stream(client, body)
         except KeyboardInterrupt:
             sys.stdout.write("\n")
             messages.pop()
