@@ -247,6 +247,7 @@ def test_cancel_frees_the_slot_at_once(batched: Runner) -> None:
 @pytest.mark.parametrize(
     "penalties",
     [
+        {"repeat_penalty": 1.1},  # Ollama's default
         {"repeat_penalty": 1.3, "frequency_penalty": 0.2, "presence_penalty": 0.1},  # lower only
         {"repeat_penalty": 0.8, "frequency_penalty": -0.2},  # raise recent tokens
     ],

@@ -3,14 +3,14 @@
 Most requests get a llama.cpp sampler chain (sampling and grammar run in C). Greedy requests
 without a grammar — the common case for tools, evaluations and benchmarks — take a shorter path:
 the chain would build a candidate array over the whole vocabulary every token, while the answer
-is an argmax over the logits after penalising the few recent tokens, which numpy does in place
-on llama.cpp's own logits buffer (no copy) with the same float32 arithmetic as the C sampler.
+is an argmax over the logits after penalising the few recent tokens, in place in llama.cpp's own
+logits buffer (no copy), with the same float32 arithmetic as the C sampler.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -66,55 +66,56 @@ def make_sampler(
 class GreedySampler:
     """Argmax after llama.cpp's repetition penalties, computed the way its penalties sampler does.
 
-    Penalties that can only lower a logit (the usual ones: ``repeat_penalty >= 1``, frequency and
-    presence penalties >= 0) cannot change the winner unless it is one of the recent tokens, so the
-    plain argmax stands when it is not, and the penalties are applied only when it is.
+    The penalties are written into llama.cpp's logits buffer for the few recent tokens (the next
+    decode overwrites it), then one argmax runs over the row. Right after a decode every numpy call
+    is cold (about 15 µs each), so the per-token loop is plain Python over a memoryview: the
+    penalised values come out in the same float32 arithmetic as the C sampler's.
     """
 
     def __init__(self, n_ctx: int, params: SamplingParams) -> None:
         window = n_ctx if params.repeat_last_n == -1 else params.repeat_last_n
         self.recent: deque[int] = deque(maxlen=max(window, 0))
-        self.counts: Counter[int] = Counter()
-        self.repeat = np.float32(params.repeat_penalty)
+        self.counts: dict[int, int] = {}
+        # float32 values as doubles: a float32 times a float32 is exact in a double, and a double
+        # quotient rounded to float32 is the float32 quotient, so storing the result rounds as C does.
+        self.repeat = float(np.float32(params.repeat_penalty))
         self.frequency = np.float32(params.frequency_penalty)
         self.presence = np.float32(params.presence_penalty)
         self.penalise = bool(self.recent.maxlen) and (
             params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
         )
-        self.only_lower = (
-            params.repeat_penalty >= 1.0 and min(params.frequency_penalty, params.presence_penalty) >= 0.0
-        )
+        self.subtract = params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
 
     def sample(self, ctx: LlamaContext, index: int) -> int:
         logits = ctx.logits(index)  # a view: nothing is copied
+        if self.penalise and self.counts:
+            self._penalise(logits.data.cast("B").cast("f"))
         token = int(logits.argmax())
-        if self.penalise and self.counts and (token in self.counts or not self.only_lower):
-            token = self._penalised_argmax(logits)
         self._remember(token)
         return token
 
-    def _penalised_argmax(self, logits: np.ndarray) -> int:
-        # Taken for about half the tokens of ordinary text, right after a decode, when every numpy
-        # call is cold: only the terms that are switched on (Ollama's defaults: repeat alone).
-        ids = np.fromiter(self.counts.keys(), dtype=np.intp, count=len(self.counts))
-        values = logits[ids]
-        if self.repeat != 1.0:
-            values = np.where(values <= 0, values * self.repeat, values / self.repeat)
-        if self.frequency or self.presence:
-            counts = np.fromiter(self.counts.values(), dtype=np.float32, count=len(self.counts))
-            values -= counts * self.frequency + self.presence
-        logits[ids] = values  # llama.cpp's buffer for this step; the next decode overwrites it
-        return int(logits.argmax())
+    def _penalise(self, row: memoryview[float]) -> None:
+        repeat = self.repeat
+        for token, count in self.counts.items():
+            value = row[token]
+            row[token] = value * repeat if value <= 0 else value / repeat
+            if self.subtract:  # rare: float32 scalars, to round each step as C does
+                row[token] = float(
+                    np.float32(row[token]) - (np.float32(count) * self.frequency + self.presence)
+                )
 
     def _remember(self, token: int) -> None:
-        if self.recent.maxlen:
-            if len(self.recent) == self.recent.maxlen:
-                old = self.recent[0]
-                self.counts[old] -= 1
-                if not self.counts[old]:
-                    del self.counts[old]
-            self.recent.append(token)
-            self.counts[token] += 1
+        recent, counts = self.recent, self.counts
+        if not recent.maxlen:
+            return
+        if len(recent) == recent.maxlen:
+            old = recent[0]
+            if counts[old] == 1:
+                del counts[old]
+            else:
+                counts[old] -= 1
+        recent.append(token)
+        counts[token] = counts.get(token, 0) + 1
 
     def close(self) -> None:
         pass
