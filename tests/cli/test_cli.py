@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -37,14 +38,24 @@ def test_list_and_show(node: RunningNode) -> None:
     assert "<|im_start|>" in template.stdout
 
 
-def test_run_with_prompt_streams_an_answer(node: RunningNode) -> None:
-    result = avocado(node, "run", SMOLLM, "What is the capital of France?")
+@pytest.fixture(scope="module")
+def brief(node: RunningNode) -> Iterator[str]:
+    """SmolLM2 with an answer length: sampled at Ollama's defaults it sometimes never ends."""
+    name = "cli-brief:1"
+    body = {"model": name, "from": SMOLLM, "parameters": {"num_predict": 48}, "stream": False}
+    assert httpx.post(f"{node.url}/api/create", json=body, timeout=60).status_code == 200
+    yield name
+    httpx.request("DELETE", f"{node.url}/api/delete", json={"model": name}, timeout=60)
+
+
+def test_run_with_prompt_streams_an_answer(node: RunningNode, brief: str) -> None:
+    result = avocado(node, "run", brief, "What is the capital of France?")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
 
-def test_run_interactive_reads_stdin(node: RunningNode) -> None:
-    result = avocado(node, "run", SMOLLM, stdin="Say hi.\n")
+def test_run_interactive_reads_stdin(node: RunningNode, brief: str) -> None:
+    result = avocado(node, "run", brief, stdin="Say hi.\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
