@@ -11,7 +11,8 @@ from avocado.node.service import NodeService
 __all__ = ["Service"]
 
 
-def get_service(request: Request) -> NodeService:
+async def get_service(request: Request) -> NodeService:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off per request.
     service: NodeService = request.app.state.service
     return service
 
