@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support import GEMMA, SMOLLM, RunningNode
 
@@ -65,6 +67,34 @@ def test_chat_completion_stream_with_usage(client: openai.OpenAI) -> None:
     assert finishes == [whole.choices[0].finish_reason]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_usage_reports_the_prompt_tokens_found_in_the_cache(client: openai.OpenAI, node: RunningNode) -> None:
+    """A follow-up turn starts with what the node already evaluated: OpenAI's ``cached_tokens``."""
+    asked: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Name a large animal."}]
+    first = client.chat.completions.create(model=SMOLLM, messages=asked, temperature=0, max_tokens=8)
+    assert first.usage is not None
+    reply: ChatCompletionMessageParam = {"role": "assistant", "content": first.choices[0].message.content}
+    follow_up = [*asked, reply, {"role": "user", "content": "And a small one?"}]
+    chunks = list(
+        client.chat.completions.create(
+            model=SMOLLM,
+            messages=follow_up,
+            temperature=0,
+            max_tokens=8,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    usage = chunks[-1].usage
+    assert usage is not None and usage.prompt_tokens_details is not None
+    cached = usage.prompt_tokens_details.cached_tokens
+    assert cached is not None and first.usage.prompt_tokens <= cached < usage.prompt_tokens
+    legacy = client.completions.create(model=SMOLLM, prompt="Once upon a time", max_tokens=4, temperature=0)
+    assert legacy.usage is not None and legacy.usage.prompt_tokens_details is not None
+    assert legacy.usage.prompt_tokens_details.cached_tokens is not None
+    ollama_final = {"model": SMOLLM, "messages": follow_up, "stream": False, "options": {"num_predict": 2}}
+    assert "prompt_cached" not in httpx.post(f"{node.url}/api/chat", json=ollama_final, timeout=60).json()
 
 
 def test_chat_completion_json_schema(client: openai.OpenAI) -> None:

@@ -16,14 +16,19 @@ from avocado.node.engine import Done, Text
 from avocado.node.service import BadRequest, Generation, NodeService, check_images, check_think
 from avocado.node.tools import ToolCallCollector
 
-__all__ = ["chat_events", "generate_events", "router"]
+__all__ = ["PROMPT_CACHED", "chat_events", "generate_events", "router"]
 
 router = APIRouter(tags=["ollama"])
 
 
-def final_counters(done: Done, started: int, load_ns: int) -> dict[str, Any]:
+# Prompt tokens found in KV memory already: not in Ollama's final chunk, but the OpenAI routes,
+# which ask for it, report it as ``usage.prompt_tokens_details.cached_tokens``.
+PROMPT_CACHED = "prompt_cached"
+
+
+def final_counters(done: Done, started: int, load_ns: int, *, cached: bool = False) -> dict[str, Any]:
     """The last chunk's counters, in Ollama's names; durations in nanoseconds."""
-    return {
+    counters = {
         "done_reason": done.reason,
         "total_duration": time.perf_counter_ns() - started,
         "load_duration": load_ns,
@@ -32,6 +37,9 @@ def final_counters(done: Done, started: int, load_ns: int) -> dict[str, Any]:
         "eval_count": done.eval_count,
         "eval_duration": done.eval_duration,
     }
+    if cached:
+        counters[PROMPT_CACHED] = done.prompt_cached
+    return counters
 
 
 async def _load_only(svc: NodeService, gen: Generation, body: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +54,7 @@ async def _load_only(svc: NodeService, gen: Generation, body: dict[str, Any]) ->
 
 
 async def generate_events(
-    svc: NodeService, req: GenerateRequest, gen: Generation
+    svc: NodeService, req: GenerateRequest, gen: Generation, *, cached: bool = False
 ) -> AsyncIterator[dict[str, Any]]:
     started = time.perf_counter_ns()
     name = gen.model.name
@@ -66,7 +74,7 @@ async def generate_events(
                 yield {"model": name, "created_at": now_iso(), "response": event.text, "done": False}
             else:
                 final = {"model": name, "created_at": now_iso(), "response": "", "done": True}
-                final.update(final_counters(event, started, load_ns))
+                final.update(final_counters(event, started, load_ns, cached=cached))
                 if not req.raw:
                     final["context"] = event.context
                 yield final
@@ -101,7 +109,9 @@ def message_dict(message: Message) -> dict[str, Any]:
     return out
 
 
-async def chat_events(svc: NodeService, req: ChatRequest, gen: Generation) -> AsyncIterator[dict[str, Any]]:
+async def chat_events(
+    svc: NodeService, req: ChatRequest, gen: Generation, *, cached: bool = False
+) -> AsyncIterator[dict[str, Any]]:
     started = time.perf_counter_ns()
     name = gen.model.name
     async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
@@ -130,7 +140,7 @@ async def chat_events(svc: NodeService, req: ChatRequest, gen: Generation) -> As
                 yield chunk("", tool_calls=calls)
             final = chunk("")
             final["done"] = True
-            final.update(final_counters(event, started, load_ns))
+            final.update(final_counters(event, started, load_ns, cached=cached))
             yield final
 
 

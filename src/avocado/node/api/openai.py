@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from avocado.node.api.deps import Service
 from avocado.node.api.embed import embed_texts, normalize
-from avocado.node.api.generate import chat_events, generate_events
+from avocado.node.api.generate import PROMPT_CACHED, chat_events, generate_events
 from avocado.node.api.openai_schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -125,9 +125,14 @@ def _wants_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
     return bool(req.stream_options and req.stream_options.include_usage)
 
 
-def _usage(final: dict[str, Any]) -> dict[str, int]:
+def _usage(final: dict[str, Any]) -> dict[str, Any]:
     prompt, completion = final.get("prompt_eval_count", 0), final.get("eval_count", 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": final.get(PROMPT_CACHED, 0)},
+    }
 
 
 def _finish(final: dict[str, Any], had_calls: bool) -> str:
@@ -153,7 +158,7 @@ async def chat_completions(req: ChatCompletionRequest, svc: Service, request: Re
     gen = svc.prepare(req.model, _options(req, max_tokens), None, _format(req))
     for message in messages:
         check_images(message.images, gen.model)
-    stream = await prime(chat_events(svc, chat, gen))
+    stream = await prime(chat_events(svc, chat, gen, cached=True))
     head = _head("chatcmpl", req.model)
     if req.stream:
         return sse_response(_chat_chunks(stream, head, _wants_usage(req)), request.url.path)
@@ -197,7 +202,7 @@ async def completions(req: CompletionRequest, svc: Service, request: Request) ->
         raise BadRequest("prompt must be a string or a list with exactly one string")
     gen = svc.prepare(req.model, _options(req, req.max_tokens), None, None)
     generate = GenerateRequest(model=req.model, prompt=prompts[0], suffix=req.suffix, stream=bool(req.stream))
-    stream = await prime(generate_events(svc, generate, gen))
+    stream = await prime(generate_events(svc, generate, gen, cached=True))
     head = _head("cmpl", req.model)
     if req.stream:
         return sse_response(_completion_chunks(stream, head, _wants_usage(req)), request.url.path)
