@@ -128,35 +128,36 @@ def test_run_interactive_on_a_terminal(node: RunningNode) -> None:
     terminal = {"stdin": replica, "stdout": replica, "stderr": replica}
     process = subprocess.Popen([*AVOCADO, "run", SMOLLM], env=env, **terminal)
     os.close(replica)
-    seen = b""
+    pending = b""
 
-    def read_until(marker: bytes, timeout: float = 60) -> None:
-        nonlocal seen
+    def read_until(marker: bytes, timeout: float = 60) -> str:
+        """Wait for ``marker``; return what came before it, and keep only what came after."""
+        nonlocal pending
         deadline = time.monotonic() + timeout
-        while marker not in seen:
-            assert time.monotonic() < deadline, seen.decode(errors="replace")
+        while marker not in pending:
+            assert time.monotonic() < deadline, pending.decode(errors="replace")
             ready, _, _ = select.select([main], [], [], 0.5)
             if ready:
-                seen += os.read(main, 4096)
+                pending += os.read(main, 4096)
+        before, _, pending = pending.partition(marker)
+        return before.decode(errors="replace")
+
+    def command(line: bytes, answer: bytes) -> None:
+        os.write(main, line + b"\n")
+        read_until(answer)
+        read_until(b">>> ")
 
     try:
         read_until(b">>> ")
         # Sampled at Ollama's defaults, this small model sometimes rambles on without an end.
-        os.write(main, b"/set parameter temperature 0\n")
-        read_until(b"Set parameter 'temperature' to '0'")
-        os.write(main, b"/set parameter num_predict many\n")
-        read_until(b"must be an integer")
-        os.write(main, b"/set parameter num_predict 64\n")
-        read_until(b"Set parameter 'num_predict' to '64'")
-        read_until(b">>> ")
-        seen = b""
+        command(b"/set parameter temperature 0", b"Set parameter 'temperature' to '0'")
+        command(b"/set parameter num_predict many", b"must be an integer")
+        command(b"/set parameter num_predict 64", b"Set parameter 'num_predict' to '64'")
         os.write(main, b"What is the capital of France?\n")
-        read_until(b">>> ")
-        assert "Paris" in seen.decode(errors="replace").removeprefix("What is the capital of France?")
-        os.write(main, b"/set system Answer in French.\n")
-        read_until(b"Set system message.")
-        os.write(main, b"/clear\n")
-        read_until(b"Cleared")
+        read_until(b"What is the capital of France?")  # the terminal's echo
+        assert "Paris" in read_until(b">>> ")
+        command(b"/set system Answer in French.", b"Set system message.")
+        command(b"/clear", b"Cleared")
         os.write(main, b"/bye\n")
         assert process.wait(30) == 0
     finally:
