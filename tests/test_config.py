@@ -23,6 +23,8 @@ def test_precedence_flags_env_file_defaults(tmp_path: Path, monkeypatch: pytest.
     assert settings.num_ctx == 8192 and settings.host == "0.0.0.0"  # file beats default
     assert settings.max_queue == 512  # default
     assert settings.prompt_cache_bytes == 512 << 20
+    assert settings.stream_interval_seconds == 0.02
+    assert load_settings(stream_interval="0").stream_interval_seconds == 0
     assert settings.models_dir == tmp_path / "home" / "models"
 
 
@@ -35,6 +37,9 @@ def test_unsafe_or_wrong_settings_are_refused(tmp_path: Path, monkeypatch: pytes
         load_settings(port=70000)
     with pytest.raises(ValidationError, match="prompt_cache"):
         load_settings(prompt_cache="lots")
+    for interval in ("often", "-1", "2s"):
+        with pytest.raises(ValidationError, match="stream_interval"):
+            load_settings(stream_interval=interval)
     unknown = tmp_path / "bad.toml"
     unknown.write_text("colour = 'green'\n")
     with pytest.raises(ValidationError, match="colour"):

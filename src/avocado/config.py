@@ -107,6 +107,10 @@ class Settings(AvocadoSettings):
     prompt_cache: str = Field(
         default="512MiB", description="Host memory per model for prompts that left their slot (0: none)"
     )
+    stream_interval: str = Field(
+        default="20ms",
+        description="A fast stream's tokens go out at most this often, one chunk each (0: each at once)",
+    )
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
@@ -145,6 +149,17 @@ class Settings(AvocadoSettings):
             parse_duration(value)
         except DurationError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("stream_interval")
+    @classmethod
+    def _check_stream_interval(cls, value: str) -> str:
+        try:
+            seconds = parse_duration(value)
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        if seconds is None or not 0 <= seconds <= 1:
+            raise ValueError(f"stream_interval must be between 0 and 1s, got {value!r}")
         return value
 
     @field_validator("ollama_url")
@@ -219,6 +234,12 @@ class Settings(AvocadoSettings):
     @property
     def keep_alive_seconds(self) -> float:
         seconds = parse_duration(self.keep_alive)
+        assert seconds is not None
+        return seconds
+
+    @property
+    def stream_interval_seconds(self) -> float:
+        seconds = parse_duration(self.stream_interval)
         assert seconds is not None
         return seconds
 

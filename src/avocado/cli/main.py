@@ -72,6 +72,10 @@ PromptCache = Annotated[
     str | None,
     typer.Option(help='Memory per model for prompts that left their slot, "0" for none (default 512MiB)'),
 ]
+StreamInterval = Annotated[
+    str | None,
+    typer.Option(help='Tokens of a fast stream go out at most this often, "0": each at once (default 20ms)'),
+]
 NumCtx = Annotated[int | None, typer.Option(help="Default context length per request (default 4096)")]
 Engine = Annotated[
     str | None,
@@ -128,6 +132,7 @@ def serve(
     max_loaded_models: MaxLoaded = None,
     max_memory: MaxMemory = None,
     prompt_cache: PromptCache = None,
+    stream_interval: StreamInterval = None,
     num_ctx: NumCtx = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
@@ -157,6 +162,7 @@ def serve(
             max_loaded_models=max_loaded_models,
             max_memory=max_memory,
             prompt_cache=prompt_cache,
+            stream_interval=stream_interval,
             num_ctx=num_ctx,
             engine=engine,
             ollama_url=ollama_url,

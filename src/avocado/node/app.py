@@ -61,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
             max_loaded=settings.max_loaded_models,
             max_memory=settings.memory_budget,
             prompt_cache=settings.prompt_cache_bytes,
+            stream_interval=settings.stream_interval_seconds,
         )
     )
 

@@ -71,6 +71,7 @@ def test_generate_streaming_matches_non_streaming(client: ollama.Client) -> None
     assert all(not c.done for c in chunks[:-1]) and chunks[-1].done
     assert "".join(c.response for c in chunks) == whole.response
     assert chunks[-1].eval_count == whole.eval_count
+    assert len(chunks) - 1 == whole.eval_count  # one chunk a token, though fast tokens go out in bursts
 
 
 def test_generate_raw_and_system(client: ollama.Client) -> None:
@@ -314,3 +315,9 @@ def test_create_with_messages_and_a_fill_in_the_middle_template(client: ollama.C
         assert result.done and result.eval_count
     finally:
         client.delete("fim:test")
+
+
+def test_the_stream_interval_setting_reaches_the_model(client: ollama.Client, node: RunningNode) -> None:
+    client.generate(SMOLLM, "Hi", options={**GREEDY, "num_predict": 2})
+    loaded = node.service.manager.loaded[SMOLLM]
+    assert loaded.delivery.interval == node.settings.stream_interval_seconds == 0.02

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 
 from avocado.node.engine.delivery import Delivery
 from avocado.node.engine.jobs import Done, Event, Text
@@ -52,3 +54,63 @@ def test_a_closed_loop_drops_events_quietly() -> None:
     delivery.emitter(lambda event: None)(Text("late"))
     loop.close()
     delivery.flush()  # no exception: the node is shutting down
+
+
+Step = list[tuple[Callable[[Event], None], Event]]
+
+
+def _handed(delivery: Delivery, received: list[Event], *steps: Step) -> list[int]:
+    """Emit each step's events and flush, as a runner does; how many had reached the loop after each."""
+
+    async def scenario() -> list[int]:
+        seen: list[int] = []
+        for step in steps:
+            for emit, event in step:
+                emit(event)
+            delivery.flush()
+            await asyncio.sleep(0.005)
+            seen.append(len(received))
+        return seen
+
+    return delivery.loop.run_until_complete(scenario())
+
+
+def test_fast_text_is_held_to_the_interval_but_firsts_and_ends_go_at_once() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        delivery = Delivery(loop, interval=60.0)  # nothing is ever held this long in a test
+        received: list[Event] = []
+        one, two = delivery.emitter(received.append), delivery.emitter(received.append)
+        end = Done("stop", 1, 1, 3, 1, [])
+        seen = _handed(
+            delivery,
+            received,
+            [(one, Text("a"))],  # a stream's first event: at once
+            [(one, Text("b"))],  # held
+            [(one, Text("c"))],  # held
+            [(one, Text("d")), (two, Text("x"))],  # another stream's first event takes all along
+            [(one, Text("e"))],  # held
+            [(one, end)],  # the end: at once, after what was held
+        )
+        assert seen == [1, 1, 1, 5, 5, 7]
+        assert received == [Text("a"), Text("b"), Text("c"), Text("d"), Text("x"), Text("e"), end]
+        error = RuntimeError("decode failed")
+        received.clear()
+        _handed(delivery, received, [(two, Text("y"))], [(two, error)])
+        assert received == [Text("y"), error]
+    finally:
+        loop.close()
+
+
+def test_held_text_goes_out_once_the_interval_has_passed() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        delivery = Delivery(loop, interval=0.05)
+        received: list[Event] = []
+        emit = delivery.emitter(received.append)
+        assert _handed(delivery, received, [(emit, Text("a"))], [(emit, Text("b"))]) == [1, 1]
+        time.sleep(0.06)
+        assert _handed(delivery, received, [(emit, Text("c"))]) == [3]
+        assert received == [Text("a"), Text("b"), Text("c")]
+    finally:
+        loop.close()

@@ -1,19 +1,27 @@
-"""Events from a runner's worker thread to the event loop, handed over once per step.
+"""Events from a runner's worker thread to the event loop, handed over once per step or less often.
 
 Every ``call_soon_threadsafe`` wakes the event loop, which then takes the GIL to stream the token
 out while the runner is still sampling the step's other sequences in Python: with N streams, N
 wake-ups per step, each a chance for the runner to stall behind the loop. Collected during a step
 and handed over in one call just before the runner's next ``llama_decode`` (which releases the
 GIL), the loop's work runs while llama.cpp computes instead.
+
+A wake-up costs the loop about as much CPU as the chunk it sends (measured: ~170 µs and ~125 µs on
+the test machine), and on a small CPU every cycle the loop takes is a cycle a decode waits for. So
+when steps come faster than ``interval``, generated text is held and handed over at most once per
+``interval``: a fast stream then sends a few chunks per wake-up, one per token as before, and no
+one reads faster than that. A stream's first event and every end or error go at once, so time to
+first token and the end of a stream do not wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
-from avocado.node.engine.jobs import Emit, Event
+from avocado.node.engine.jobs import Emit, Event, Text
 
 __all__ = ["Delivery"]
 
@@ -21,25 +29,45 @@ Sink = Callable[[Event], None]
 
 
 class Delivery:
-    """One runner's outbox: :meth:`emitter` makes a job's ``emit``; the runner calls :meth:`flush`."""
+    """One runner's outbox: :meth:`emitter` makes a job's ``emit``; the runner calls :meth:`flush`.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    ``interval`` (seconds, 0 for every step) is the shortest time between two hand-overs that
+    carry generated text only.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = 0.0) -> None:
         self.loop = loop
+        self.interval = interval
         self._pending: list[tuple[Sink, Event]] = []
+        self._urgent = False  # a first event, an end or an error is pending
+        self._handed = 0.0  # perf_counter of the last hand-over
 
     def emitter(self, sink: Sink) -> Emit:
         """An ``emit`` for the runner's thread: ``sink`` gets each event on the loop, in order."""
+        started = False
 
         def emit(event: Event) -> None:
+            nonlocal started
+            if not started or type(event) is not Text:
+                self._urgent = True
+                started = True
             self._pending.append((sink, event))
 
         return emit
 
     def flush(self) -> None:
-        """Hand over what the step produced (on the runner's thread; a no-op when nothing is pending)."""
+        """Hand over what the steps produced, unless it is only text and the last hand-over is recent.
+
+        Called on the runner's thread after every step; a no-op when nothing is pending.
+        """
         if not self._pending:
             return
+        now = time.perf_counter()
+        if not self._urgent and now - self._handed < self.interval:
+            return
         items, self._pending = self._pending, []
+        self._urgent = False
+        self._handed = now
         with contextlib.suppress(RuntimeError):  # the event loop has closed (shutdown): nobody listens
             self.loop.call_soon_threadsafe(_deliver, items)
 

@@ -31,7 +31,7 @@ class Loaded:
 
     model: Model
     runner: Runner
-    delivery: Delivery  # the runner's events to this loop, once per step
+    delivery: Delivery  # the runner's events to this loop, once per step or per stream interval
     num_ctx: int
     keep_alive: float
     expires_at: float = math.inf  # monotonic seconds
@@ -56,6 +56,7 @@ class ManagerConfig:
     max_loaded: int  # models in memory at once
     max_memory: int  # bytes all loaded models may take
     prompt_cache: int = 0  # bytes per model for prompts that left their slot
+    stream_interval: float = 0.0  # seconds between hand-overs of generated text (0: every step)
 
 
 class ModelManager:
@@ -135,7 +136,7 @@ class ModelManager:
                 cfg.parallel,
                 prompt_cache=cfg.prompt_cache,
             )
-            delivery = Delivery(asyncio.get_running_loop())
+            delivery = Delivery(asyncio.get_running_loop(), cfg.stream_interval)
             runner = await asyncio.to_thread(Runner, config, delivery.flush)
             log.info("loaded %s in %.2fs (ctx %d)", model.name, runner.load_duration, runner.n_ctx)
             loaded = Loaded(model, runner, delivery, num_ctx, cfg.keep_alive)
