@@ -21,6 +21,8 @@ Without it the script says so and measures ours only. SmolLM2-135M, 2 threads, g
    prompt each) from ``avocado serve --parallel 4`` and from ``llama-server -np 4``, through the same
    OpenAI-style streaming client. Aggregate generated tokens/s (all completion tokens / wall time) and
    median time to first token. Target: aggregate >= 100% of llama-server at every concurrency.
+   Both on their defaults: the node's tokens reach its event loop at most every 20 ms while they
+   come faster (``--stream-interval``), one chunk each; llama-server sends each token as it comes.
 3. Shared system prompt: 4 clients at once, each a different question after the same system prompt
    of about 450 tokens (an app's instructions), both servers as in 2. No target: it shows what
    taking another slot's KV memory for a common prompt start saves.
@@ -32,6 +34,8 @@ Without it the script says so and measures ours only. SmolLM2-135M, 2 threads, g
 5. Two models loaded: the node's generation tokens/s for SmolLM2 alone and with Gemma 3 loaded
    beside it (idle), alternated. No target: a loaded model must not slow the others down (before the
    node ran every model on one compute thread, a second one cost the first a third of its speed).
+6. Stream interval: 1 client, the node against a node with ``--stream-interval 0`` (every token
+   handed to the event loop as it comes), alternated. No target: it shows what the interval saves.
 """
 
 from __future__ import annotations
@@ -235,7 +239,8 @@ async def one_round(url: str, clients: int, round_no: int, system: str | None = 
     return Round(sum(r.tokens for r in replies) / wall, statistics.median(r.ttft_ms for r in replies))
 
 
-def start_node(home: Path, port: int, prompt_cache: str = "512MiB") -> subprocess.Popen[bytes]:
+def start_node(home: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """``avocado serve`` on its defaults but for the bench's threads, context and slots, and ``settings``."""
     env = {
         **os.environ,
         "AVOCADO_HOME": str(home),
@@ -243,8 +248,8 @@ def start_node(home: Path, port: int, prompt_cache: str = "512MiB") -> subproces
         "AVOCADO_NUM_THREAD": str(THREADS),
         "AVOCADO_NUM_CTX": str(NUM_CTX),
         "AVOCADO_PARALLEL": str(PARALLEL),
-        "AVOCADO_PROMPT_CACHE": prompt_cache,
         "AVOCADO_LOG_LEVEL": "warning",
+        **{f"AVOCADO_{name.upper()}": value for name, value in settings.items()},
     }
     return subprocess.Popen([sys.executable, "-m", "avocado", "serve"], env=env)
 
@@ -312,12 +317,12 @@ async def chats(url: str, rep: int) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def uncached_node() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A second node, with a home of its own and no prompt cache: what the cache saves."""
+def other_node(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A second node with a home of its own and other ``settings``: what a feature of the first gains."""
     home = Path(tempfile.mkdtemp(prefix="avocado-bench-"))
     open_store(Settings(home=home))  # registers the bundled models
     port = free_port()
-    url, process = f"http://127.0.0.1:{port}", start_node(home, port, prompt_cache="0")
+    url, process = f"http://127.0.0.1:{port}", start_node(home, port, **settings)
     try:
         wait_until_up(url, process)
         asyncio.run(one_round(url, 1, -1))  # warm up: load the model
@@ -371,6 +376,26 @@ def two_models(url: str, reps: int) -> None:
     first, second = statistics.median(alone), statistics.median(beside)
     print(f"\ntwo models loaded, median of {reps}: {MODEL} alone {first:.1f} tok/s, ", end="")
     print(f"with {SECOND_MODEL} loaded {second:.1f} tok/s, ratio {second / first:.3f}")
+
+
+def stream_interval(node: tuple[str, subprocess.Popen[bytes]], reps: int) -> None:
+    """1 client, the node on its default stream interval against one handing over every token."""
+    rounds = 3 * reps  # 1-client rounds take a second each: more of them to see a few percent
+    with other_node(stream_interval="0") as each_token:
+        pair = {"avocado": node, "--stream-interval 0": each_token}
+        results: dict[str, list[Round]] = {name: [] for name in pair}
+        for round_no in range(rounds):
+            order = list(pair.items())
+            for name, (url, _) in order if round_no % 2 == 0 else reversed(order):
+                results[name].append(asyncio.run(one_round(url, 1, 200 + round_no)))
+    print(f"\nstream interval, 1 client, median of {rounds} rounds")
+    print(f"{'server':<20} {'agg tok/s':>9} {'TTFT ms':>8}")
+    for name, runs in results.items():
+        aggregate = statistics.median(r.aggregate for r in runs)
+        print(f"{name:<20} {aggregate:>9.1f} {statistics.median(r.ttft_ms for r in runs):>8.1f}")
+    ours, each = results["avocado"], results["--stream-interval 0"]
+    paired = statistics.median(a.aggregate / b.aggregate for a, b in zip(ours, each, strict=True))
+    print(f"{'ratio':<20} {paired:>9.3f}   (median of round pairs)")
 
 
 def main() -> None:
@@ -445,9 +470,10 @@ def main() -> None:
                 pairs = f"median of round pairs {paired:.3f}"
                 print(f"{clients:>7} {'ratio':<13} {ratio:>9.3f}   (target >= 1.0; {pairs})")
         shared_system_prompt(servers, args.reps)
-        with uncached_node() as plain:
+        with other_node(prompt_cache="0") as plain:
             conversations({**servers, "avocado, no cache": plain}, args.reps)
         two_models(servers["avocado"][0], args.reps)
+        stream_interval(servers["avocado"], args.reps)
     finally:
         for _, process in servers.values():
             process.terminate()

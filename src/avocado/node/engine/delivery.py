@@ -6,12 +6,13 @@ wake-ups per step, each a chance for the runner to stall behind the loop. Collec
 and handed over in one call just before the runner's next ``llama_decode`` (which releases the
 GIL), the loop's work runs while llama.cpp computes instead.
 
-A wake-up costs the loop about as much CPU as the chunk it sends (measured: ~170 µs and ~125 µs on
-the test machine), and on a small CPU every cycle the loop takes is a cycle a decode waits for. So
-when steps come faster than ``interval``, generated text is held and handed over at most once per
-``interval``: a fast stream then sends a few chunks per wake-up, one per token as before, and no
-one reads faster than that. A stream's first event and every end or error go at once, so time to
-first token and the end of a stream do not wait.
+A wake-up costs the loop about as much CPU as the chunk it then sends, and on a small CPU every
+cycle the loop takes is one a decode waits for. So when steps come faster than ``interval``,
+generated text is held and handed over at most once per ``interval``: a fast stream sends a few
+chunks per wake-up, still one per token, and nobody reads faster than that. A stream's first event
+and every end or error go at once, so neither time to first token nor a stream's end waits.
+(Measured with one 120 tokens/s stream on 2 cores: the loop's CPU per token fell from 275 to
+156 µs with 20 ms, and tokens/s rose 3.6%.)
 """
 
 from __future__ import annotations
