@@ -99,7 +99,7 @@ def test_fast_text_is_held_to_the_interval_but_firsts_and_ends_go_at_once() -> N
         assert received == [Text("a"), Text("b"), Text("c"), Text("d"), Text("x"), Text("e"), end]
         error = RuntimeError("decode failed")
         received.clear()
-        _handed(delivery, received, [(two, Text("y"))], [(two, error)])
+        assert _handed(delivery, received, [(two, Text("y"))], [(two, error)]) == [0, 2]
         assert received == [Text("y"), error]
     finally:
         loop.close()
