@@ -46,6 +46,21 @@ LOCAL_ORIGINS = (
 )
 
 
+def _duration(value: str) -> float | None:
+    """Seconds in a duration setting; a validation error for one that cannot be read."""
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _seconds(value: str) -> float:
+    """Seconds in a duration setting that validation has accepted."""
+    seconds = parse_duration(value)
+    assert seconds is not None
+    return seconds
+
+
 def comma_list(value: object) -> object:
     """A comma-separated environment value as a list (other values pass through to validation)."""
     if isinstance(value, str):
@@ -145,19 +160,13 @@ class Settings(AvocadoSettings):
     @field_validator("keep_alive")
     @classmethod
     def _check_keep_alive(cls, value: str) -> str:
-        try:
-            parse_duration(value)
-        except DurationError as exc:
-            raise ValueError(str(exc)) from None
+        _duration(value)
         return value
 
     @field_validator("stream_interval")
     @classmethod
     def _check_stream_interval(cls, value: str) -> str:
-        try:
-            seconds = parse_duration(value)
-        except DurationError as exc:
-            raise ValueError(str(exc)) from None
+        seconds = _duration(value)
         if seconds is None or not 0 <= seconds <= 1:
             raise ValueError(f"stream_interval must be between 0 and 1s, got {value!r}")
         return value
@@ -233,15 +242,11 @@ class Settings(AvocadoSettings):
 
     @property
     def keep_alive_seconds(self) -> float:
-        seconds = parse_duration(self.keep_alive)
-        assert seconds is not None
-        return seconds
+        return _seconds(self.keep_alive)
 
     @property
     def stream_interval_seconds(self) -> float:
-        seconds = parse_duration(self.stream_interval)
-        assert seconds is not None
-        return seconds
+        return _seconds(self.stream_interval)
 
     @property
     def memory_budget(self) -> int:
