@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 
 from avocado.cli.client import ClientError, NodeClient
-from avocado.discovery import Announcement, DiscoveryWatcher, Registry, redact_url
+from avocado.discovery import Announcement, DiscoveryWatcher, Registry
 from avocado.home import read_holder
+from avocado.redact import redact_url
 from avocado.units import format_size
 
 __all__ = ["register"]

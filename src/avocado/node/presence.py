@@ -141,7 +141,8 @@ class Presence:
         return AnnounceState(url=url, status=self.status, models=self._models, capabilities=self.capabilities)
 
     async def _url_changed(self, url: str, previous: str | None) -> None:
-        log.info("public URL %s (was %s)", url, previous or "none")
+        shown = self.supervisor.tunnel.redact  # a URL may carry credentials; logs get none
+        log.info("public URL %s (was %s)", shown(url), shown(previous) if previous else "none")
         if self.announcer is not None:
             self.announcer.changed()
 
