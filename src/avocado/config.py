@@ -24,7 +24,6 @@ from avocado.units import DurationError, SizeError, parse_duration, parse_size
 __all__ = [
     "DEFAULT_GATEWAY_PORT",
     "DEFAULT_PORT",
-    "LOCAL_ORIGINS",
     "AvocadoSettings",
     "GatewaySettings",
     "Settings",
@@ -38,12 +37,6 @@ DEFAULT_PORT = 11434
 DEFAULT_GATEWAY_PORT = 4000
 # Master keys that appear in examples and tutorials; a gateway refuses them even outside production.
 WEAK_MASTER_KEYS = frozenset({"sk-1234", "changeme", "change-me", "password", "secret", "admin", "master"})
-
-
-# Origins a browser may call from without configuration, as Ollama allows them by default.
-LOCAL_ORIGINS = (
-    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|(app|file|tauri|vscode-webview)://.*)$"
-)
 
 
 def _duration(value: str) -> float | None:

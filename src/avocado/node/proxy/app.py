@@ -15,13 +15,13 @@ from urllib.parse import quote
 
 import anyio
 import httpx
-from fastapi.middleware.cors import CORSMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from avocado.config import LOCAL_ORIGINS, Settings
+from avocado.config import Settings
+from avocado.cors import cors_middleware
 from avocado.discovery import ModelInfo
 from avocado.headers import HOP_BY_HOP
 from avocado.node.api import status
@@ -248,18 +248,11 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(RequestLogMiddleware),
+        cors_middleware(settings.origins),  # outside the key: a browser's preflight carries none
         *(
             [Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())]
             if settings.api_key is not None
             else []
-        ),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=settings.origins,
-            allow_origin_regex=LOCAL_ORIGINS,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
         ),
     ]
     routes = [
