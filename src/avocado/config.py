@@ -104,6 +104,10 @@ class Settings(AvocadoSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the node answers to besides localhost, its addresses and its public URL",
+    )
     api_key: SecretStr | None = Field(default=None, description="Require 'Authorization: Bearer <key>'")
     default_model: str = "smollm2:135m"
     register_bundled_models: bool = True
@@ -149,6 +153,11 @@ class Settings(AvocadoSettings):
         default=None, description="RabbitMQ to announce the node on (amqp:// or amqps://)"
     )
     announce_interval: float = Field(default=30.0, gt=0, description="Seconds between re-announcements")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_allowed_hosts(cls, value: object) -> object:
+        return comma_list(value)
 
     @field_validator("keep_alive")
     @classmethod
@@ -225,6 +234,11 @@ class Settings(AvocadoSettings):
     @property
     def state_dir(self) -> Path:
         return self.home / "state"
+
+    @property
+    def has_public_url(self) -> bool:
+        """Whether the node is meant to be reached from elsewhere: a tunnel, or a public URL given."""
+        return self.tunnel != "none" or self.tunnel_url is not None
 
     @property
     def local_url(self) -> str:

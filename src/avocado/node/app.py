@@ -17,6 +17,7 @@ from avocado.cors import add_cors
 from avocado.discovery import ModelInfo
 from avocado.node.api import embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
+from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import (
     ApiKeyMiddleware,
     JsonBodyMiddleware,
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
     add_cors(app, settings.origins)  # outside the key: a browser's preflight carries none
+    app.add_middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url))
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response, 401s included, carries the id

@@ -26,6 +26,7 @@ from avocado.discovery import ModelInfo
 from avocado.headers import HOP_BY_HOP
 from avocado.node.api import status
 from avocado.node.api.errors import error_body
+from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
@@ -248,6 +249,7 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(RequestLogMiddleware),
+        Middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url)),
         cors_middleware(settings.origins),  # outside the key: a browser's preflight carries none
         *(
             [Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())]
