@@ -109,6 +109,9 @@ class Settings(AvocadoSettings):
         description="Host names the node answers to besides localhost, its addresses and its public URL",
     )
     api_key: SecretStr | None = Field(default=None, description="Require 'Authorization: Bearer <key>'")
+    public_without_key: bool = Field(
+        default=False, description="Serve a public URL (tunnel, tunnel_url) without an API key: open to all"
+    )
     default_model: str = "smollm2:135m"
     register_bundled_models: bool = True
     keep_alive: str = "5m"

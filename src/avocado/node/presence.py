@@ -25,6 +25,7 @@ from avocado.discovery import (
     load_service_id,
 )
 from avocado.discovery.outbox import OUTBOX_FILE
+from avocado.node.access import check_exposure
 from avocado.tunnel import TunnelSupervisor, make_tunnel
 
 __all__ = ["MODEL_POLL_INTERVAL", "ModelLister", "Presence"]
@@ -40,6 +41,7 @@ class Presence:
     """The node's public URL and its announcements, from ``start`` to ``close``."""
 
     def __init__(self, settings: Settings, list_models: ModelLister, capabilities: Sequence[str]) -> None:
+        check_exposure(settings)  # no public URL without a key, unless asked for
         self.settings = settings
         self.list_models = list_models
         self.capabilities = tuple(capabilities)
