@@ -5,6 +5,7 @@ Precedence, highest first: values passed in code (CLI flags), environment, the T
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar, cast
@@ -129,6 +130,13 @@ class Settings(AvocadoSettings):
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
+    max_pull_size: str = Field(
+        default="1TiB", description="The most a pull may download (a model's blobs together, or one file)"
+    )
+    pull_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Loopback or private networks pulls may reach while the node has a public URL",
+    )
     engine: Literal["embedded", "ollama"] = Field(
         default="embedded", description="embedded: llama.cpp in this process; ollama: proxy an Ollama daemon"
     )
@@ -161,6 +169,23 @@ class Settings(AvocadoSettings):
     @classmethod
     def _split_allowed_hosts(cls, value: object) -> object:
         return comma_list(value)
+
+    @field_validator("pull_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        return comma_list(value)
+
+    @field_validator("pull_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"pull_allow_networks: {network!r} is not a network like 10.0.0.0/8"
+                ) from None
+        return value
 
     @field_validator("keep_alive")
     @classmethod
@@ -211,7 +236,7 @@ class Settings(AvocadoSettings):
             raise ValueError(f"tunnel_url must be an http(s) URL, got {value!r}")
         return value.strip().rstrip("/")
 
-    @field_validator("max_memory", "prompt_cache")
+    @field_validator("max_memory", "prompt_cache", "max_pull_size")
     @classmethod
     def _check_size(cls, value: str | None) -> str | None:
         if value is not None:
@@ -267,6 +292,10 @@ class Settings(AvocadoSettings):
     @property
     def prompt_cache_bytes(self) -> int:
         return parse_size(self.prompt_cache)
+
+    @property
+    def max_pull_size_bytes(self) -> int:
+        return parse_size(self.max_pull_size)
 
     @property
     def threads(self) -> int:
