@@ -77,6 +77,16 @@ AllowedHosts = Annotated[
         "subdomains; *: any); localhost, its addresses and its public URL always pass",
     ),
 ]
+MaxPullSize = Annotated[
+    str | None, typer.Option(help='The most one pull may download, e.g. "200GB"; "0": no cap (default 1TiB)')
+]
+PullAllowNetworks = Annotated[
+    str | None,
+    typer.Option(
+        help="Loopback or private networks pulls may reach while the node has a public URL, "
+        "comma-separated (e.g. 10.0.0.0/8); link-local and metadata addresses never"
+    ),
+]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
 Home = Annotated[Path | None, typer.Option(help="Data directory, AVOCADO_HOME (default ~/.avocado)")]
 KeepAlive = Annotated[str | None, typer.Option(help="How long idle models stay loaded (default 5m)")]
@@ -155,6 +165,8 @@ def serve(
     max_memory: MaxMemory = None,
     prompt_cache: PromptCache = None,
     stream_interval: StreamInterval = None,
+    max_pull_size: MaxPullSize = None,
+    pull_allow_networks: PullAllowNetworks = None,
     num_ctx: NumCtx = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
@@ -187,6 +199,8 @@ def serve(
             max_memory=max_memory,
             prompt_cache=prompt_cache,
             stream_interval=stream_interval,
+            max_pull_size=max_pull_size,
+            pull_allow_networks=pull_allow_networks,
             num_ctx=num_ctx,
             engine=engine,
             ollama_url=ollama_url,
