@@ -82,7 +82,7 @@ def print_status(report: dict[str, Any]) -> None:
         ("node", f"avocado {report.get('version')} (pid {report.get('pid')}), {report.get('status')}"),
         ("service id", report.get("service_id")),
         ("local URL", report.get("local_url")),
-        ("public URL", report.get("public_url") or "-"),
+        ("public URL", redact_url(report.get("public_url") or "-")),
         ("access", _access(report)),
         ("tunnel", f"{tunnel.get('provider')}: {tunnel.get('state')}, restarts {tunnel.get('restarts', 0)}"),
         ("engine", ", ".join(f"{k} {v}" for k, v in engine.items() if k != "prompt_cache")),
