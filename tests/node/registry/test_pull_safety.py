@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,7 @@ def names(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """``*.avocado.test`` names the node resolves (answers given by the test; a list is used up in order
     when it has more than one entry); other names go to the system resolver."""
     table: dict[str, list[str]] = {}
-    real = __import__("socket").getaddrinfo
+    real = socket.getaddrinfo
 
     def resolve(host: str, port: int) -> list[str]:
         if host.endswith(".avocado.test"):
