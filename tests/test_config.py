@@ -108,6 +108,24 @@ def test_announce_and_tunnel_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(amqp_url="").amqp_url is None
 
 
+def test_exposure_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVOCADO_ALLOWED_HOSTS", "lan-box, .corp.example")
+    monkeypatch.setenv("AVOCADO_PULL_ALLOW_NETWORKS", "10.0.0.0/8,fd00::/8")
+    settings = load_settings()
+    assert settings.allowed_hosts == ["lan-box", ".corp.example"]
+    assert settings.pull_allow_networks == ["10.0.0.0/8", "fd00::/8"]
+    assert settings.max_pull_size_bytes == 1 << 40 and not settings.public_without_key
+    assert not settings.has_public_url and not load_settings(host="0.0.0.0").has_public_url
+    assert (
+        load_settings(tunnel="ssh").has_public_url
+        and load_settings(tunnel_url="https://n.example").has_public_url
+    )
+    with pytest.raises(ValidationError, match="'the-lan' is not a network"):
+        load_settings(pull_allow_networks="10.0.0.0/8,the-lan")
+    with pytest.raises(ValidationError, match="invalid size"):
+        load_settings(max_pull_size="lots")
+
+
 def test_setting_errors_never_echo_the_value() -> None:
     from avocado.cli.main import settings_error
 

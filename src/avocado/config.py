@@ -5,6 +5,7 @@ Precedence, highest first: values passed in code (CLI flags), environment, the T
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar, cast
@@ -24,7 +25,6 @@ from avocado.units import DurationError, SizeError, parse_duration, parse_size
 __all__ = [
     "DEFAULT_GATEWAY_PORT",
     "DEFAULT_PORT",
-    "LOCAL_ORIGINS",
     "AvocadoSettings",
     "GatewaySettings",
     "Settings",
@@ -38,12 +38,6 @@ DEFAULT_PORT = 11434
 DEFAULT_GATEWAY_PORT = 4000
 # Master keys that appear in examples and tutorials; a gateway refuses them even outside production.
 WEAK_MASTER_KEYS = frozenset({"sk-1234", "changeme", "change-me", "password", "secret", "admin", "master"})
-
-
-# Origins a browser may call from without configuration, as Ollama allows them by default.
-LOCAL_ORIGINS = (
-    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|(app|file|tauri|vscode-webview)://.*)$"
-)
 
 
 def _duration(value: str) -> float | None:
@@ -111,7 +105,14 @@ class Settings(AvocadoSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the node answers to besides localhost, its addresses and its public URL",
+    )
     api_key: SecretStr | None = Field(default=None, description="Require 'Authorization: Bearer <key>'")
+    public_without_key: bool = Field(
+        default=False, description="Serve a public URL (tunnel, tunnel_url) without an API key: open to all"
+    )
     default_model: str = "smollm2:135m"
     register_bundled_models: bool = True
     keep_alive: str = "5m"
@@ -129,6 +130,13 @@ class Settings(AvocadoSettings):
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
+    max_pull_size: str = Field(
+        default="1TiB", description="The most a pull may download (a model's blobs together, or one file)"
+    )
+    pull_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Loopback or private networks pulls may reach while the node has a public URL",
+    )
     engine: Literal["embedded", "ollama"] = Field(
         default="embedded", description="embedded: llama.cpp in this process; ollama: proxy an Ollama daemon"
     )
@@ -156,6 +164,28 @@ class Settings(AvocadoSettings):
         default=None, description="RabbitMQ to announce the node on (amqp:// or amqps://)"
     )
     announce_interval: float = Field(default=30.0, gt=0, description="Seconds between re-announcements")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_allowed_hosts(cls, value: object) -> object:
+        return comma_list(value)
+
+    @field_validator("pull_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        return comma_list(value)
+
+    @field_validator("pull_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"pull_allow_networks: {network!r} is not a network like 10.0.0.0/8"
+                ) from None
+        return value
 
     @field_validator("keep_alive")
     @classmethod
@@ -206,7 +236,7 @@ class Settings(AvocadoSettings):
             raise ValueError(f"tunnel_url must be an http(s) URL, got {value!r}")
         return value.strip().rstrip("/")
 
-    @field_validator("max_memory", "prompt_cache")
+    @field_validator("max_memory", "prompt_cache", "max_pull_size")
     @classmethod
     def _check_size(cls, value: str | None) -> str | None:
         if value is not None:
@@ -234,6 +264,11 @@ class Settings(AvocadoSettings):
         return self.home / "state"
 
     @property
+    def has_public_url(self) -> bool:
+        """Whether the node is meant to be reached from elsewhere: a tunnel, or a public URL given."""
+        return self.tunnel != "none" or self.tunnel_url is not None
+
+    @property
     def local_url(self) -> str:
         """Where this machine reaches the node (a wildcard address means loopback will do)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
@@ -257,6 +292,10 @@ class Settings(AvocadoSettings):
     @property
     def prompt_cache_bytes(self) -> int:
         return parse_size(self.prompt_cache)
+
+    @property
+    def max_pull_size_bytes(self) -> int:
+        return parse_size(self.max_pull_size)
 
     @property
     def threads(self) -> int:

@@ -1,6 +1,9 @@
 """Logging: one line per event, as text or JSON, with request fields carried in a context.
 
-Nothing here logs headers or bodies, so keys and passwords cannot reach the log.
+Nothing here logs headers or bodies, so keys and passwords cannot reach the log. As a last line of
+defence every line is also passed through :func:`avocado.redact.redact` on its way out: URL passwords,
+``token=``-style values, bearer credentials and the secrets given to :func:`configure_logging` are
+masked whichever logger (ours or a library's) wrote them.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from contextvars import ContextVar
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
+
+from avocado.redact import redact
 
 __all__ = ["configure_logging", "note", "request_fields", "rotate"]
 
@@ -28,8 +34,20 @@ def note(key: str, value: Any) -> None:
         fields[key] = value
 
 
-class _TextFormatter(logging.Formatter):
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = tuple(secret for secret in secrets if secret)
+
     def format(self, record: logging.LogRecord) -> str:
+        return redact(self.line(record), self.secrets)
+
+    def line(self, record: logging.LogRecord) -> str:
+        raise NotImplementedError
+
+
+class _TextFormatter(_RedactingFormatter):
+    def line(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line = f"{stamp}.{int(record.msecs):03d}Z {record.levelname:<5} {record.name}: {record.getMessage()}"
         extra = getattr(record, "fields", None)
@@ -40,8 +58,8 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+class _JsonFormatter(_RedactingFormatter):
+    def line(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": record.created,
             "level": record.levelname.lower(),
@@ -54,9 +72,12 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "info", fmt: str = "text", logs_dir: Path | None = None) -> None:
-    """Log to stderr and, given ``logs_dir``, to a rotating ``avocado.log`` there (10 MB x 5)."""
-    formatter = _JsonFormatter() if fmt == "json" else _TextFormatter()
+def configure_logging(
+    level: str = "info", fmt: str = "text", logs_dir: Path | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """Log to stderr and, given ``logs_dir``, to a rotating ``avocado.log`` there (10 MB x 5); ``secrets``
+    (an API key, a broker password) are masked in every line."""
+    formatter = _JsonFormatter(secrets) if fmt == "json" else _TextFormatter(secrets)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if logs_dir is not None:
         logs_dir.mkdir(parents=True, exist_ok=True)

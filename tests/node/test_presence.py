@@ -16,6 +16,9 @@ from tests.discovery.support import require_broker
 from tests.support import SMOLLM, RunningNode, linked_home, start_node
 from tests.tunnel.support import Sshd
 
+TUNNEL_KEY = "key-for-the-tunnelled-node"
+KEYED = {"Authorization": f"Bearer {TUNNEL_KEY}"}
+
 
 def test_status_of_a_node_without_tunnel_or_broker(http: httpx.Client, node: RunningNode) -> None:
     report = http.get("/api/avocado/status").json()
@@ -95,6 +98,7 @@ def test_node_behind_an_ssh_tunnel_announces_each_new_url(home: Path, tmp_path: 
         tunnel="ssh",
         tunnel_ssh=sshd.target,
         tunnel_ssh_key=sshd.identity,
+        api_key=TUNNEL_KEY,  # a public URL requires one
     )
     presence: Presence = running.app.state.presence
     stopped = False
@@ -107,7 +111,7 @@ def test_node_behind_an_ssh_tunnel_announces_each_new_url(home: Path, tmp_path: 
             first = registry.get(presence.service_id)
             assert first is not None and first.url.startswith("http://127.0.0.1:")
             assert first.url != running.url
-            async with httpx.AsyncClient() as client:  # the node answers through the tunnel
+            async with httpx.AsyncClient(headers=KEYED) as client:  # the node answers through the tunnel
                 tags = (await client.get(f"{first.url}/api/tags")).json()
             assert SMOLLM in {m["name"] for m in tags["models"]}
 
@@ -120,7 +124,7 @@ def test_node_behind_an_ssh_tunnel_announces_each_new_url(home: Path, tmp_path: 
                 second is not None and second.previous_url == first.url and second.sequence > first.sequence
             )
 
-            with running.client() as http:
+            with running.client(headers=KEYED) as http:
                 report = http.get("/api/avocado/status").json()
             assert report["tunnel"]["provider"] == "ssh" and report["tunnel"]["restarts"] == 1
             assert report["public_url"] == second.url

@@ -60,11 +60,14 @@ def test_notebook_starts_announces_chats_and_stops(
 ) -> None:
     broker = require_broker()
     monkeypatch.setenv("AVOCADO_AMQP_URL", broker)  # as a Colab secret would give it
+    monkeypatch.delenv("AVOCADO_API_KEY", raising=False)  # no key in the secrets: one is made
+    port, node_home = free_port(), linked_home(home, tmp_path / "home")
     notebook = with_parameters(
         nbformat.read(NOTEBOOK, as_version=4),  # type: ignore[no-untyped-call]
         TUNNEL="none",
-        PORT=free_port(),
-        HOME=str(linked_home(home, tmp_path / "home")),
+        TUNNEL_URL=f"http://localhost:{port}",  # a public URL: the node requires a key
+        PORT=port,
+        HOME=str(node_home),
     )
     registry, stop, ready = Recorder(), threading.Event(), threading.Event()
     watcher = threading.Thread(target=watch, args=(broker, registry, stop, ready), daemon=True)
@@ -83,6 +86,9 @@ def test_notebook_starts_announces_chats_and_stops(
     service_id = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("service id:"))
     assert "stopped, exit status" in text
     assert broker not in text and "guest:guest" not in text
+    key = (node_home / "state" / "api-key").read_text().strip()
+    assert f"API key: {key} (kept in {node_home}/state/api-key)" in text  # shown to the user
+    assert key not in (node_home / "serve.log").read_text()  # the node was given it: nothing printed
 
     mine = [a for a in registry.seen if a.service_id == service_id]
     assert mine and mine[0].url == public_url and mine[0].status == "online"

@@ -17,6 +17,9 @@ from avocado.cli import models as model_commands
 from avocado.cli import presence as presence_commands
 from avocado.config import Settings, load_settings
 from avocado.home import Holder, HomeInUse, HomeLock
+from avocado.node.access import ensure_api_key
+from avocado.redact import url_secrets
+from avocado.secret_file import SecretFileError
 
 __all__ = ["app", "main"]
 
@@ -55,6 +58,33 @@ ApiKey = Annotated[
     str | None,
     typer.Option(
         "--api-key", help="Require 'Authorization: Bearer KEY' on all routes but GET / (or AVOCADO_API_KEY)"
+    ),
+]
+PublicWithoutKey = Annotated[
+    bool,
+    typer.Option(
+        "--public-without-key",
+        help="Serve a public URL (--tunnel, --tunnel-url) with no API key: anyone who finds it may use "
+        "every route. Without it such a node uses --api-key, or a key generated and kept in the home",
+        show_default=False,
+    ),
+]
+AllowedHosts = Annotated[
+    str | None,
+    typer.Option(
+        "--allowed-hosts",
+        help="Host names the node also answers to, comma-separated (.example.com: a domain and its "
+        "subdomains; *: any); localhost, its addresses and its public URL always pass",
+    ),
+]
+MaxPullSize = Annotated[
+    str | None, typer.Option(help='The most one pull may download, e.g. "200GB"; "0": no cap (default 1TiB)')
+]
+PullAllowNetworks = Annotated[
+    str | None,
+    typer.Option(
+        help="Loopback or private networks pulls may reach while the node has a public URL, "
+        "comma-separated (e.g. 10.0.0.0/8); link-local and metadata addresses never"
     ),
 ]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
@@ -124,6 +154,8 @@ def serve(
     host: Host = None,
     port: Port = None,
     api_key: ApiKey = None,
+    public_without_key: PublicWithoutKey = False,
+    allowed_hosts: AllowedHosts = None,
     config: ConfigFile = None,
     home: Home = None,
     keep_alive: KeepAlive = None,
@@ -133,6 +165,8 @@ def serve(
     max_memory: MaxMemory = None,
     prompt_cache: PromptCache = None,
     stream_interval: StreamInterval = None,
+    max_pull_size: MaxPullSize = None,
+    pull_allow_networks: PullAllowNetworks = None,
     num_ctx: NumCtx = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
@@ -155,6 +189,8 @@ def serve(
             host=host,
             port=port,
             api_key=api_key,
+            public_without_key=public_without_key or None,  # absent: the env or the file decides
+            allowed_hosts=allowed_hosts,
             home=home,
             keep_alive=keep_alive,
             parallel=parallel,
@@ -163,6 +199,8 @@ def serve(
             max_memory=max_memory,
             prompt_cache=prompt_cache,
             stream_interval=stream_interval,
+            max_pull_size=max_pull_size,
+            pull_allow_networks=pull_allow_networks,
             num_ctx=num_ctx,
             engine=engine,
             ollama_url=ollama_url,
@@ -177,7 +215,12 @@ def serve(
     except (ValidationError, FileNotFoundError) as exc:
         typer.echo(f"Error: invalid settings: {settings_error(exc)}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format, settings.logs_dir)
+    try:
+        settings, notice = ensure_api_key(settings)
+    except (SecretFileError, OSError) as exc:
+        typer.echo(f"Error: the node's API key: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format, settings.logs_dir, secrets=_secrets(settings))
     started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     try:  # held until this process ends; the kernel releases it even after a kill -9
         lock = HomeLock(settings.home, Holder(os.getpid(), settings.local_url, started_at))
@@ -186,6 +229,8 @@ def serve(
         raise typer.Exit(2) from None
     try:
         application = _application(settings)
+        if notice is not None:
+            typer.echo(notice, err=True)  # printed, never logged
         typer.echo(
             f"avocado {avocado.__version__} listening on http://{settings.host}:{settings.port}", err=True
         )
@@ -194,16 +239,22 @@ def serve(
         lock.release()
 
 
-def _application(settings: Settings) -> Any:
-    from avocado.node.app import create_app
+def _secrets(settings: Settings) -> list[str]:
+    """What the node's log must never show: its key and its broker password (in any spelling)."""
+    found = [settings.api_key.get_secret_value()] if settings.api_key is not None else []
+    if settings.amqp_url is not None:
+        found += url_secrets(settings.amqp_url.get_secret_value())
+    return found
 
-    if settings.engine != "ollama":
-        return create_app(settings)
+
+def _application(settings: Settings) -> Any:
+    from avocado.node.access import OpenNodeRefused
+    from avocado.node.app import create_app
     from avocado.node.proxy import OllamaNotFound, create_proxy_app
 
     try:
-        return create_proxy_app(settings)
-    except OllamaNotFound as exc:
+        return create_app(settings) if settings.engine != "ollama" else create_proxy_app(settings)
+    except (OllamaNotFound, OpenNodeRefused) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from avocado.cli.client import ClientError, NodeClient
 from avocado.node.options import OptionError, coerce_option
+from avocado.node.registry.files import model_name_for
+from avocado.node.store.building import looks_like_path
 from avocado.node.store.modelfile import ModelfileError, parse_modelfile
 
 __all__ = ["register"]
@@ -213,8 +215,24 @@ def _pull(
     model: str,
     insecure: Annotated[bool, typer.Option("--insecure", help="Use http and skip TLS checks")] = False,
 ) -> None:
-    """Pull a model from a registry (another node, or the Ollama library when online)."""
+    """Pull a model from a registry (another node, or the Ollama library when online), a GGUF file by
+    URL, or a GGUF file on this machine (sent to the node as a blob)."""
+    local = Path(model).expanduser()
+    if looks_like_path(model) or local.is_file():
+        _pull_file(local.resolve())
+        return
     _transfer("/api/pull", model, insecure)
+
+
+def _pull_file(path: Path) -> None:
+    """A local GGUF file: uploaded as a blob (the node reads no paths), then made a model named after it."""
+    if not path.is_file():
+        raise _fail(f"no such file: {path}")
+    client = NodeClient()
+    name = model_name_for(path.name).display
+    body = {"model": name, "files": {path.name: _upload_blob(client, path)}}
+    for update in client.stream("/api/create", body):
+        errors.print(update.get("status", ""), highlight=False)
 
 
 def _push(

@@ -12,8 +12,10 @@ import typer
 from rich.console import Console
 
 from avocado.cli.client import ClientError, NodeClient
-from avocado.discovery import Announcement, DiscoveryWatcher, Registry, redact_url
+from avocado.discovery import Announcement, DiscoveryWatcher, Registry
 from avocado.home import read_holder
+from avocado.node.access import KEY_FILE
+from avocado.redact import redact_url
 from avocado.units import format_size
 
 __all__ = ["register"]
@@ -35,14 +37,15 @@ Wait = Annotated[float, typer.Option(help="Seconds to listen for announcements b
 def status(home: Home = None, url: Url = None, as_json: AsJson = False) -> None:
     """Show the node running for a home: engine, public URL, tunnel and announcements."""
     home = home or Path(os.environ.get("AVOCADO_HOME") or Path.home() / ".avocado")
+    key = None
     if url is None:
         holder = read_holder(home)
         if holder is None:
             errors.print(f"no avocado node is running for {home}", highlight=False)
             raise typer.Exit(1)
-        url = holder.url
+        url, key = holder.url, _kept_key(home)  # the home's own node: its kept key, never another's
     try:
-        report = NodeClient(url).get("/api/avocado/status")
+        report = NodeClient(url, api_key=key).get("/api/avocado/status")
     except ClientError as exc:
         errors.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -52,6 +55,26 @@ def status(home: Home = None, url: Url = None, as_json: AsJson = False) -> None:
     print_status(report)
 
 
+def _kept_key(home: Path) -> str | None:
+    """The key a public node generated for itself in ``home`` (AVOCADO_API_KEY, when set, goes first)."""
+    if os.environ.get("AVOCADO_API_KEY"):
+        return None
+    try:
+        return (home / "state" / KEY_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _access(report: dict[str, Any]) -> str:
+    key = report.get("api_key") or {}
+    if key.get("required"):
+        kept = f", kept in {key['file']}" if key.get("file") else ""
+        return f"API key required ({key.get('source')}{kept})"
+    if key.get("open_by_choice"):
+        return "open: no API key (--public-without-key)"
+    return "open: no API key"
+
+
 def print_status(report: dict[str, Any]) -> None:
     tunnel = report.get("tunnel") or {}
     engine = report.get("engine") or {}
@@ -59,7 +82,8 @@ def print_status(report: dict[str, Any]) -> None:
         ("node", f"avocado {report.get('version')} (pid {report.get('pid')}), {report.get('status')}"),
         ("service id", report.get("service_id")),
         ("local URL", report.get("local_url")),
-        ("public URL", report.get("public_url") or "-"),
+        ("public URL", redact_url(report.get("public_url") or "-")),
+        ("access", _access(report)),
         ("tunnel", f"{tunnel.get('provider')}: {tunnel.get('state')}, restarts {tunnel.get('restarts', 0)}"),
         ("engine", ", ".join(f"{k} {v}" for k, v in engine.items() if k != "prompt_cache")),
     ]

@@ -23,9 +23,9 @@ from avocado.discovery.messages import (
 from avocado.discovery.outbox import OUTBOX_FILE, Outbox
 from avocado.discovery.probe import PROBE_ROUTING_KEY, ProbeListener, send_probe
 from avocado.discovery.publisher import Announcer, AnnouncerStats, AnnounceState, StateProvider
-from avocado.discovery.redact import redact_text, redact_url
 from avocado.discovery.registry import Registry
 from avocado.discovery.watcher import DiscoveryWatcher
+from avocado.redact import redact_text, redact_url
 
 __all__ = [
     "EXCHANGE",

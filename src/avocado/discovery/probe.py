@@ -18,7 +18,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
 
 from avocado.discovery.messages import EXCHANGE
-from avocado.discovery.redact import redact_url
+from avocado.redact import redact_url
 
 __all__ = ["PROBE_ROUTING_KEY", "ProbeListener", "send_probe"]
 

@@ -42,7 +42,7 @@ from avocado.discovery.messages import (
     utc_now,
 )
 from avocado.discovery.outbox import Outbox
-from avocado.discovery.redact import redact_text, redact_url
+from avocado.redact import redact_text, redact_url
 
 __all__ = ["AnnounceState", "Announcer", "AnnouncerStats", "StateProvider"]
 

@@ -22,8 +22,8 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, Exch
 
 from avocado.discovery.messages import EXCHANGE, ROUTING_KEY, InvalidAnnouncement, parse_announcement
 from avocado.discovery.probe import send_probe
-from avocado.discovery.redact import redact_url
 from avocado.discovery.registry import Registry
+from avocado.redact import redact_url
 
 __all__ = ["DiscoveryWatcher"]
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -29,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import avocado
-from avocado.config import LOCAL_ORIGINS
+from avocado.cors import add_cors
 from avocado.gateway.errors import error_response, install_error_handlers, retry_after_value
 from avocado.gateway.hooks import Admission, OpenAdmission, Outcome, Refused, Ticket
 from avocado.gateway.manage import Management, ManagementGuard
@@ -85,14 +84,7 @@ def create_gateway_app(
     install_error_handlers(app)
     _add_routes(app, proxy, _Listings(pool, gate, admin_guard), extra_routers)
     app.router.routes.extend(Management(pool, manage_guard).routes())
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(origins),
-        allow_origin_regex=LOCAL_ORIGINS,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["X-Request-ID"],
-    )
+    add_cors(app, origins)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -9,14 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 
 import avocado
-from avocado.config import LOCAL_ORIGINS, Settings
+from avocado.config import Settings
+from avocado.cors import add_cors
 from avocado.discovery import ModelInfo
 from avocado.node.api import embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
+from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import (
     ApiKeyMiddleware,
     JsonBodyMiddleware,
@@ -111,16 +112,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_route("/api/avocado/status", status.status, methods=["GET"], include_in_schema=False)
     app.add_api_route("/api/avocado/drain", status.drain, methods=["POST"], include_in_schema=False)
     app.include_router(registry_router)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.origins,
-        allow_origin_regex=LOCAL_ORIGINS,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["X-Request-ID"],
-    )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    add_cors(app, settings.origins)  # outside the key: a browser's preflight carries none
+    app.add_middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url))
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response, 401s included, carries the id

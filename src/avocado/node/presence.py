@@ -25,6 +25,7 @@ from avocado.discovery import (
     load_service_id,
 )
 from avocado.discovery.outbox import OUTBOX_FILE
+from avocado.node.access import check_exposure
 from avocado.tunnel import TunnelSupervisor, make_tunnel
 
 __all__ = ["MODEL_POLL_INTERVAL", "ModelLister", "Presence"]
@@ -40,6 +41,7 @@ class Presence:
     """The node's public URL and its announcements, from ``start`` to ``close``."""
 
     def __init__(self, settings: Settings, list_models: ModelLister, capabilities: Sequence[str]) -> None:
+        check_exposure(settings)  # no public URL without a key, unless asked for
         self.settings = settings
         self.list_models = list_models
         self.capabilities = tuple(capabilities)
@@ -141,7 +143,8 @@ class Presence:
         return AnnounceState(url=url, status=self.status, models=self._models, capabilities=self.capabilities)
 
     async def _url_changed(self, url: str, previous: str | None) -> None:
-        log.info("public URL %s (was %s)", url, previous or "none")
+        shown = self.supervisor.tunnel.redact  # a URL may carry credentials; logs get none
+        log.info("public URL %s (was %s)", shown(url), shown(previous) if previous else "none")
         if self.announcer is not None:
             self.announcer.changed()
 

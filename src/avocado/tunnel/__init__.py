@@ -4,13 +4,13 @@
 checks it end to end and reports each new public URL. Errors are in :mod:`avocado.tunnel.errors`.
 """
 
+from avocado.redact import redact
 from avocado.tunnel.base import Tunnel
 from avocado.tunnel.cloudflared import CloudflaredTunnel
 from avocado.tunnel.errors import TunnelError, TunnelStartError, TunnelTimeout, TunnelUnavailable
 from avocado.tunnel.factory import PROVIDERS, make_tunnel
 from avocado.tunnel.local import LocalTunnel
 from avocado.tunnel.ngrok import NgrokTunnel
-from avocado.tunnel.redact import redact
 from avocado.tunnel.ssh import SshTunnel, find_public_url, parse_target
 from avocado.tunnel.supervisor import Backoff, TunnelState, TunnelStatus, TunnelSupervisor, UrlCallback
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from avocado.tunnel.redact import redact
+from avocado.redact import redact
 
 __all__ = ["Tunnel"]
 

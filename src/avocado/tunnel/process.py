@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from avocado.logs import rotate
+from avocado.redact import redact
 from avocado.tunnel.base import Tunnel
 from avocado.tunnel.errors import TunnelStartError, TunnelTimeout
-from avocado.tunnel.redact import redact
 
 __all__ = ["ChildProcess", "ProcessTunnel", "orphan_guard"]
 

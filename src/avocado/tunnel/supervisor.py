@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from avocado.redact import redact
 from avocado.tunnel.base import Tunnel
 from avocado.tunnel.errors import TunnelError, TunnelTimeout
-from avocado.tunnel.redact import redact
 
 __all__ = ["Backoff", "TunnelState", "TunnelStatus", "TunnelSupervisor", "UrlCallback"]
 

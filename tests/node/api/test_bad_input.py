@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -104,12 +105,18 @@ def test_embed_without_truncate_is_400_when_too_long(http: httpx.Client) -> None
     assert len(http.post("/api/embed", json=body).json()["embeddings"]) == 1
 
 
-def test_create_with_missing_or_non_gguf_file(http: httpx.Client, tmp_path: Path) -> None:
-    missing = {"model": "broken:1", "from": str(tmp_path / "nope.gguf"), "stream": False}
-    assert_error(http.post("/api/create", json=missing), 400, "no such file")
+def test_create_with_a_path_a_missing_blob_or_a_non_gguf_file(http: httpx.Client, tmp_path: Path) -> None:
     text_file = tmp_path / "notes.gguf"
     text_file.write_text("this is not a model")
-    not_gguf = {"model": "broken:1", "from": str(text_file), "stream": False}
+    for path in (str(text_file), str(tmp_path / "nope.gguf"), "./model.gguf", "~/m.gguf"):
+        local = {"model": "broken:1", "from": path, "stream": False}
+        assert_error(http.post("/api/create", json=local), 400, "is a path")  # the node reads no paths
+    missing = {"model": "broken:1", "files": {"m.gguf": "sha256:" + "0" * 64}, "stream": False}
+    assert_error(http.post("/api/create", json=missing), 400, "was not uploaded")
+    data = text_file.read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert http.post(f"/api/blobs/{digest}", content=data).status_code == 201
+    not_gguf = {"model": "broken:1", "files": {"notes.gguf": digest}, "stream": False}
     assert_error(http.post("/api/create", json=not_gguf), 400, "not a GGUF file")
     unknown_base = {"model": "broken:1", "from": "ghost:1b", "stream": False}
     assert_error(http.post("/api/create", json=unknown_base), 404, "not found")
@@ -118,12 +125,13 @@ def test_create_with_missing_or_non_gguf_file(http: httpx.Client, tmp_path: Path
     assert "broken:1" not in {m["name"] for m in http.get("/api/tags").json()["models"]}
 
 
-def test_create_error_in_stream_is_an_error_line(http: httpx.Client, tmp_path: Path) -> None:
-    response = http.post("/api/create", json={"model": "broken:2", "from": str(tmp_path / "nope.gguf")})
+def test_create_error_in_stream_is_an_error_line(http: httpx.Client) -> None:
+    body = {"model": "broken:2", "files": {"m.gguf": "sha256:" + "0" * 64}}
+    response = http.post("/api/create", json=body)
     assert response.status_code == 200  # progress had started streaming, as in Ollama
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert lines[0] == {"status": "gathering model components"}
-    assert "no such file" in lines[-1]["error"]
+    assert "was not uploaded" in lines[-1]["error"]
 
 
 def test_blob_upload_with_wrong_digest(http: httpx.Client) -> None:

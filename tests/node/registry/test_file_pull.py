@@ -1,4 +1,5 @@
-"""Pulling a single GGUF file by URL or local path: naming, resume, the GGUF check, the chat template."""
+"""Pulling a single GGUF file by URL: naming, resume, the GGUF check, the chat template (paths on the
+node's disk are refused: tests/node/registry/test_pull_safety.py)."""
 
 from __future__ import annotations
 
@@ -75,14 +76,9 @@ def test_pull_by_url_resumes_a_partial_download(node: RunningNode, target: Runni
     assert target.service.store.has_blob(digest)
 
 
-def test_pull_of_a_local_path_and_of_a_file_that_is_not_gguf(
-    node: RunningNode, target: RunningNode, file_server: tuple[str, Path], tmp_path: Path
+def test_pull_of_a_file_that_is_not_gguf_or_is_missing(
+    target: RunningNode, file_server: tuple[str, Path]
 ) -> None:
-    local = tmp_path / "local-copy.gguf"
-    os.link(node.service.store.resolve(SMOLLM).model_path, local)
-    status, lines = pull(target, str(local))
-    assert status == 200 and lines[-1] == {"status": "success"}
-    assert target.service.store.exists("local-copy:latest")
     url, root = file_server
     (root / "notes.gguf").write_text("not a model at all")
     status, lines = pull(target, f"{url}/notes.gguf")

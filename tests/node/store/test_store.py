@@ -26,6 +26,11 @@ def store(tmp_path: Path) -> ModelStore:
     return ModelStore(tmp_path / "models")
 
 
+def as_files(store: ModelStore, weights: Path) -> dict[str, str]:
+    """``files`` for a create: the weights as a blob, as a client's upload leaves them."""
+    return {"model.gguf": store.add_blob_file(weights).digest}
+
+
 @pytest.mark.parametrize(
     ("text", "display", "parts"),
     [
@@ -93,9 +98,11 @@ def test_bundled_models_are_laid_out_like_ollama(home: Path) -> None:
 
 def test_create_copy_delete_and_prune(store: ModelStore, weights: Path) -> None:
     steps: list[str] = []
-    create_model(
-        store, "base:1", CreateSpec(from_=str(weights), parameters={"temperature": 0.5}), steps.append
-    )
+    with pytest.raises(StoreError, match="is a path"):  # the disk is read by no request: upload first
+        create_model(store, "base:1", CreateSpec(from_=str(weights)), steps.append)
+    assert steps == [] and not store.list()
+    spec = CreateSpec(files=as_files(store, weights), parameters={"temperature": 0.5})
+    create_model(store, "base:1", spec, steps.append)
     assert steps[0] == "gathering model components" and steps[-1] == "success"
     create_model(
         store, "child:1", CreateSpec(from_="base:1", system="Be nice.", parameters={"top_k": 5}), steps.append
@@ -117,7 +124,7 @@ def test_create_copy_delete_and_prune(store: ModelStore, weights: Path) -> None:
 
 
 def test_delete_keeps_blobs_that_a_model_being_written_will_name(store: ModelStore, weights: Path) -> None:
-    create_model(store, "old:1", CreateSpec(from_=str(weights)), lambda _: None)
+    create_model(store, "old:1", CreateSpec(files=as_files(store, weights)), lambda _: None)
     uploaded = store.add_blob_bytes(b"a blob for a create that has not been sent yet")
     weights_digest = store.get("old:1").layers[0].digest
     with store.hold([weights_digest]):  # as a pull of a model with the same weights does
@@ -151,7 +158,7 @@ def test_uploaded_blob_is_checked(store: ModelStore) -> None:
 
 
 def test_damaged_manifest_hides_only_that_model(store: ModelStore, weights: Path) -> None:
-    create_model(store, "ok:1", CreateSpec(from_=str(weights)), lambda _: None)
+    create_model(store, "ok:1", CreateSpec(files=as_files(store, weights)), lambda _: None)
     broken = store.manifests_dir / "registry.ollama.ai" / "library" / "broken" / "1"
     broken.parent.mkdir(parents=True)
     broken.write_text("{not json")

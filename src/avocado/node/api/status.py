@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 import avocado
 from avocado.config import Settings
+from avocado.node.access import key_report
 from avocado.node.presence import Presence
 
 __all__ = ["drain", "status", "status_body"]
@@ -21,6 +22,7 @@ def status_body(settings: Settings, presence: Presence, engine: dict[str, Any]) 
         "pid": os.getpid(),
         "started_at": presence.started_at.isoformat().replace("+00:00", "Z"),
         "local_url": settings.local_url,
+        "api_key": key_report(settings),
         "engine": engine,
         **presence.report(),
     }

@@ -22,8 +22,10 @@ from pydantic import BaseModel, ConfigDict
 from avocado.node.api.deps import Service
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
-from avocado.node.registry.files import FilePuller, is_file_source
+from avocado.node.registry.files import FilePuller, is_url_source
+from avocado.node.registry.guard import PullPolicy
 from avocado.node.service import BadRequest
+from avocado.node.store.building import looks_like_path
 from avocado.node.store.names import ModelName
 
 __all__ = ["TransferRequest", "router"]
@@ -51,12 +53,23 @@ class TransferRequest(BaseModel):
         return ModelName.parse(text)
 
 
+LOCAL_PATH_REFUSED = (
+    "{source!r} is a path: a node never reads files on its own disk for a request. Send the file as a "
+    "blob (POST /api/blobs/sha256:<digest>) and create the model from it (POST /api/create with "
+    "'files'), as `avocado pull PATH` and `avocado create` do"
+)
+
+
 @router.post("/api/pull", response_model=None)
 async def pull(req: TransferRequest, svc: Service, request: Request) -> Response:
     source = req.model or req.name
-    if is_file_source(source):  # a GGUF file by URL or path rather than a model in a registry
-        return await progress_response(thread_stream(FilePuller(svc.store, source).run), req.stream, request)
-    puller = Puller(svc.store, req.model_name, insecure=req.insecure)
+    policy = PullPolicy.from_settings(svc.settings)
+    if is_url_source(source):  # a GGUF file by URL rather than a model in a registry
+        job = FilePuller(svc.store, source, policy).run
+        return await progress_response(thread_stream(job), req.stream, request)
+    if looks_like_path(source):
+        raise BadRequest(LOCAL_PATH_REFUSED.format(source=source[:200]))
+    puller = Puller(svc.store, req.model_name, insecure=req.insecure, policy=policy)
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         manifest = await asyncio.to_thread(puller.fetch_manifest)  # before the first line: errors are HTTP
@@ -74,5 +87,6 @@ async def pull(req: TransferRequest, svc: Service, request: Request) -> Response
 
 @router.post("/api/push", response_model=None)
 async def push(req: TransferRequest, svc: Service, request: Request) -> Response:
-    pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, req.insecure)
+    policy = PullPolicy.from_settings(svc.settings)
+    pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, req.insecure, policy)
     return await progress_response(thread_stream(pusher.run), req.stream, request)

@@ -15,20 +15,22 @@ from urllib.parse import quote
 
 import anyio
 import httpx
-from fastapi.middleware.cors import CORSMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from avocado.config import LOCAL_ORIGINS, Settings
+from avocado.config import Settings
+from avocado.cors import cors_middleware
 from avocado.discovery import ModelInfo
 from avocado.headers import HOP_BY_HOP
 from avocado.node.api import status
 from avocado.node.api.errors import error_body
+from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
+from avocado.redact import redact_text, redact_url
 from avocado.request_id import RequestIdMiddleware
 
 __all__ = ["create_proxy_app"]
@@ -78,6 +80,7 @@ class OllamaProxy:
         back_up: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.shown = redact_url(self.upstream)  # for logs, errors and status: no password
         self.strip_authorization = strip_authorization
         self.back_up = back_up
         self.client: httpx.AsyncClient | None = None
@@ -163,7 +166,7 @@ class OllamaProxy:
             except httpx.TransportError as exc:
                 # The status line is gone already: leaving the response unfinished makes the server cut
                 # the connection, so the client sees a broken stream, not a short one that looks whole.
-                log.warning("ollama at %s broke off a response: %s", self.upstream, _describe(exc))
+                log.warning("ollama at %s broke off a response: %s", self.shown, self._describe(exc))
                 return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
@@ -179,17 +182,20 @@ class OllamaProxy:
                 raise
             log.info(
                 "ollama at %s is answering again; sending %s %s",
-                self.upstream,
+                self.shown,
                 request.method,
                 request.url.path,
             )
             return await client.send(request, stream=True)
 
+    def _describe(self, exc: BaseException) -> str:
+        return redact_text(_describe(exc), self.upstream)
+
     async def _bad_gateway(self, scope: Scope, send: Send, exc: httpx.TransportError) -> None:
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            message = f"ollama is not reachable at {self.upstream}: {_describe(exc)}"
+            message = f"ollama is not reachable at {self.shown}: {self._describe(exc)}"
         else:
-            message = f"ollama at {self.upstream} failed before answering: {_describe(exc)}"
+            message = f"ollama at {self.shown} failed before answering: {self._describe(exc)}"
         log.warning("%s", message)
         body = json.dumps(error_body(scope["path"], 502, message)).encode()
         await send(
@@ -243,18 +249,12 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(RequestLogMiddleware),
+        Middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url)),
+        cors_middleware(settings.origins),  # outside the key: a browser's preflight carries none
         *(
             [Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())]
             if settings.api_key is not None
             else []
-        ),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=settings.origins,
-            allow_origin_regex=LOCAL_ORIGINS,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
         ),
     ]
     routes = [
@@ -265,7 +265,7 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.presence = presence
-    app.state.engine_status = lambda: {"kind": "ollama", "upstream": proxy.upstream}
+    app.state.engine_status = lambda: {"kind": "ollama", "upstream": proxy.shown}
     app.state.proxy = proxy
     app.state.supervisor = supervisor
     return app
@@ -288,8 +288,10 @@ async def _announce(client: httpx.AsyncClient, upstream: str) -> None:
         version = (
             response.json().get("version", "?") if response.is_success else f"HTTP {response.status_code}"
         )
-        log.info("in front of ollama at %s (version %s)", upstream, version)
+        log.info("in front of ollama at %s (version %s)", redact_url(upstream), version)
     except (httpx.HTTPError, ValueError, AttributeError) as exc:
         log.warning(
-            "ollama at %s does not answer yet (%s); requests get 502 until it does", upstream, _describe(exc)
+            "ollama at %s does not answer yet (%s); requests get 502 until it does",
+            redact_url(upstream),
+            redact_text(_describe(exc), upstream),
         )

@@ -3,20 +3,26 @@
 A registry that wants a token answers 401 with ``WWW-Authenticate: Bearer realm="…",service="…",
 scope="…"``; the client asks the realm for a token and sends the request again with it. Ollama's
 registry serves public models without one; other OCI registries (ghcr.io, Docker Hub, a company's
-own) ask for one even for public pulls, as Ollama's client also handles.
+own) ask for one even for public pulls, as Ollama's client also handles. The realm is a URL the
+registry chose: it is asked under the same :class:`~avocado.node.registry.guard.PullPolicy` as the
+registry itself, and its answer is read up to a bound.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Generator
 
 import httpx
 
 from avocado.node.registry.errors import RegistryError, remote_message
+from avocado.node.registry.guard import GuardedTransport, PullPolicy, read_capped
 
 __all__ = ["RegistryAuth", "parse_bearer_challenge"]
 
+MAX_TOKEN_ANSWER = 1 << 20  # bytes: a token is a few KiB
+_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
@@ -39,8 +45,9 @@ class RegistryAuth(httpx.Auth):
     transfers run in threads).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, policy: PullPolicy | None = None) -> None:
         self._token: str | None = None
+        self.policy = policy or PullPolicy()
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._token is not None:
@@ -51,27 +58,38 @@ class RegistryAuth(httpx.Auth):
         challenge = parse_bearer_challenge(response.headers.get("www-authenticate", ""))
         if challenge is None or not isinstance(request.stream, httpx.ByteStream):
             return  # not a token registry, or a streamed body that cannot go twice: the 401 stands
-        token_response = yield self._token_request(challenge)
-        token_response.read()
-        self._token = self._token_from(token_response, challenge["realm"])
+        self._token = self._fetch_token(challenge)
         request.headers["Authorization"] = f"Bearer {self._token}"
         yield request
 
-    @staticmethod
-    def _token_request(challenge: dict[str, str]) -> httpx.Request:
+    def _fetch_token(self, challenge: dict[str, str]) -> str:
+        """Ask the realm for a token, through the transfer's policy, reading a bounded answer."""
+        realm = challenge["realm"]
+        what = f"the registry's token service at {realm}"
         params = {key: challenge[key] for key in ("service", "scope") if challenge.get(key)}
-        return httpx.Request("GET", challenge["realm"], params=params, headers={"User-Agent": "avocado"})
+        client = httpx.Client(
+            timeout=_TIMEOUT,
+            follow_redirects=True,
+            headers={"User-Agent": "avocado"},
+            transport=GuardedTransport(self.policy),
+        )
+        try:
+            with client, client.stream("GET", realm, params=params) as response:
+                if response.status_code >= 400:
+                    raise RegistryError(
+                        f"the registry asked for a token and {what} refused one: "
+                        f"{remote_message(response)} (only anonymous tokens are supported)"
+                    )
+                body = read_capped(response.iter_bytes(), MAX_TOKEN_ANSWER, what)
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{what} could not be reached: {exc or type(exc).__name__}") from None
+        return self._token_from(body, realm)
 
     @staticmethod
-    def _token_from(response: httpx.Response, realm: str) -> str:
-        if response.status_code >= 400:
-            raise RegistryError(
-                f"the registry asked for a token and its token service at {realm} refused one: "
-                f"{remote_message(response)} (only anonymous tokens are supported)"
-            )
+    def _token_from(body: bytes, realm: str) -> str:
         try:
-            body = response.json()
-            token = body.get("token") or body.get("access_token")
+            answer = json.loads(body)
+            token = answer.get("token") or answer.get("access_token")
         except (ValueError, AttributeError):
             token = None
         if not isinstance(token, str) or not token:

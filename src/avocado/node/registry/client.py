@@ -28,6 +28,7 @@ from avocado.node.registry.errors import (
     disk_errors,
     network_errors,
 )
+from avocado.node.registry.guard import GuardedTransport, PullPolicy, read_capped
 from avocado.node.store.names import DEFAULT_HOST, ModelName
 from avocado.node.store.store import Layer, MediaType, ModelStore
 
@@ -39,6 +40,7 @@ _CHUNK = 1 << 20
 _REPORT_EVERY = 0.25  # seconds between progress updates of one blob
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _ATTEMPTS = 3  # tries per blob download, each resuming from what the last one left
+MAX_MANIFEST = 4 << 20  # bytes: Ollama's manifests are a few KiB
 _blob_locks: dict[Path, threading.Lock] = {}
 _blob_locks_guard = threading.Lock()
 
@@ -53,8 +55,15 @@ def _short(digest: str) -> str:
     return digest.partition(":")[2][:12]
 
 
-def _client(auth: RegistryAuth) -> httpx.Client:
-    return httpx.Client(timeout=_TIMEOUT, follow_redirects=True, headers={"User-Agent": "avocado"}, auth=auth)
+def _client(auth: RegistryAuth, policy: PullPolicy) -> httpx.Client:
+    """A client whose every connection (redirects and token realms included) ``policy`` allows."""
+    return httpx.Client(
+        timeout=_TIMEOUT,
+        follow_redirects=True,
+        headers={"User-Agent": "avocado"},
+        auth=auth,
+        transport=GuardedTransport(policy),
+    )
 
 
 @contextmanager
@@ -93,35 +102,42 @@ class Puller:
     """``fetch_manifest`` first (before any progress is streamed, so a missing model is an HTTP error),
     then ``run``."""
 
-    def __init__(self, store: ModelStore, name: ModelName, insecure: bool = False) -> None:
+    def __init__(
+        self, store: ModelStore, name: ModelName, insecure: bool = False, policy: PullPolicy | None = None
+    ) -> None:
         self.store = store
         self.name = name
         self.url = registry_url(name, insecure)
         self.base = f"{self.url}/v2/{name.namespace}/{name.model}"
-        self.auth = RegistryAuth()
+        self.policy = policy or PullPolicy()
+        self.auth = RegistryAuth(self.policy)
 
     def fetch_manifest(self) -> WireManifest:
         what = "pull model manifest"
-        with network_errors(what, self.url), _client(self.auth) as http:
-            response = http.get(
-                f"{self.base}/manifests/{self.name.tag}", headers={"Accept": MediaType.MANIFEST}
-            )
-        if response.status_code == 404:
-            raise RemoteModelNotFound(
-                f"{what}: file does not exist (no model '{self.name.display}' at {self.url})"
-            )
-        check_response(response, what)
-        raw = response.content
+        url = f"{self.base}/manifests/{self.name.tag}"
+        with (
+            network_errors(what, self.url),
+            _client(self.auth, self.policy) as http,
+            http.stream("GET", url, headers={"Accept": MediaType.MANIFEST}) as response,
+        ):
+            if response.status_code == 404:
+                raise RemoteModelNotFound(
+                    f"{what}: file does not exist (no model '{self.name.display}' at {self.url})"
+                )
+            check_response(response, what)
+            raw = read_capped(response.iter_bytes(), MAX_MANIFEST, what)
         announced = response.headers.get("docker-content-digest", "")
         if announced.startswith("sha256:") and announced != "sha256:" + hashlib.sha256(raw).hexdigest():
             raise RegistryError(f"{what}: the manifest does not match its digest {announced}")
-        return parse_manifest(raw, self.store)
+        manifest = parse_manifest(raw, self.store)
+        self.policy.check_size(sum(layer.size for layer in manifest.blobs), f"pulling {self.name.display}")
+        return manifest
 
     def run(self, manifest: WireManifest, progress: Progress, cancel: threading.Event | None = None) -> None:
         """Fetch every missing blob, verify, then write the manifest; progress from "pulling <digest>" on."""
         stop = cancel or threading.Event()
         with self.store.hold(layer.digest for layer in manifest.blobs):  # a delete meanwhile keeps them
-            with _client(self.auth) as http:
+            with _client(self.auth, self.policy) as http:
                 for layer in manifest.blobs:
                     self._fetch_blob(http, layer, _Reporter(progress, "pulling", layer), stop)
             progress({"status": "verifying sha256 digest"})
@@ -240,13 +256,16 @@ class Puller:
 class Pusher:
     """Upload a local model's blobs (those the registry lacks), then its manifest."""
 
-    def __init__(self, store: ModelStore, name: ModelName, insecure: bool = False) -> None:
+    def __init__(
+        self, store: ModelStore, name: ModelName, insecure: bool = False, policy: PullPolicy | None = None
+    ) -> None:
         self.store = store
         self.stored = store.get(name)  # ModelNotFound before anything is streamed
         self.name = self.stored.name
         self.url = registry_url(self.name, insecure)
         self.base = f"{self.url}/v2/{self.name.namespace}/{self.name.model}"
-        self.auth = RegistryAuth()
+        self.policy = policy or PullPolicy()
+        self.auth = RegistryAuth(self.policy)
 
     def run(self, progress: Progress, cancel: threading.Event | None = None) -> None:
         stop = cancel or threading.Event()
@@ -261,7 +280,7 @@ class Pusher:
 
     def _push(self, manifest: WireManifest, progress: Progress, stop: threading.Event) -> None:
         raw = manifest.raw
-        with _client(self.auth) as http:
+        with _client(self.auth, self.policy) as http:
             for layer in manifest.blobs:
                 report = _Reporter(progress, "pushing", layer)
                 with network_errors(f"pushing {layer.digest}", self.url):

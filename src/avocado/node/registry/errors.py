@@ -7,6 +7,7 @@ and ``ModelNotFound`` 404 (see ``avocado.node.api.errors``).
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,6 +26,9 @@ __all__ = [
 ]
 
 
+_ERROR_BODY = 64 << 10  # bytes of an error answer read for its message
+
+
 class RegistryError(StoreError):
     """A pull or push failed: the network, the registry's answer, the content or the disk."""
 
@@ -37,11 +41,23 @@ class TransferCancelled(RegistryError):
     """The client went away; a partial download stays behind so the next pull resumes it."""
 
 
+def _error_body(response: httpx.Response) -> bytes:
+    """The start of an error answer: enough for its message, never a whole (huge) body."""
+    try:
+        return response.content[:_ERROR_BODY]
+    except httpx.ResponseNotRead:  # a streamed answer: read no more than the message needs
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) >= _ERROR_BODY:
+                break
+        return bytes(body[:_ERROR_BODY])
+
+
 def remote_message(response: httpx.Response) -> str:
     """The registry's own words for an error: ``errors[0].message``, ``error``, or the status."""
     try:
-        response.read()  # a streamed response has not read its body yet
-        body = response.json()
+        body = json.loads(_error_body(response))
         if isinstance(body, dict):
             errors = body.get("errors")
             if isinstance(errors, list) and errors and isinstance(errors[0], dict):

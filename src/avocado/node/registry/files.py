@@ -1,9 +1,13 @@
-"""Pulling a model that is a single GGUF file: from an http(s) URL or a local path.
+"""Pulling a model that is a single GGUF file, by its http(s) URL.
 
-A URL is downloaded to a partial file named after the URL (so an interrupted pull resumes with a
-Range request), its header is checked to be GGUF, and it becomes a blob under its sha256. The model
-is named after the file (``SmolLM2-135M.Q4_1.gguf`` -> ``smollm2-135m.q4_1:latest``); with no
-template of its own, the chat template inside the GGUF is used.
+The URL is downloaded to a partial file named after it (so an interrupted pull resumes with a Range
+request), under the node's :class:`~avocado.node.registry.guard.PullPolicy` (where it may connect,
+redirects included, and how much it may download); its header is checked to be GGUF, and it becomes
+a blob under its sha256. The model is named after the file (``SmolLM2-135M.Q4_1.gguf`` ->
+``smollm2-135m.q4_1:latest``); with no template of its own, the chat template inside the GGUF is used.
+
+A path on the node's own disk is never read for a request: a client sends the file as a blob
+(``POST /api/blobs/sha256:...``) and creates the model from it, as ``avocado pull PATH`` does.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import re
 import threading
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -24,25 +29,23 @@ from avocado.node.registry.errors import (
     disk_errors,
     network_errors,
 )
+from avocado.node.registry.guard import GuardedTransport, PullPolicy, TooLarge
 from avocado.node.store.building import build_model
 from avocado.node.store.errors import InvalidModelFile
 from avocado.node.store.gguf_info import read_gguf_info
 from avocado.node.store.names import ModelName
 from avocado.node.store.store import ModelStore
+from avocado.redact import redact_url
 
-__all__ = ["FilePuller", "is_file_source"]
+__all__ = ["FilePuller", "is_url_source", "model_name_for"]
 
 _CHUNK = 1 << 20
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def is_file_source(text: str) -> bool:
-    """An http(s) URL, or a path to a local ``.gguf`` file, rather than a model name."""
-    if text.startswith(("http://", "https://")):
-        return True
-    return text.lower().endswith(".gguf") and (
-        text.startswith(("/", "./", "../", "~")) or Path(text).is_file()
-    )
+def is_url_source(text: str) -> bool:
+    """An http(s) URL rather than a model name."""
+    return text.startswith(("http://", "https://"))
 
 
 def model_name_for(source: str) -> ModelName:
@@ -54,46 +57,42 @@ def model_name_for(source: str) -> ModelName:
 
 
 class FilePuller:
-    def __init__(self, store: ModelStore, source: str) -> None:
+    def __init__(self, store: ModelStore, source: str, policy: PullPolicy | None = None) -> None:
         self.store = store
         self.source = source
         self.name = model_name_for(source)
-        self.is_url = source.startswith(("http://", "https://"))
+        self.policy = policy or PullPolicy()
 
     def run(self, progress: Progress, cancel: threading.Event) -> None:
         label = Path(urlsplit(self.source).path).name or self.source
-        if self.is_url:
-            path = (
-                self.store.blobs_dir / f"url-{hashlib.sha256(self.source.encode()).hexdigest()[:24]}-partial"
-            )
-            self._download(path, label, progress, cancel)
-        else:
-            path = Path(self.source).expanduser()
-            if not path.is_file():
-                raise InvalidModelFile(f"no such file: {self.source}")
+        path = self.store.blobs_dir / f"url-{hashlib.sha256(self.source.encode()).hexdigest()[:24]}-partial"
+        self._download(path, label, progress, cancel)
         progress({"status": "verifying GGUF header"})
         try:
             read_gguf_info(path)
         except InvalidModelFile:
-            if self.is_url:
-                path.unlink(missing_ok=True)  # not a model: do not resume it next time
+            path.unlink(missing_ok=True)  # not a model: do not resume it next time
             raise
         progress({"status": "verifying sha256 digest"})
         with disk_errors(f"storing {label}"):
             weights = self.store.add_blob_file(path)
-            if self.is_url:
-                path.unlink()
+            path.unlink()
         progress({"status": "writing manifest"})
-        build_model(self.store, self.name.display, weights=weights, parent=self.source)
+        build_model(self.store, self.name.display, weights=weights, parent=redact_url(self.source))
         progress({"status": "success"})
 
     def _download(self, partial: Path, label: str, progress: Progress, cancel: threading.Event) -> None:
-        what = f"pulling {self.source}"
+        what = f"pulling {redact_url(self.source)}"
         done = partial.stat().st_size if partial.is_file() else 0
         headers = {"Range": f"bytes={done}-"} if done else {}
-        client = httpx.Client(timeout=_TIMEOUT, follow_redirects=True, headers={"User-Agent": "avocado"})
+        client = httpx.Client(
+            timeout=_TIMEOUT,
+            follow_redirects=True,
+            headers={"User-Agent": "avocado"},
+            transport=GuardedTransport(self.policy),
+        )
         with (
-            network_errors(what, self.source),
+            network_errors(what, redact_url(self.source)),
             client,
             client.stream("GET", self.source, headers=headers) as r,
         ):
@@ -103,14 +102,26 @@ class FilePuller:
             if done and r.status_code != 206:
                 done = 0  # the server ignored the Range: start over
             total = done + int(r.headers.get("content-length", 0)) or None
+            self._check_size(total or done, partial, what)
             with disk_errors(what), partial.open("ab" if done else "wb") as handle:
                 for chunk in r.iter_bytes(_CHUNK):
                     if cancel.is_set():
                         raise TransferCancelled(f"{what}: cancelled")
                     handle.write(chunk)
                     done += len(chunk)
+                    self._check_size(done, partial, what, handle)
                     progress({"status": f"pulling {label}", "total": total or done, "completed": done})
         if total is not None and done != total:
             raise RegistryError(
                 f"{what}: the download ended early ({done} of {total} bytes); pull again to resume"
             )
+
+    def _check_size(self, size: int, partial: Path, what: str, handle: BinaryIO | None = None) -> None:
+        """Past ``max_pull_size``: the partial download goes (it would only be refused again)."""
+        try:
+            self.policy.check_size(size, what)
+        except TooLarge:
+            if handle is not None:
+                handle.close()
+            partial.unlink(missing_ok=True)
+            raise

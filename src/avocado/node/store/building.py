@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from avocado.node.store.errors import BlobNotFound, InvalidModelFile, ModelNotFound, StoreError
-from avocado.node.store.gguf_info import read_gguf_info
+from avocado.node.store.errors import BlobNotFound, ModelNotFound, StoreError
 from avocado.node.store.names import InvalidModelName, ModelName
 from avocado.node.store.store import Layer, MediaType, ModelStore, StoredModel
 
-__all__ = ["CreateSpec", "build_model", "create_model"]
+__all__ = ["CreateSpec", "build_model", "create_model", "looks_like_path"]
 
 Progress = Callable[[str], None]
 
@@ -82,8 +80,11 @@ class CreateSpec:
     licenses: list[str] = field(default_factory=list)
 
 
-def _looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "./", "../", "~")) or text.lower().endswith(".gguf")
+def looks_like_path(text: str) -> bool:
+    """A path to a file (``/x``, ``./x``, ``~/x``, ``file:x``, ``x.gguf``) rather than a model or a URL."""
+    if "://" in text and not text.startswith("file:"):
+        return False
+    return text.startswith(("/", "./", "../", "~", "file:", "\\")) or text.lower().endswith(".gguf")
 
 
 def _is_model(store: ModelStore, text: str) -> bool:
@@ -107,8 +108,19 @@ def _weights_from_files(store: ModelStore, files: dict[str, str]) -> Layer:
 
 
 def create_model(store: ModelStore, name: str, spec: CreateSpec, progress: Progress) -> StoredModel:
-    """Create ``name`` from ``spec``, reporting steps through ``progress``, as Ollama's create does."""
+    """Create ``name`` from ``spec``, reporting steps through ``progress``, as Ollama's create does.
+
+    Weights come from an uploaded blob (``files``) or another model (``from``); a path in ``from`` is
+    refused before anything starts: the node never reads its own disk for a request (clients upload
+    the file as a blob first, as ``ollama create`` and ``avocado create`` do).
+    """
     parsed = ModelName.parse(name)
+    if not spec.files and spec.from_ and looks_like_path(spec.from_) and not _is_model(store, spec.from_):
+        raise StoreError(
+            f"FROM {spec.from_[:200]!r} is a path: a node never reads files on its own disk for a request. "
+            "Send the file as a blob (POST /api/blobs/sha256:<digest>) and name it in 'files', as "
+            "`avocado create` and `ollama create` do with a Modelfile's FROM ./file.gguf"
+        )
     progress("gathering model components")
     base_params: dict[str, Any] = {}
     template = system = None
@@ -118,13 +130,6 @@ def create_model(store: ModelStore, name: str, spec: CreateSpec, progress: Progr
     parent = ""
     if spec.files:
         weights = _weights_from_files(store, spec.files)
-    elif spec.from_ and _looks_like_path(spec.from_) and not _is_model(store, spec.from_):
-        path = Path(spec.from_).expanduser()
-        if not path.is_file():
-            raise InvalidModelFile(f"no such file: {spec.from_}")
-        read_gguf_info(path)  # refuse a non-GGUF file before copying it
-        progress(f"copying file {path.name}")
-        weights = store.add_blob_file(path)
     elif spec.from_:
         try:
             base = store.resolve(spec.from_)
