@@ -28,7 +28,7 @@ import httpx
 
 from avocado.discovery import Announcement, ModelInfo, Registry, redact_url
 from avocado.gateway.upstream import Upstream
-from avocado.node.store.names import ModelName
+from avocado.names import ModelName
 
 __all__ = [
     "Breaker",

@@ -19,12 +19,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
+from avocado.names import ModelName
 from avocado.node.api.deps import Service
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
 from avocado.node.registry.files import FilePuller, is_file_source
 from avocado.node.service import BadRequest
-from avocado.node.store.names import ModelName
 
 __all__ = ["TransferRequest", "router"]
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avocado.names import InvalidModelName, ModelName
 from avocado.node.store.errors import BlobNotFound, InvalidModelFile, ModelNotFound, StoreError
 from avocado.node.store.gguf_info import read_gguf_info
-from avocado.node.store.names import InvalidModelName, ModelName
 from avocado.node.store.store import Layer, MediaType, ModelStore, StoredModel
 
 __all__ = ["CreateSpec", "build_model", "create_model"]

@@ -1,11 +1,23 @@
-"""Model names the way Ollama spells them: ``[host/][namespace/]model[:tag]``."""
+"""Model names the way Ollama spells them: ``[host/][namespace/]model[:tag]``.
+
+Shared by the node (its store, registry and API) and the gateway (routing and key allow-lists), so
+that both read ``smollm2``, ``smollm2:latest`` and ``library/smollm2`` as the same model.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_NAMESPACE", "DEFAULT_TAG", "InvalidModelName", "ModelName"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_TAG",
+    "InvalidModelName",
+    "ModelName",
+    "normalize_model",
+]
 
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
@@ -71,3 +83,9 @@ class ModelName:
 
     def __str__(self) -> str:
         return self.display
+
+
+@lru_cache(maxsize=4096)
+def normalize_model(name: str) -> str:
+    """The name a node lists a model under (``smollm2`` -> ``smollm2:latest``); ``ValueError`` if invalid."""
+    return ModelName.parse(name).display
