@@ -80,6 +80,8 @@ def test_client_base_url(env: dict[str, str], url: str) -> None:
         ("-1", math.inf),
         (-1, math.inf),
         ("-5m", math.inf),
+        ("30d", 30 * 86400.0),
+        ("1w1d12h", 8.5 * 86400),
     ],
 )
 def test_durations(value: str | int, seconds: float) -> None:

@@ -1,4 +1,4 @@
-"""Units people type: Ollama-style durations (``"5m"``, ``"-1"``) and sizes (``"8GB"``, ``"512MiB"``)."""
+"""Units people type: durations (``"5m"``, ``"-1"``, ``"30d"``) and sizes (``"8GB"``, ``"512MiB"``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import re
 
 __all__ = ["DurationError", "SizeError", "format_size", "parse_duration", "parse_size"]
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DAY = 86400.0
+_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": _DAY, "w": 7 * _DAY
+}  # fmt: skip
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)")
 
 
 class DurationError(ValueError):
@@ -18,7 +21,8 @@ class DurationError(ValueError):
 def parse_duration(value: str | float | int | None, default: float | None = None) -> float | None:
     """Return seconds, ``math.inf`` for a negative duration (keep forever), or ``default`` for ``None``.
 
-    Numbers are seconds, as in Ollama's ``keep_alive``; strings follow Go's ``time.ParseDuration``.
+    Numbers are seconds, as in Ollama's ``keep_alive``; strings follow Go's ``time.ParseDuration``,
+    with days (``d``) and weeks (``w``) besides, for lifetimes such as an API key's ``30d``.
     """
     if value is None:
         return default
