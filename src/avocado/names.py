@@ -7,6 +7,7 @@ that both read ``smollm2``, ``smollm2:latest`` and ``library/smollm2`` as the sa
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_TAG",
     "InvalidModelName",
     "ModelName",
+    "model_allowed",
     "normalize_model",
 ]
 
@@ -89,3 +91,17 @@ class ModelName:
 def normalize_model(name: str) -> str:
     """The name a node lists a model under (``smollm2`` -> ``smollm2:latest``); ``ValueError`` if invalid."""
     return ModelName.parse(name).display
+
+
+def _comparable(name: str) -> str:
+    try:
+        return normalize_model(name)
+    except ValueError:
+        return name.strip().lower()
+
+
+def model_allowed(model: str, allowed: Iterable[str]) -> bool:
+    """Whether ``model`` is one of ``allowed``, as Ollama resolves names: ``smollm2`` is ``smollm2:latest``,
+    ``library/x`` is ``x``, case aside."""
+    wanted = _comparable(model)
+    return any(_comparable(name) == wanted for name in allowed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["DurationError", "SizeError", "format_size", "parse_duration", "parse_size"]
+__all__ = ["DurationError", "SizeError", "format_duration", "format_size", "parse_duration", "parse_size"]
 
 _DAY = 86400.0
 _UNITS = {
@@ -55,6 +55,21 @@ def parse_duration(value: str | float | int | None, default: float | None = None
     if not text:
         raise DurationError(f'invalid duration "{value}"')
     return math.inf if sign < 0 else total
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as Go writes it, to the millisecond: ``"20ms"``, ``"1.5s"``, ``"6m0s"``, ``"1h0m0s"``."""
+    ms = round(max(0.0, seconds) * 1000)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    text = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
 
 
 class SizeError(ValueError):

@@ -43,6 +43,7 @@ class Node:
         self.status: NodeStatus = "online"
         self.healthy = True  # until a health check says otherwise
         self.checked = False  # a health check has answered (either way)
+        self.unauthorized = False  # it refuses the gateway's key (so it is not healthy either)
         self.gone = False  # left discovery: no new requests, dropped once idle
         self.models: frozenset[str] = frozenset()
         self.tags: tuple[dict[str, Any], ...] = ()  # its /api/tags entries (or its announced models)
@@ -76,9 +77,20 @@ class Node:
         self.breaker.success()
 
     def failed(self, error: str) -> None:
-        """A request failed on the node (connection, timeout or 5xx)."""
+        """A request failed through the node's fault (connection, timeout, 500, 502 or 504)."""
         self.last_error = error
         self.breaker.failure()
+
+    def refused_key(self, error: str) -> None:
+        """A request was refused the node's key (401/403): no more requests until a check passes."""
+        self.healthy, self.unauthorized, self.last_error = False, True, error
+
+    @property
+    def health(self) -> str:
+        """``healthy``, ``unhealthy`` or ``unauthorized`` (it refuses the gateway's key)."""
+        if self.unauthorized:
+            return "unauthorized"
+        return "healthy" if self.healthy else "unhealthy"
 
     def forget_model(self, model: str) -> None:
         """The node said it does not have ``model`` (deleted since the last check)."""
@@ -109,6 +121,7 @@ class Node:
             "source": self.source,
             "status": "offline" if self.gone else self.status,
             "healthy": self.healthy,
+            "health": self.health,
             "breaker": self.breaker.state,
             "models": sorted(self.models),
             "in_flight": self.in_flight,

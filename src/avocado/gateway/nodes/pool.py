@@ -6,6 +6,8 @@ A :class:`NodePool` holds static nodes (``URL[,api_key]``) and the nodes a disco
 healthy and which models it serves. Requests report back too (:meth:`Node.succeeded`,
 :meth:`Node.failed`), and each node's :class:`Breaker` stops sending it requests after
 ``breaker_failures`` failures in a row until a probe, ``breaker_cooldown`` seconds later, succeeds.
+A node that refuses the gateway's key (401/403) is ``unauthorized``: shown as such, sent nothing,
+and checked again like any unhealthy node.
 
 A node that announces ``draining`` gets no new requests; one that leaves discovery (``offline``, or
 its TTL ran out) is dropped as soon as its last request has ended.
@@ -27,7 +29,7 @@ from avocado.discovery import Announcement, Registry, redact_url
 from avocado.gateway.nodes.breaker import Breaker
 from avocado.gateway.nodes.node import Node, describe_error
 from avocado.gateway.nodes.spec import NodeSpec
-from avocado.gateway.upstream import Upstream
+from avocado.gateway.upstream import DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, Upstream
 
 __all__ = ["KEEPALIVE_EXPIRY", "NodePool"]
 
@@ -42,11 +44,16 @@ class _CheckFailed(Exception):
     pass
 
 
+class _Unauthorized(_CheckFailed):
+    """The node refused the gateway's key for it (or its lack of one)."""
+
+
 class NodePool:
     """Static nodes plus those ``registry`` knows; health checks between :meth:`start` and :meth:`close`.
 
     ``discovery_api_key`` is sent to discovered nodes (announcements carry no keys); ``tls`` verifies
-    ``https`` nodes (default: the system's CAs).
+    ``https`` nodes (default: the system's CAs). ``first_byte_timeout`` and ``stream_idle_timeout``
+    bound how long a request waits on a node (see :mod:`avocado.gateway.upstream`).
     """
 
     def __init__(
@@ -60,6 +67,8 @@ class NodePool:
         breaker_failures: int = 3,
         breaker_cooldown: float = 10.0,
         connect_timeout: float = 5.0,
+        first_byte_timeout: float = DEFAULT_FIRST_BYTE_TIMEOUT,
+        stream_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = 1024,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -80,7 +89,12 @@ class NodePool:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self.upstream = Upstream(
-            connect_timeout=connect_timeout, max_idle=max_connections, idle_expiry=KEEPALIVE_EXPIRY, tls=tls
+            connect_timeout=connect_timeout,
+            max_idle=max_connections,
+            idle_expiry=KEEPALIVE_EXPIRY,
+            tls=tls,
+            first_byte_timeout=first_byte_timeout,
+            idle_timeout=stream_idle_timeout,
         )
         self._health: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -246,6 +260,11 @@ class NodePool:
         started = time.perf_counter()
         try:
             entries = await self._tags(node)
+        except _Unauthorized as exc:  # a key to fix, not a node fault: the breaker has no say
+            if counts:
+                node.breaker.release()
+            self._unhealthy(node, str(exc), unauthorized=True)
+            return False
         except (httpx.HTTPError, _CheckFailed, ValueError, KeyError, TypeError) as exc:
             self._unhealthy(node, describe_error(exc))
             if counts:
@@ -259,7 +278,7 @@ class NodePool:
         node.set_tags(entries)
         if not node.healthy:
             log.info("gateway: node %s is healthy again", node.name)
-        node.healthy, node.checked = True, True
+        node.healthy, node.checked, node.unauthorized = True, True, False
         if counts:
             node.breaker.success()
         return True
@@ -274,18 +293,25 @@ class NodePool:
             # A kept-alive connection the node closed just as it was reused (servers close idle
             # ones after a few seconds): one more try, on a new connection, before a verdict.
             response = await self.client.get(url, headers=headers, timeout=self.health_timeout)
+        if response.status_code in (401, 403):
+            if node.has_api_key:
+                why = "the node refuses the api key the gateway has for it"
+            else:
+                why = "the node wants an api key; the gateway has none for it"
+            raise _Unauthorized(f"GET /api/tags answered HTTP {response.status_code}: {why}")
         if response.status_code != 200:
-            hint = " (check its api key)" if response.status_code in (401, 403) else ""
-            raise _CheckFailed(f"GET /api/tags answered HTTP {response.status_code}{hint}")
+            raise _CheckFailed(f"GET /api/tags answered HTTP {response.status_code}")
         models = response.json()["models"]
         if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
             raise _CheckFailed("GET /api/tags did not list models")
         return models
 
-    def _unhealthy(self, node: Node, error: str) -> None:
-        if node.healthy or not node.checked:
-            log.warning("gateway: node %s is unhealthy: %s", node.name, error)
+    def _unhealthy(self, node: Node, error: str, *, unauthorized: bool = False) -> None:
+        if node.healthy or not node.checked or node.unauthorized != unauthorized:
+            state = "unauthorized" if unauthorized else "unhealthy"
+            log.warning("gateway: node %s is %s: %s", node.name, state, error)
         node.healthy, node.checked, node.last_error = False, True, error
+        node.unauthorized = unauthorized
 
     def _spawn_check(self, node: Node) -> None:
         """Check a node that just appeared or moved, when the pool runs (called on its loop)."""
