@@ -36,6 +36,7 @@ from avocado.gateway.health import ReadyCheck, health_routes
 from avocado.gateway.hooks import Admission, OpenAdmission, Outcome, Refused, Ticket
 from avocado.gateway.manage import Management, ManagementGuard
 from avocado.gateway.nodes import Node, NodePool, normalize_model
+from avocado.gateway.openapi import install_openapi
 from avocado.gateway.proxy import MODEL_ROUTES, GatewayProxy, Observer
 from avocado.gateway.routing import Router
 from avocado.request_id import RequestIdMiddleware, request_id_of
@@ -90,6 +91,7 @@ def create_gateway_app(
     _add_routes(app, proxy, _Listings(pool, gate, admin_guard), extra_routers)
     app.router.routes.extend(Management(pool, manage_guard).routes())
     app.router.routes.extend(health_routes(pool, ready_checks))
+    install_openapi(app)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(origins),
