@@ -384,11 +384,6 @@ class GatewaySettings(AvocadoSettings):
         return _seconds(self.stream_idle_timeout)
 
     @property
-    def master_key_file(self) -> Path:
-        """Where ``avocado up`` keeps the master key it made for its gateway."""
-        return master_key_file(self.home)
-
-    @property
     def database(self) -> str:
         """The SQLAlchemy URL: the one given, or SQLite in the home directory."""
         if self.database_url is not None:
