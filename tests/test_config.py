@@ -80,6 +80,8 @@ def test_client_base_url(env: dict[str, str], url: str) -> None:
         ("-1", math.inf),
         (-1, math.inf),
         ("-5m", math.inf),
+        ("30d", 30 * 86400.0),
+        ("1w1d12h", 8.5 * 86400),
     ],
 )
 def test_durations(value: str | int, seconds: float) -> None:
@@ -157,3 +159,19 @@ def test_gateway_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert strong.keys_required is True
     with pytest.raises(ValidationError, match="URL\\[,api_key\\]"):
         load_gateway_settings(nodes=["ftp://nowhere"])
+
+
+def test_gateway_key_requirement_and_timeouts(tmp_path: Path) -> None:
+    from avocado.config import load_gateway_settings
+
+    master = "m" * 20
+    assert load_gateway_settings(home=tmp_path, master_key=master).keys_required is True  # as LiteLLM
+    assert load_gateway_settings(home=tmp_path, master_key=master, require_key=False).keys_required is False
+    assert load_gateway_settings(home=tmp_path, require_key=True).keys_required is True
+    defaults = load_gateway_settings(home=tmp_path)
+    assert (defaults.first_byte_timeout_seconds, defaults.stream_idle_timeout_seconds) == (300.0, 60.0)
+    custom = load_gateway_settings(home=tmp_path, first_byte_timeout="10m", stream_idle_timeout="1.5s")
+    assert (custom.first_byte_timeout_seconds, custom.stream_idle_timeout_seconds) == (600.0, 1.5)
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(ValidationError, match="timeout"):
+            load_gateway_settings(home=tmp_path, stream_idle_timeout=bad)

@@ -6,6 +6,7 @@ Precedence, highest first: values passed in code (CLI flags), environment, the T
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar, cast
@@ -32,6 +33,7 @@ __all__ = [
     "gateway_base_url",
     "load_gateway_settings",
     "load_settings",
+    "master_key_file",
 ]
 
 DEFAULT_PORT = 11434
@@ -310,19 +312,39 @@ class GatewaySettings(AvocadoSettings):
     production: bool = Field(default=False, description="Refuse to start without a strong master key")
     master_key: SecretStr | None = Field(default=None, description="Admin key (AVOCADO_MASTER_KEY)")
     require_key: bool | None = Field(
-        default=None, description="Require an API key on inference routes (default: only in production)"
+        default=None,
+        description="Require an API key on inference routes (default: with a master key, or in production)",
+    )
+    open_management: bool = Field(
+        default=False,
+        description="Let callers without the master key manage models on a gateway that requires no keys",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for GET /metrics besides the master key, when keys are required",
     )
     database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL (PostgreSQL); default: SQLite in the home directory"
     )
     redis_url: SecretStr | None = Field(default=None, description="Redis for limits shared by replicas")
     amqp_url: SecretStr | None = Field(default=None, description="RabbitMQ to discover nodes on")
+    discover_key: SecretStr | None = Field(
+        default=None, description="The API key the gateway sends to the nodes it discovers"
+    )
     nodes: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Static nodes, URL[,api_key], space-separated in AVOCADO_NODES"
     )
     health_interval: float = Field(default=5.0, gt=0, description="Seconds between node health checks")
     breaker_failures: int = Field(default=3, ge=1, description="Consecutive failures that open a breaker")
     breaker_cooldown: float = Field(default=10.0, gt=0, description="Seconds before a half-open probe")
+    first_byte_timeout: str = Field(
+        default="5m",
+        description="How long a node may take to start its answer (a model load) before another is tried",
+    )
+    stream_idle_timeout: str = Field(
+        default="60s",
+        description="How long a node may stay silent in the middle of an answer before it is cut",
+    )
     key_cache_seconds: float = Field(default=5.0, ge=0, description="How long a verified key is trusted")
 
     @field_validator("nodes", mode="before")
@@ -357,6 +379,25 @@ class GatewaySettings(AvocadoSettings):
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None or not value.get_secret_value().strip() else value
 
+    @field_validator("discover_key", "metrics_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """A bearer token goes into a header as it is: printable, no spaces (the value is not echoed)."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        token = value.get_secret_value().strip()
+        if not token.isprintable() or " " in token:
+            raise ValueError("must be printable, without spaces")
+        return SecretStr(token)
+
+    @field_validator("first_byte_timeout", "stream_idle_timeout")
+    @classmethod
+    def _check_timeout(cls, value: str) -> str:
+        seconds = _duration(value)
+        if seconds is None or not 0 < seconds < math.inf:
+            raise ValueError(f"a timeout must be a positive duration, got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _production_needs_a_master_key(self) -> GatewaySettings:
         if self.production:
@@ -367,7 +408,19 @@ class GatewaySettings(AvocadoSettings):
 
     @property
     def keys_required(self) -> bool:
-        return self.production if self.require_key is None else self.require_key
+        """``require_key`` when set; otherwise keys are required once a master key exists (as LiteLLM
+        does), so that limited keys never leave anonymous callers unlimited."""
+        if self.require_key is not None:
+            return self.require_key
+        return self.production or self.master_key is not None
+
+    @property
+    def first_byte_timeout_seconds(self) -> float:
+        return _seconds(self.first_byte_timeout)
+
+    @property
+    def stream_idle_timeout_seconds(self) -> float:
+        return _seconds(self.stream_idle_timeout)
 
     @property
     def database(self) -> str:
@@ -375,6 +428,11 @@ class GatewaySettings(AvocadoSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.home / 'gateway.sqlite3'}"
+
+
+def master_key_file(home: Path) -> Path:
+    """The master key ``avocado up`` generates for its gateway, in ``home`` (mode 0600)."""
+    return home / "state" / "gateway-master-key"
 
 
 def load_gateway_settings(config_file: Path | None = None, **overrides: object) -> GatewaySettings:

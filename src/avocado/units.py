@@ -1,14 +1,17 @@
-"""Units people type: Ollama-style durations (``"5m"``, ``"-1"``) and sizes (``"8GB"``, ``"512MiB"``)."""
+"""Units people type: durations (``"5m"``, ``"-1"``, ``"30d"``) and sizes (``"8GB"``, ``"512MiB"``)."""
 
 from __future__ import annotations
 
 import math
 import re
 
-__all__ = ["DurationError", "SizeError", "format_size", "parse_duration", "parse_size"]
+__all__ = ["DurationError", "SizeError", "format_duration", "format_size", "parse_duration", "parse_size"]
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DAY = 86400.0
+_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": _DAY, "w": 7 * _DAY
+}  # fmt: skip
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)")
 
 
 class DurationError(ValueError):
@@ -18,7 +21,8 @@ class DurationError(ValueError):
 def parse_duration(value: str | float | int | None, default: float | None = None) -> float | None:
     """Return seconds, ``math.inf`` for a negative duration (keep forever), or ``default`` for ``None``.
 
-    Numbers are seconds, as in Ollama's ``keep_alive``; strings follow Go's ``time.ParseDuration``.
+    Numbers are seconds, as in Ollama's ``keep_alive``; strings follow Go's ``time.ParseDuration``,
+    with days (``d``) and weeks (``w``) besides, for lifetimes such as an API key's ``30d``.
     """
     if value is None:
         return default
@@ -51,6 +55,21 @@ def parse_duration(value: str | float | int | None, default: float | None = None
     if not text:
         raise DurationError(f'invalid duration "{value}"')
     return math.inf if sign < 0 else total
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as Go writes it, to the millisecond: ``"20ms"``, ``"1.5s"``, ``"6m0s"``, ``"1h0m0s"``."""
+    ms = round(max(0.0, seconds) * 1000)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    text = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
 
 
 class SizeError(ValueError):

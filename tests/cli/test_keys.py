@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import typer
@@ -51,10 +53,16 @@ def gateway(sessions: sessionmaker[Session]) -> Iterator[tuple[str, KeyService]]
     service.close()
 
 
-def keys(gateway_url: str, *args: str, master: str | None = MASTER) -> Result:
+def keys(gateway_url: str, *args: str, master: str | None = MASTER, home: Path | None = None) -> Result:
+    """``avocado keys ARGS`` against ``gateway_url``; ``home`` holds no master key file unless given."""
     app = typer.Typer()
     register(app)
-    env = {"AVOCADO_GATEWAY_URL": gateway_url, "AVOCADO_MASTER_KEY": master, "COLUMNS": "200"}
+    env = {
+        "AVOCADO_GATEWAY_URL": gateway_url,
+        "AVOCADO_MASTER_KEY": master,
+        "COLUMNS": "200",
+        "AVOCADO_HOME": str(home or Path(tempfile.mkdtemp()) / "no-home"),
+    }
     result = CliRunner().invoke(app, ["keys", *args], env=env)
     assert MASTER not in result.stdout and MASTER not in result.stderr
     return result
@@ -122,3 +130,25 @@ def test_the_gateway_flag_wins_over_the_environment(gateway: tuple[str, KeyServi
     url, _ = gateway
     result = keys("http://127.0.0.1:9", "list", "--gateway", url)
     assert result.exit_code == 0, result.stderr
+
+
+def test_avocado_ups_master_key_is_read_from_the_home_for_a_loopback_gateway_only(
+    gateway: tuple[str, KeyService], tmp_path: Path
+) -> None:
+    url, _ = gateway
+    key_file = tmp_path / "state" / "gateway-master-key"
+    key_file.parent.mkdir()
+    key_file.write_text(MASTER + "\n")
+    key_file.chmod(0o600)
+    assert keys(url, "list", master=None, home=tmp_path).exit_code == 0  # AVOCADO_MASTER_KEY unset
+    assert "localhost" not in url
+    via_name = keys(url.replace("127.0.0.1", "localhost"), "list", master=None, home=tmp_path)
+    assert via_name.exit_code == 0, via_name.stderr
+
+    # Never sent to another machine: a gateway elsewhere gets nothing from this home.
+    elsewhere = keys("http://192.0.2.1:4000", "list", master=None, home=tmp_path)
+    assert elsewhere.exit_code == 1 and "AVOCADO_MASTER_KEY is not set" in one_line(elsewhere.stderr)
+
+    key_file.chmod(0o644)
+    loose = keys(url, "list", master=None, home=tmp_path)
+    assert loose.exit_code == 1 and "may be read by others" in one_line(loose.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import ollama
+import openai
 import pytest
 
 from tests.support import GREEDY, SMOLLM, free_port, linked_home, wait_for_serve
@@ -24,19 +25,27 @@ class Up:
     process: subprocess.Popen[str]
     gateway: str
     node: str
+    home: Path
 
 
 @pytest.fixture
 def up(home: Path, tmp_path: Path) -> Iterator[Up]:
     port, node_port = free_port(), free_port()
-    env = {**os.environ, "AVOCADO_HOME": str(linked_home(home, tmp_path / "up-home"))}
-    for name in ("AVOCADO_API_KEY", "AVOCADO_MASTER_KEY", "AVOCADO_PORT", "AVOCADO_HOST"):
+    up_home = linked_home(home, tmp_path / "up-home")
+    env = {**os.environ, "AVOCADO_HOME": str(up_home)}
+    for name in (
+        "AVOCADO_API_KEY",
+        "AVOCADO_MASTER_KEY",
+        "AVOCADO_PORT",
+        "AVOCADO_HOST",
+        "AVOCADO_REQUIRE_KEY",
+    ):
         env.pop(name, None)
     command = [*AVOCADO, "up", "--port", str(port), "--node-port", str(node_port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_serve(process, port, 120)
-        yield Up(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{node_port}")
+        yield Up(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{node_port}", up_home)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -44,8 +53,9 @@ def up(home: Path, tmp_path: Path) -> Iterator[Up]:
 
 
 def cli(up: Up, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AVOCADO_HOST": up.gateway}
-    env.pop("AVOCADO_API_KEY", None)
+    env = {**os.environ, "AVOCADO_HOST": up.gateway, "AVOCADO_HOME": str(up.home)}
+    for name in ("AVOCADO_API_KEY", "AVOCADO_MASTER_KEY", "AVOCADO_GATEWAY_URL"):
+        env.pop(name, None)
     return subprocess.run(
         [*AVOCADO, *args], env=env, capture_output=True, text=True, timeout=180, check=False
     )
@@ -78,6 +88,41 @@ def test_up_serves_through_the_gateway_and_stops_both(up: Up) -> None:
     for url in (up.gateway, up.node):
         with pytest.raises(httpx.TransportError):
             httpx.get(url, timeout=2)
+
+
+@pytest.mark.timeout(300)
+def test_up_lets_sdk_clients_in_and_avocado_keys_manage_its_keys(up: Up) -> None:
+    """The README's OpenAI example (``api_key="unused"``) works, and so do keys made with
+    ``avocado keys`` against the master key ``avocado up`` generated into the home."""
+    chat = {
+        "model": SMOLLM,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 3,
+        "temperature": 0,
+    }
+    sdk = openai.OpenAI(base_url=f"{up.gateway}/v1", api_key="unused", max_retries=0)
+    assert sdk.chat.completions.create(**chat).choices[0].message.content
+    ollama_client = ollama.Client(host=up.gateway, headers={"Authorization": "Bearer whatever"})
+    assert ollama_client.generate(SMOLLM, "Hi", options={**GREEDY, "num_predict": 2}).done
+
+    master_file = up.home / "state" / "gateway-master-key"
+    assert master_file.stat().st_mode & 0o777 == 0o600
+    created = cli(up, "keys", "create", "limited", "--rpm", "1")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("avk-") and master_file.read_text().strip() not in created.stdout + created.stderr
+    limited = openai.OpenAI(base_url=f"{up.gateway}/v1", api_key=key, max_retries=0)
+    assert limited.chat.completions.create(**chat).choices[0].message.content
+    with pytest.raises(openai.RateLimitError):
+        limited.chat.completions.create(**chat)
+    listed = cli(up, "keys", "list")
+    assert listed.returncode == 0 and "limited" in listed.stdout and "1 rpm" in listed.stdout
+    assert httpx.get(f"{up.gateway}/metrics", timeout=10).status_code == 200  # open: no keys required
+
+    up.process.send_signal(signal.SIGTERM)
+    _, err = up.process.communicate(timeout=60)
+    assert err.count(f"master key was generated into {master_file}") == 1
+    assert master_file.read_text().strip() not in err
 
 
 def test_a_killed_up_takes_its_node_along(up: Up) -> None:

@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from avocado.db.engine import make_engine, make_sessionmaker, sqlite_url
 from avocado.db.migrate import upgrade
 
-__all__ = ["BACKENDS", "database_url", "engine", "migrated_url", "postgres_database", "sessions"]
+__all__ = [
+    "BACKENDS",
+    "database_url",
+    "empty_public_schema",
+    "engine",
+    "migrated_url",
+    "postgres_database",
+    "sessions",
+]
 
 BACKENDS = ("sqlite", "postgresql")
 SERVER = os.environ.get("AVOCADO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -41,7 +49,8 @@ def postgres_database() -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _empty_public_schema(url: str) -> None:
+def empty_public_schema(url: str) -> None:
+    """Drop everything in ``url``'s ``public`` schema."""
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
@@ -53,7 +62,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path / "avocado.sqlite3")
     url: str = request.getfixturevalue("postgres_database")
-    _empty_public_schema(url)
+    empty_public_schema(url)
     return url
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 
 from avocado.db.engine import make_engine
 from avocado.db.migrate import MIGRATIONS_DIR, current, head, pending_changes, upgrade
+from tests.db.support import empty_public_schema
 
 
 def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
@@ -36,9 +37,11 @@ def test_migrations_match_the_models(database_url: str) -> None:
     assert pending_changes(database_url) == []
 
 
-def test_replicas_starting_together_migrate_once(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        return  # one gateway per home on SQLite; the advisory lock is PostgreSQL's
+def test_replicas_starting_together_migrate_once(postgres_database: str) -> None:
+    """PostgreSQL only: replicas share it, and its advisory lock is what keeps them in turn (a gateway
+    on SQLite is alone with its home's database)."""
+    database_url = postgres_database
+    empty_public_schema(database_url)
     failures: list[BaseException] = []
 
     def migrate() -> None:

@@ -2,8 +2,10 @@
 
 ``start_gateway(pool)`` runs the real app over a :class:`NodePool` (as ``start_node`` runs a node);
 ``call`` runs a function on the gateway's event loop, which is where the pool and a discovery
-registry live. The stand-in answers like a node with one model and can be told to fail, to break off
-its streams, or to pace them, so failure handling is tested without waiting on inference.
+registry live. ``start_built(settings)`` runs what ``avocado gateway`` runs (keys, limits, metrics).
+The stand-in answers like a node with one model and can be told to fail, to be busy, to refuse, to
+break off or stall its streams, to say nothing at all, or to pace its streams, so failure handling
+is tested without waiting on inference.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from avocado.config import GatewaySettings
 from avocado.discovery import Announcement, ModelInfo, Registry
 from avocado.gateway.app import create_gateway_app
+from avocado.gateway.build import build_gateway
 from avocado.gateway.hooks import Outcome, Refused, Ticket
 from avocado.gateway.nodes import NodePool
 from avocado.gateway.proxy import Observer
 from tests.support import RunningServer, serve
 
 __all__ = [
+    "Built",
     "Recorder",
     "RunningGateway",
     "RunningServer",
@@ -43,6 +48,7 @@ __all__ = [
     "apply",
     "self_signed",
     "serve",
+    "start_built",
     "start_gateway",
     "start_standin",
     "wait_until",
@@ -89,7 +95,7 @@ class RunningGateway:
         return asyncio.run_coroutine_threadsafe(run(), self.pool.loop).result(timeout=10)
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+        return httpx.Client(base_url=self.url, **{"timeout": 120, **kwargs})
 
     def node_info(self, name: str) -> dict[str, Any]:
         listed = httpx.get(f"{self.url}/api/avocado/nodes", timeout=10).json()["nodes"]
@@ -111,6 +117,34 @@ def start_gateway(pool: NodePool, *, observers: Sequence[Observer] = (), **optio
     app = create_gateway_app(pool, observers=[recorder, *observers], **options)
     running = serve(app)
     return RunningGateway(running.url, app, pool, running, recorder)
+
+
+@dataclass
+class Built:
+    """A gateway made by ``build_gateway`` (as ``avocado gateway`` makes it), served in a thread."""
+
+    url: str
+    app: FastAPI
+    running: RunningServer
+
+    @property
+    def pool(self) -> NodePool:
+        pool: NodePool = self.app.state.pool
+        return pool
+
+    def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, **{"timeout": 120, **kwargs})
+
+    def stop(self) -> None:
+        self.running.stop()
+
+
+def start_built(**settings: Any) -> Built:
+    """``build_gateway`` over ``GatewaySettings(**settings)`` (give it a ``home``), served in a thread."""
+    app = build_gateway(GatewaySettings(**settings))
+    running = serve(app)
+    return Built(running.url, app, running)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, message: str = "condition") -> None:
@@ -183,7 +217,12 @@ def apply(gateway: RunningGateway, registry: Registry, item: Announcement) -> No
 
 @dataclass
 class StandIn:
-    """A node stand-in: ``mode`` is ``ok``, ``fail`` (500 on model routes) or ``break`` (cut streams)."""
+    """A node stand-in. ``mode``, on model routes: ``ok``; ``fail`` (500); ``busy`` (503 with a
+    Retry-After, as a node whose queue is full); ``reject`` (400, a client's mistake); ``unauthorized``
+    (401, as a node that wants another key); ``break`` (cut streams); ``stall`` (a stream that stops
+    after two lines, the connection kept open); ``hang`` (accepts and never answers). The last two
+    hold on until the gateway closes the connection, and ``disconnects`` counts that.
+    """
 
     model: str = "standin:1"
     mode: str = "ok"
@@ -191,6 +230,7 @@ class StandIn:
     lines: int = 3
     pause: float = 0.0  # seconds between streamed lines
     hits: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    disconnects: int = 0  # requests held by ``stall`` or ``hang`` that the gateway gave up on
 
     def app(self) -> Starlette:
         return Starlette(
@@ -216,8 +256,9 @@ class StandIn:
     async def _generate(self, request: Request) -> Response:
         self.hits.append((request.url.path, dict(request.headers)))
         body = await request.json()
-        if self.mode == "fail":
-            return JSONResponse({"error": "stand-in failure"}, status_code=500)
+        refused = await self._refusal(request, "stand-in")
+        if refused is not None:
+            return refused
         if body.get("stream") is False:
             final = {"model": self.model, "response": "ok", "done": True, "prompt_eval_count": 7}
             return JSONResponse({**final, "eval_count": 3})
@@ -225,10 +266,31 @@ class StandIn:
 
     async def _chat(self, request: Request) -> Response:
         self.hits.append((request.url.path, dict(request.headers)))
-        if self.mode == "fail":
-            error = {"message": "stand-in failure", "type": "server_error", "param": None, "code": None}
-            return JSONResponse({"error": error}, status_code=500)
+        refused = await self._refusal(request, "openai")
+        if refused is not None:
+            return refused
         return StreamingResponse(self._sse(), media_type="text/event-stream")
+
+    async def _refusal(self, request: Request, shape: str) -> Response | None:
+        """The answer of a failing, busy, refusing or silent node (None: answer normally)."""
+        statuses = {"fail": 500, "busy": 503, "reject": 400, "unauthorized": 401}
+        if self.mode == "hang":
+            await self._until_gone(request)
+            return Response(status_code=500)  # never read: the gateway has left
+        if self.mode not in statuses:
+            return None
+        message = "stand-in failure" if self.mode == "fail" else f"stand-in {self.mode}"
+        if shape == "openai":
+            error: object = {"message": message, "type": "server_error", "param": None, "code": None}
+        else:
+            error = message
+        headers = {"Retry-After": "7"} if self.mode == "busy" else None
+        return JSONResponse({"error": error}, status_code=statuses[self.mode], headers=headers)
+
+    async def _until_gone(self, request: Request) -> None:
+        while (await request.receive())["type"] != "http.disconnect":  # the body was read: this waits
+            pass
+        self.disconnects += 1
 
     async def _ndjson(self) -> AsyncIterator[bytes]:
         for index in range(self.lines):
@@ -248,6 +310,11 @@ class StandIn:
     async def _pace(self, index: int) -> None:
         if self.mode == "break" and index == 1:
             raise RuntimeError("stand-in breaks off its stream")
+        if self.mode == "stall" and index == 1:
+            try:
+                await asyncio.Event().wait()  # Starlette cancels the stream when the client leaves
+            finally:
+                self.disconnects += 1
         if self.pause:
             await asyncio.sleep(self.pause)
 

@@ -1,15 +1,17 @@
-"""The gateway's metrics count outcomes with few label values and render for Prometheus."""
+"""The gateway's metrics count outcomes with few label values and render for Prometheus; ``GET /metrics``,
+as ``avocado gateway`` wires it, serves them (behind a token when keys are required)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from avocado.gateway.hooks import Outcome
-from avocado.gateway.metrics import DURATION_BUCKETS, GatewayMetrics, metrics_route
+from avocado.gateway.metrics import DURATION_BUCKETS, GatewayMetrics
+from tests.gateway.support import start_built, start_standin
 
 
 def outcome(**changes: Any) -> Outcome:
@@ -124,15 +126,70 @@ def test_registries_are_separate() -> None:
     assert value(other, "avocado_gateway_requests_total", **labels) is None
 
 
-def test_metrics_route_serves_the_exposition() -> None:
-    metrics = GatewayMetrics()
-    metrics.observe(outcome(), "alice")
-    app = FastAPI()
-    app.router.routes.append(metrics_route(metrics))
-    with TestClient(app) as client:
-        response = client.get("/metrics")
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/plain")
-        assert 'key="alice"' in response.text
-        assert client.post("/metrics").status_code == 405
-        assert "/metrics" not in client.get("/openapi.json").text
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def test_the_wired_route_counts_requests_and_shows_the_pool(tmp_path: Path) -> None:
+    """``GET /metrics`` as ``avocado gateway`` serves it: requests through the proxy, node gauges."""
+    standin = start_standin()
+    gateway = start_built(home=tmp_path, nodes=[standin.url])
+    try:
+        with gateway.client() as http:
+            body = {"model": "standin:1", "prompt": "Hi", "stream": False}
+            assert http.post("/api/generate", json=body).status_code == 200
+            assert http.post("/api/generate", json={**body, "model": "typo"}).status_code == 404
+            response = http.get("/metrics")
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+            text = response.text
+            routed = {"model": "standin:1", "node": standin.url, "key": "anonymous", "status": "200"}
+            assert _sample(text, "avocado_gateway_requests_total", **routed) == 1
+            assert _sample(text, "avocado_gateway_tokens_total", direction="out", node=standin.url) == 3
+            assert _sample(text, "avocado_gateway_errors_total", model="unknown", kind="no_node") == 1
+            assert _sample(text, "avocado_gateway_node_healthy", node=standin.url) == 1
+            assert _sample(text, "avocado_gateway_node_in_flight", node=standin.url) == 0
+            openmetrics = http.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+            assert openmetrics.text.endswith("# EOF\n")
+            assert http.post("/metrics").status_code == 405
+    finally:
+        gateway.stop()
+        standin.stop()
+
+
+MASTER = "master-0123456789abcdef-metrics"
+TOKEN = "scraper-token-0123456789"
+
+
+def test_metrics_need_a_token_when_keys_are_required(tmp_path: Path) -> None:
+    guarded = start_built(home=tmp_path / "guarded", master_key=MASTER, metrics_token=TOKEN)
+    try:
+        for token, status in ((None, 401), ("avk-wrong", 403), (TOKEN, 200), (MASTER, 200)):
+            with guarded.client(token) as http:
+                response = http.get("/metrics")
+            assert response.status_code == status, (token, response.text)
+            if status != 200:
+                assert "metrics" in response.json()["error"] and "avocado_gateway" not in response.text
+        with guarded.client(TOKEN) as http:  # the scraper's token opens nothing else
+            response = http.post("/api/generate", json={"model": "m", "prompt": "Hi"})
+            assert response.status_code == 401
+    finally:
+        guarded.stop()
+    no_token = start_built(home=tmp_path / "bare", master_key=MASTER)
+    try:
+        with no_token.client(TOKEN) as http:
+            assert http.get("/metrics").status_code == 403
+        with no_token.client(MASTER) as http:
+            assert http.get("/metrics").status_code == 200
+    finally:
+        no_token.stop()
+    disabled = start_built(home=tmp_path / "required", require_key=True)
+    try:
+        with disabled.client() as http:
+            refused = http.get("/metrics")
+        assert refused.status_code == 403 and "metrics_token" in refused.json()["error"]
+    finally:
+        disabled.stop()

@@ -229,7 +229,10 @@ def test_failures_before_the_first_byte_go_to_another_node() -> None:
 
 def test_the_breaker_opens_after_failures_and_recovers_after_its_cooldown() -> None:
     standin = start_standin(mode="fail")
-    pool = NodePool([standin.url], breaker_failures=3, breaker_cooldown=1.0, health_interval=60)
+    now = [1000.0]  # the breakers' clock, moved by the test: the cooldown passes without waiting
+    pool = NodePool(
+        [standin.url], breaker_failures=3, breaker_cooldown=10.0, health_interval=60, clock=lambda: now[0]
+    )
     gateway = start_gateway(pool)
     url = f"{gateway.url}/v1/chat/completions"
     body = {"model": STANDIN, "messages": [{"role": "user", "content": "hi"}]}
@@ -244,13 +247,15 @@ def test_the_breaker_opens_after_failures_and_recovers_after_its_cooldown() -> N
         )
         assert standin.standin.model_hits() == 3
 
-        time.sleep(1.1)  # the cooldown passed: one probe, which fails and opens the breaker again
+        now[0] += 9.9
+        assert httpx.post(url, json=body).status_code == 503  # not yet
+        now[0] += 0.1  # the cooldown passed: one probe, which fails and opens the breaker again
         assert httpx.post(url, json=body).status_code == 500
         assert httpx.post(url, json=body).status_code == 503
         assert standin.standin.model_hits() == 4
 
         standin.standin.mode = "ok"
-        time.sleep(1.1)
+        now[0] += 10
         with httpx.stream("POST", url, json={**body, "stream": True}) as response:
             assert response.status_code == 200 and response.read().endswith(b"data: [DONE]\n\n")
         info = gateway.node_info(standin.url)
@@ -290,18 +295,17 @@ def test_a_node_killed_under_load_costs_no_request(twins: list[RunningNode]) -> 
                 statuses.append(http.post("/api/generate", json=body).status_code)
 
     workers = [threading.Thread(target=load) for _ in range(6)]
+    node = pool.get(victim.url)
+    assert node is not None
     try:
         for worker in workers:
             worker.start()
-        time.sleep(2.0)
-        node = pool.get(victim.url)
-        assert node is not None and node.requests > 0
-        killed_at = time.monotonic()
+        wait_until(lambda: node.requests >= 6 and len(statuses) >= 6, timeout=60, message="load on both")
         victim.stop()  # graceful: what it has started, it finishes; then its port is closed
-        time.sleep(max(0.0, killed_at + 2.0 - time.monotonic()))
-        routed = node.requests
-        time.sleep(3.0)
-        assert node.requests == routed  # nothing new for it within 2 s of its death
+        wait_until(lambda: not node.healthy, timeout=30, message="a health check takes the dead node out")
+        routed, answered = node.requests, len(statuses)
+        wait_until(lambda: len(statuses) >= answered + 30, timeout=120, message="more load served")
+        assert node.requests == routed  # once taken out, it gets nothing new
         stop.set()
         for worker in workers:
             worker.join(timeout=60)

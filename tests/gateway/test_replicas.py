@@ -167,7 +167,8 @@ def test_official_clients_through_a_replica_with_a_key(replicas: list[str]) -> N
 
 
 def test_metrics_count_requests_by_key_and_node(replicas: list[str], announced_node: RunningNode) -> None:
-    text = httpx.get(f"{replicas[0]}/metrics").text
+    assert httpx.get(f"{replicas[0]}/metrics").status_code == 401  # keys are required: so is a token
+    text = httpx.get(f"{replicas[0]}/metrics", headers={"Authorization": f"Bearer {MASTER}"}).text
     assert "avocado_gateway_requests_total" in text
     assert f'node="{announced_node.url}"' in text or "node=" in text
     assert 'key="replica-test"' in text

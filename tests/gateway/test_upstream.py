@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from avocado.gateway.upstream import Broken, ConnectFailed, Origin, Upstream
+from avocado.gateway.upstream import Broken, ConnectFailed, Origin, TimedOut, Upstream
 from tests.support import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -158,7 +158,7 @@ def test_chunked_answers_are_decoded_and_a_slow_reader_pauses_the_node() -> None
 
     async def scenario() -> None:
         listening, url = await server(handler)
-        upstream = Upstream()
+        upstream = Upstream(idle_timeout=0.2)  # a pause for a slow reader is not the node's silence
         response = await upstream.request(url, b"POST", b"/x", [], b"")
         await asyncio.sleep(0.5)  # the node writes on while nobody reads
         assert response._paused and response._buffered <= 2 * 1024 * 1024
@@ -227,6 +227,75 @@ def test_a_cancelled_request_closes_its_connection() -> None:
         await asyncio.sleep(0.2)
         waiting.cancel()
         await asyncio.wait_for(closed.wait(), 5)
+        await listening.stop(upstream)
+
+    run(scenario)
+
+
+def test_a_node_that_says_nothing_times_out_once_without_a_second_try() -> None:
+    connections = 0
+    gone = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await read_request(reader)
+        writer.write(answer(b"first"))
+        await writer.drain()
+        await read_request(reader)  # the next request on the kept-alive connection: no answer
+        await reader.read()  # until the gateway hangs up
+        gone.set()
+
+    async def scenario() -> None:
+        listening, url = await server(handler)
+        upstream = Upstream(first_byte_timeout=0.3)
+        response = await upstream.request(url, b"POST", b"/x", [], b"")
+        assert await response.read() == b"first"
+        response.close()
+        with pytest.raises(TimedOut, match=r"no answer from the node within 0\.3s") as timed_out:
+            await upstream.request(url, b"POST", b"/x", [], b"")
+        assert timed_out.value.first_byte and not timed_out.value.answered
+        await asyncio.wait_for(gone.wait(), 5)  # the connection was closed: the node knows
+        await listening.stop(upstream)
+
+    run(scenario)
+    assert connections == 1  # a node that said nothing is not asked again on a new connection
+
+
+def test_the_first_byte_deadline_covers_the_body_and_then_the_idle_one_takes_over() -> None:
+    async def headers_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")  # a stream, then nothing
+        await writer.drain()
+        await reader.read()
+
+    async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for piece in (b"one", b"two"):
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0.2)  # slower than nothing, faster than the idle timeout
+        await reader.read()
+
+    async def scenario() -> None:
+        upstream = Upstream(first_byte_timeout=0.4, idle_timeout=0.6)
+        listening, url = await server(headers_only)
+        response = await upstream.request(url, b"POST", b"/x", [], b"")
+        assert response.status == 200
+        with pytest.raises(TimedOut) as timed_out:
+            await response.next_chunk()
+        assert timed_out.value.first_byte and timed_out.value.answered
+        response.close()
+        await listening.stop(upstream)
+
+        listening, url = await server(stalls)
+        response = await upstream.request(url, b"POST", b"/x", [], b"")
+        assert [await response.next_chunk(), await response.next_chunk()] == [b"one", b"two"]
+        with pytest.raises(TimedOut, match=r"sent nothing for 0\.6s in the middle of its answer") as cut:
+            await response.next_chunk()
+        assert not cut.value.first_byte and cut.value.answered
+        response.close()
         await listening.stop(upstream)
 
     run(scenario)

@@ -18,7 +18,15 @@ from rich.console import Console
 
 import avocado
 from avocado.cli.client import ClientError, NodeClient
-from avocado.config import DEFAULT_PORT, GatewaySettings, gateway_base_url, load_gateway_settings
+from avocado.cli.keys import home_of, master_key_for
+from avocado.config import (
+    DEFAULT_PORT,
+    GatewaySettings,
+    gateway_base_url,
+    load_gateway_settings,
+    master_key_file,
+)
+from avocado.secret_file import SecretFileError, load_or_create_secret
 from avocado.tunnel.process import orphan_guard
 
 __all__ = ["register"]
@@ -39,6 +47,10 @@ Nodes = Annotated[
 ]
 Discover = Annotated[
     str | None, typer.Option("--discover", help="Find nodes on this RabbitMQ (or AVOCADO_AMQP_URL)")
+]
+DiscoverKey = Annotated[
+    str | None,
+    typer.Option("--discover-key", help="The API key to send to discovered nodes (or AVOCADO_DISCOVER_KEY)"),
 ]
 RedisUrl = Annotated[str | None, typer.Option("--redis-url", help="Share limits with other replicas")]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file")]
@@ -79,15 +91,24 @@ def gateway(
     port: Port = None,
     node: Nodes = None,
     discover: Discover = None,
+    discover_key: DiscoverKey = None,
     redis_url: RedisUrl = None,
     config: ConfigFile = None,
     home: Home = None,
 ) -> None:
-    """Start the gateway (keys need AVOCADO_MASTER_KEY; AVOCADO_DATABASE_URL for PostgreSQL)."""
+    """Start the gateway (keys need AVOCADO_MASTER_KEY, which then requires a key on inference unless
+    AVOCADO_REQUIRE_KEY=false; AVOCADO_DATABASE_URL for PostgreSQL)."""
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings(
-        config, host=host, port=port, nodes=node, amqp_url=discover, redis_url=redis_url, home=home
+        config,
+        host=host,
+        port=port,
+        nodes=node,
+        amqp_url=discover,
+        discover_key=discover_key,
+        redis_url=redis_url,
+        home=home,
     )
     url = f"http://{settings.host}:{settings.port}"
     _serve(settings, f"avocado gateway {avocado.__version__} listening on {url}")
@@ -97,7 +118,7 @@ def gateway(
 def nodes(gateway: GatewayUrl = None, as_json: AsJson = False) -> None:
     """List the gateway's nodes: health, breaker, models, requests in flight, latency."""
     url = gateway or gateway_base_url()
-    key = os.environ.get("AVOCADO_MASTER_KEY") or os.environ.get("AVOCADO_API_KEY")
+    key = master_key_for(url) or os.environ.get("AVOCADO_API_KEY")
     try:
         listing = NodeClient(url, api_key=key).get("/api/avocado/nodes")
     except ClientError as exc:
@@ -110,7 +131,7 @@ def nodes(gateway: GatewayUrl = None, as_json: AsJson = False) -> None:
         [
             str(n.get("name")),
             str(n.get("url")),
-            "healthy" if n.get("healthy") else "unhealthy",
+            str(n.get("health") or ("healthy" if n.get("healthy") else "unhealthy")),
             str(n.get("status")),
             str(n.get("breaker")),
             str(n.get("in_flight")),
@@ -134,10 +155,15 @@ def up(
     node_port: Annotated[int, typer.Option(help="The node's port (loopback only)")] = DEFAULT_PORT + 1,
     home: Home = None,
 ) -> None:
-    """Start a node and a gateway in front of it, on embedded defaults; Ctrl-C stops both."""
+    """Start a node and a gateway in front of it, on embedded defaults; Ctrl-C stops both.
+
+    The gateway gets a master key of its own (AVOCADO_MASTER_KEY, else one generated once into the
+    home) for ``avocado keys``, and requires no key on requests: one person, on loopback.
+    """
     env = dict(os.environ)
     if home is not None:
         env["AVOCADO_HOME"] = str(home)
+    master = _master_key(env)
     node_url = f"http://127.0.0.1:{node_port}"
     serve = [sys.executable, "-m", "avocado", "serve", "--host", "127.0.0.1", "--port", str(node_port)]
     # The node goes with us: stopped in order below, and by the kernel if we are killed outright.
@@ -147,7 +173,17 @@ def up(
     try:
         _wait_for_node(node, node_url)
         key = env.get("AVOCADO_API_KEY")
-        settings = _settings(None, port=port, home=home, nodes=[f"{node_url},{key}" if key else node_url])
+        settings = _settings(
+            None,
+            port=port,
+            home=home,
+            nodes=[f"{node_url},{key}" if key else node_url],
+            master_key=master,
+            # One person on loopback: requests need no key (OpenAI's SDKs send "unused"), and models
+            # are managed as on a node; AVOCADO_REQUIRE_KEY still decides when it is set.
+            require_key=None if "AVOCADO_REQUIRE_KEY" in env else False,
+            open_management=True,
+        )
         gateway_url = f"http://{settings.host}:{settings.port}"
         nodes_command = "avocado gateway nodes"
         if gateway_url != gateway_base_url():
@@ -162,6 +198,22 @@ def up(
         _serve(settings, banner)
     finally:
         _stop(node)
+
+
+def _master_key(env: dict[str, str]) -> str | None:
+    """AVOCADO_MASTER_KEY's when set (``None``: the settings read it); else the one in the home, made
+    and announced (where it is, never what) the first time."""
+    if env.get("AVOCADO_MASTER_KEY", "").strip():
+        return None
+    path = master_key_file(home_of(env))
+    try:
+        key, created = load_or_create_secret(path)
+    except (OSError, SecretFileError) as exc:
+        errors.print(f"[red]Error:[/red] the gateway's master key: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if created:
+        typer.echo(f"the gateway's master key was generated into {path} (avocado keys uses it)", err=True)
+    return key
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

@@ -1,27 +1,31 @@
 """``avocado keys``: create, list and revoke the gateway's virtual API keys over its admin API.
 
 The gateway is ``--gateway URL``, else ``AVOCADO_GATEWAY_URL``, else where client commands find a
-node (``AVOCADO_HOST``, default ``http://127.0.0.1:11434``: the gateway of ``avocado up``); the
-master key comes from ``AVOCADO_MASTER_KEY`` only (a flag would land in the shell history) and is
+node (``AVOCADO_HOST``, default ``http://127.0.0.1:11434``: the gateway of ``avocado up``). The
+master key comes from ``AVOCADO_MASTER_KEY`` (a flag would land in the shell history), else, for a
+gateway on loopback, from the file ``avocado up`` keeps its gateway's key in
+(``AVOCADO_HOME/state/gateway-master-key``): a key made on this machine goes to no other. It is
 never printed. ``create`` writes the new key alone on stdout, so ``KEY=$(avocado keys create ci)``
 works; everything else about it goes to stderr.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import typer
 from rich.console import Console
 
 from avocado.cli.models import human_ago, print_columns
-from avocado.config import gateway_base_url
+from avocado.config import gateway_base_url, master_key_file
 
-__all__ = ["GatewayAdmin", "register"]
+__all__ = ["GatewayAdmin", "home_of", "master_key_for", "register"]
 
 KEYS_PATH = "/api/avocado/keys"
 
@@ -63,16 +67,51 @@ class GatewayAdmin:
         self.http.close()
 
 
+def home_of(env: dict[str, str] | None = None) -> Path:
+    """The home directory as the settings read it: AVOCADO_HOME, else ``~/.avocado``."""
+    given = (os.environ if env is None else env).get("AVOCADO_HOME", "").strip()
+    return Path(given) if given else Path.home() / ".avocado"
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def master_key_for(url: str) -> str | None:
+    """The master key for the gateway at ``url``: AVOCADO_MASTER_KEY, else ``avocado up``'s file when
+    the gateway is on loopback (a key made here is never sent to another machine), else ``None``."""
+    given = os.environ.get("AVOCADO_MASTER_KEY", "").strip()
+    if given or not _loopback(url):
+        return given or None
+    path = master_key_file(home_of())
+    try:
+        if path.stat().st_mode & 0o077:
+            raise _fail(f"{path} may be read by others: chmod 600 it")
+        return path.read_text().strip() or None
+    except OSError:  # no such file: not avocado up's gateway, or it never ran with this home
+        return None
+
+
 def _fail(message: str) -> typer.Exit:
     errors.print(f"[red]Error:[/red] {message}", highlight=False, markup=True)
     return typer.Exit(1)
 
 
 def _admin(gateway: str | None) -> GatewayAdmin:
-    master_key = os.environ.get("AVOCADO_MASTER_KEY", "").strip()
+    url = gateway or gateway_base_url()
+    master_key = master_key_for(url)
     if not master_key:
-        raise _fail("AVOCADO_MASTER_KEY is not set: the admin API needs the gateway's master key")
-    return GatewayAdmin(gateway or gateway_base_url(), master_key)
+        raise _fail(
+            "AVOCADO_MASTER_KEY is not set: the admin API needs the gateway's master key"
+            " (avocado up's gateway on this machine needs none: it is read from the home)"
+        )
+    return GatewayAdmin(url, master_key)
 
 
 def _call(gateway: str | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -25,12 +25,14 @@ class GatewayAdmission:
         limits = ticket_limits(ticket)
         if ticket.key_id is not None and limits is not None and not limits.unlimited:
             try:
-                ticket.releases.append(await self.limiter.acquire(ticket.key_id, limits))
+                lease = await self.limiter.acquire(ticket.key_id, limits)
             except Refused as refused:  # counted in the metrics; not in the key's usage (nothing served)
                 self.metrics.observe(
                     _refused(request, model, refused.status), ticket.key_name or ticket.key_id
                 )
                 raise
+            ticket.releases.append(lease)
+            ticket.headers = lease.headers
         return ticket
 
     async def finish(self, ticket: Ticket, outcome: Outcome) -> None:

@@ -7,7 +7,8 @@ shows the pool (never a node's key). ``GET /`` and ``/api/version`` answer as Ol
 management (pull, create, copy, delete, push, blobs) goes to nodes through :mod:`avocado.gateway.manage`.
 
 Every response carries ``X-Request-ID``. Listings are admitted like model requests (``model`` None),
-so keys and limits apply to them too; only ``GET /`` is open to all.
+so keys and limits apply to them too; only ``GET /`` and the health routes (:mod:`.health`) are open
+to all.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import avocado
 from avocado.cors import add_cors
 from avocado.gateway.errors import error_response, install_error_handlers, retry_after_value
+from avocado.gateway.health import ReadyCheck, health_routes
 from avocado.gateway.hooks import Admission, OpenAdmission, Outcome, Refused, Ticket
 from avocado.gateway.manage import Management, ManagementGuard
 from avocado.gateway.nodes import Node, NodePool, normalize_model
+from avocado.gateway.openapi import install_openapi
 from avocado.gateway.proxy import MODEL_ROUTES, GatewayProxy, Observer
 from avocado.gateway.routing import Router
 from avocado.request_id import RequestIdMiddleware, request_id_of
@@ -54,11 +57,13 @@ def create_gateway_app(
     admin_guard: AdminGuard | None = None,
     manage_guard: ManagementGuard | None = None,
     lifespan: Lifespan | None = None,
+    ready_checks: Sequence[ReadyCheck] = (),
 ) -> FastAPI:
     """The gateway over ``pool``; its lifespan enters ``lifespan`` (if any), then starts the pool's checks.
 
     ``admin_guard`` checks callers of ``GET /api/avocado/nodes`` (default: the admission, as listings);
     ``manage_guard`` callers of the model management routes (default: none, everyone may).
+    ``ready_checks`` are what ``/health/ready`` asks besides a routable node (the database).
     """
     gate = admission if admission is not None else OpenAdmission()
     router = Router(pool, max_attempts)
@@ -84,6 +89,8 @@ def create_gateway_app(
     install_error_handlers(app)
     _add_routes(app, proxy, _Listings(pool, gate, admin_guard), extra_routers)
     app.router.routes.extend(Management(pool, manage_guard).routes())
+    app.router.routes.extend(health_routes(pool, ready_checks))
+    install_openapi(app)
     add_cors(app, origins)
     app.add_middleware(RequestIdMiddleware)
     return app
@@ -202,7 +209,7 @@ class _Listings:
             for entries in running:
                 for entry in entries:
                     name = str(entry.get("name"))
-                    if self._may_use(ticket, name):
+                    if ticket.allows(name):
                         merged.setdefault(name, entry)
             return JSONResponse({"models": [merged[name] for name in sorted(merged)]})
 
@@ -221,15 +228,7 @@ class _Listings:
         return await answer(Ticket())
 
     def _allowed(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return [entry for entry in merged_tags(self.pool) if self._may_use(ticket, str(entry["name"]))]
-
-    @staticmethod
-    def _may_use(ticket: Ticket, name: str) -> bool:
-        return (
-            ticket.allowed_models is None
-            or ticket.allows(name)
-            or ticket.allows(name.removesuffix(":latest"))
-        )
+        return [entry for entry in merged_tags(self.pool) if ticket.allows(str(entry["name"]))]
 
     async def _node_ps(self, node: Node) -> list[dict[str, Any]]:
         try:
@@ -251,6 +250,7 @@ class _Listings:
         status = 500
         try:
             response = await answer(ticket)
+            response.raw_headers.extend(ticket.headers)
             status = response.status_code
             return response
         finally:
@@ -269,4 +269,6 @@ def _refusal(request: Request, refused: Refused) -> Response:
     headers = None
     if refused.retry_after is not None:
         headers = {"Retry-After": retry_after_value(refused.retry_after).decode()}
-    return error_response(request.url.path, refused.status, refused.message, headers)
+    response = error_response(request.url.path, refused.status, refused.message, headers)
+    response.raw_headers.extend(refused.headers)
+    return response

@@ -11,21 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from avocado.config import GatewaySettings
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.discovery import DiscoveryWatcher, Registry, redact_url
 from avocado.gateway.admission import GatewayAdmission
 from avocado.gateway.app import create_gateway_app
-from avocado.gateway.keys import KeyAdmission, KeyService, keys_router, master_guard
+from avocado.gateway.health import database_check
+from avocado.gateway.keys import KeyAdmission, KeyService, keys_router, master_guard, metrics_guard
 from avocado.gateway.limits import Limiter, MemoryLimiter, RedisLimiter
-from avocado.gateway.metrics import GatewayMetrics
+from avocado.gateway.metrics import GatewayMetrics, metrics_route
 from avocado.gateway.nodes import NodePool
 
 __all__ = ["build_gateway"]
@@ -40,6 +38,7 @@ def build_gateway(settings: GatewaySettings) -> FastAPI:
     upgrade(engine)
     keys = KeyService(make_sessionmaker(engine), cache_ttl=settings.key_cache_seconds)
     master = settings.master_key.get_secret_value() if settings.master_key else None
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     limiter: Limiter = (
         RedisLimiter(settings.redis_url.get_secret_value()) if settings.redis_url else MemoryLimiter()
     )
@@ -48,9 +47,12 @@ def build_gateway(settings: GatewaySettings) -> FastAPI:
     pool = NodePool(
         settings.nodes,
         registry,
+        discovery_api_key=settings.discover_key.get_secret_value() if settings.discover_key else None,
         health_interval=settings.health_interval,
         breaker_failures=settings.breaker_failures,
         breaker_cooldown=settings.breaker_cooldown,
+        first_byte_timeout=settings.first_byte_timeout_seconds,
+        stream_idle_timeout=settings.stream_idle_timeout_seconds,
     )
     admission = GatewayAdmission(KeyAdmission(keys, master, settings.keys_required), limiter, metrics)
 
@@ -77,10 +79,12 @@ def build_gateway(settings: GatewaySettings) -> FastAPI:
         admission=admission,
         extra_routers=[keys_router(keys, master)],
         origins=settings.origins,
-        manage_guard=master_guard(master, settings.keys_required),
+        manage_guard=master_guard(master, settings.keys_required, settings.open_management),
         lifespan=lifespan,
+        ready_checks=[database_check(engine)],
     )
-    app.router.routes.append(Route("/metrics", _metrics_endpoint(metrics, pool), methods=["GET"]))
+    guard = metrics_guard(master, metrics_token, settings.keys_required)
+    app.router.routes.append(metrics_route(metrics, pool, guard))
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = metrics
@@ -106,21 +110,3 @@ async def _watch(watcher: DiscoveryWatcher) -> None:
         await asyncio.Event().wait()  # until cancelled at shutdown
     finally:
         await watcher.close()
-
-
-def _metrics_endpoint(metrics: GatewayMetrics, pool: NodePool) -> Callable[[Request], Awaitable[Response]]:
-    """``GET /metrics``, with the node gauges brought up to date at each scrape."""
-    shown: set[str] = set()
-
-    async def endpoint(request: Request) -> Response:
-        current = {node.name: node for node in pool.nodes}
-        for name in shown - current.keys():
-            metrics.remove_node(name)
-        for name, node in current.items():
-            metrics.set_node(name, node.healthy, node.in_flight)
-        shown.clear()
-        shown.update(current)
-        body, kind = metrics.render(request.headers.get("accept"))
-        return Response(body, media_type=kind)
-
-    return endpoint

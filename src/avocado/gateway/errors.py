@@ -7,6 +7,7 @@ builds no Response objects) and the line that ends a stream cut short.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from starlette.types import Send
 
@@ -30,13 +31,19 @@ def retry_after_value(seconds: float) -> bytes:
 
 
 async def send_error(
-    send: Send, path: str, status: int, message: str, retry_after: float | None = None
+    send: Send,
+    path: str,
+    status: int,
+    message: str,
+    retry_after: float | None = None,
+    extra: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
     """Answer on a raw ASGI ``send`` (the proxy's hot path does not build Response objects)."""
     body = error_bytes(path, status, message)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if retry_after is not None:
         headers.append((b"retry-after", retry_after_value(retry_after)))
+    headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from avocado.gateway.errors import is_openai_path
-from avocado.gateway.hooks import Outcome
+from avocado.gateway.hooks import Headers, Outcome
 from avocado.gateway.nodes import Node
 
 __all__ = ["BadBody", "Exchange", "Failure", "model_of", "usage_of"]
@@ -79,6 +79,7 @@ class Exchange:
     cancelled: bool = False
     finished: bool = False  # the last byte is on its way: a disconnect now is the normal end
     tokens: tuple[int, int] = (0, 0)
+    headers: Headers = ()  # added to the answer (the key's rate-limit state)
 
     def outcome(self) -> Outcome:
         return Outcome(
@@ -100,7 +101,9 @@ class Exchange:
 class Failure:
     """Why one node did not answer: its own error response (relayed if no other node does), or a message."""
 
-    kind: str  # "upstream" (connection, timeout, 5xx) or "not_found" (the node lacks the model)
+    # "upstream" (no connection, broken, 500/502/504), "timeout", "busy" (503), "unauthorized"
+    # (the node refuses the gateway's key) or "not_found" (the node lacks the model)
+    kind: str
     message: str
     status: int = 502
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)

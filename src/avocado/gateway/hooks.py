@@ -8,22 +8,34 @@ response has ended (or failed) it hands the ticket an :class:`Outcome`. Implemen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from starlette.requests import Request
 
-__all__ = ["Admission", "OpenAdmission", "Outcome", "Refused", "Ticket"]
+from avocado.names import model_allowed
+
+__all__ = ["Admission", "Headers", "OpenAdmission", "Outcome", "Refused", "Ticket"]
+
+Headers = tuple[tuple[bytes, bytes], ...]  # raw response headers (lower-case names)
 
 
 class Refused(Exception):
     """The request may not go on: answered with ``status`` (401, 403, 429) and ``message``."""
 
-    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        retry_after: float | None = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after  # seconds, for 429's Retry-After
+        self.headers: Headers = tuple(headers)  # more for the answer (the key's rate-limit state)
 
 
 @dataclass(slots=True)
@@ -51,9 +63,11 @@ class Ticket:
     key_name: str | None = None
     allowed_models: list[str] | None = None  # None: any model
     releases: list[object] = field(default_factory=list)  # opaque handles the admission releases
+    headers: Headers = ()  # added to the answer: the key's rate-limit state (x-ratelimit-*)
 
     def allows(self, model: str) -> bool:
-        return self.allowed_models is None or model in self.allowed_models
+        """Whether the key may use ``model``: names compare as nodes list them (``m`` = ``m:latest``)."""
+        return self.allowed_models is None or model_allowed(model, self.allowed_models)
 
 
 class Admission(Protocol):

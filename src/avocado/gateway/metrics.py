@@ -30,7 +30,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from avocado.gateway.hooks import Outcome
+from avocado.api_errors import error_response
+from avocado.gateway.hooks import Outcome, Refused
+from avocado.gateway.nodes import NodePool
 
 __all__ = [
     "ANONYMOUS",
@@ -40,7 +42,6 @@ __all__ = [
     "OTHER_MODEL",
     "UNKNOWN_MODEL",
     "GatewayMetrics",
-    "metrics_endpoint",
     "metrics_route",
 ]
 
@@ -169,16 +170,30 @@ class GatewayMetrics:
             return model
 
 
-def metrics_endpoint(metrics: GatewayMetrics) -> Callable[[Request], Awaitable[Response]]:
-    """A request handler answering with ``metrics``' exposition."""
+def metrics_route(
+    metrics: GatewayMetrics,
+    pool: NodePool,
+    guard: Callable[[Request], Awaitable[None]] | None = None,
+    path: str = "/metrics",
+) -> Route:
+    """``GET path`` serving ``metrics``, with the node gauges brought up to date at each scrape;
+    ``guard`` (if any) checks the caller first (:func:`avocado.gateway.keys.metrics_guard`)."""
+    shown: set[str] = set()
 
     async def endpoint(request: Request) -> Response:
+        if guard is not None:
+            try:
+                await guard(request)
+            except Refused as refused:
+                return error_response(path, refused.status, refused.message)
+        current = {node.name: node for node in pool.nodes}
+        for name in shown - current.keys():
+            metrics.remove_node(name)
+        for name, node in current.items():
+            metrics.set_node(name, node.healthy, node.in_flight)
+        shown.clear()
+        shown.update(current)
         body, content_type = metrics.render(request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type})
 
-    return endpoint
-
-
-def metrics_route(metrics: GatewayMetrics, path: str = "/metrics") -> Route:
-    """``GET path`` serving ``metrics``: ``app.router.routes.append(metrics_route(metrics))``."""
-    return Route(path, metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
+    return Route(path, endpoint, methods=["GET"])

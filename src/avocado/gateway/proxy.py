@@ -3,15 +3,20 @@
 A pure ASGI app, kept lean because every request goes through it: the body is read once, parsed with
 ``json.loads`` only to find ``model``, and forwarded as the client sent it over the pool's shared
 keep-alive client. The node's answer is held back only until its first chunk arrives, so a node that
-fails before that (connection refused or dropped, 5xx, breaker open) is replaced by another that has
-the model, at most ``Router.max_attempts`` nodes in all, without the client noticing. From then on
-chunks are passed on as they come (NDJSON and server-sent events unbuffered); if the node breaks off
-the stream, it ends with an error line in the stream's own format, as the node ends its streams.
+fails before that is replaced by another that has the model, at most ``Router.max_attempts`` nodes in
+all, without the client noticing. What counts against a node's breaker is what says the node is
+failing: no connection, a broken or timed-out exchange, ``500``, ``502`` or ``504``. A busy node's
+``503`` (queue full) is retried elsewhere without a mark against it; a node that refuses the gateway's
+key (``401``/``403``) is marked unauthorized and skipped; any other answer, client errors above all,
+goes straight back to the client. From then on chunks are passed on as they come (NDJSON and
+server-sent events unbuffered); if the node breaks off the stream or stalls in it, it ends with an
+error line in the stream's own format, as the node ends its streams.
 
 A client that disconnects cancels the upstream request (the connection to the node is closed, and the
 node stops generating). Token counts are read from the end of the answer only (the last chunks), with
-no JSON parsing of the stream, and reported with everything else in an :class:`Outcome` to the
-admission's ``finish`` and to every observer.
+no JSON parsing of the stream; a stream that ends before its counts (the client left, the node broke
+off) counts a generated token per chunk relayed. They are reported with everything else in an
+:class:`Outcome` to the admission's ``finish`` and to every observer.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from avocado.gateway.exchange import BadBody, Exchange, Failure, model_of, usage
 from avocado.gateway.hooks import Admission, Outcome, Refused, Ticket
 from avocado.gateway.nodes import Node, NodePool, normalize_model
 from avocado.gateway.routing import Router
-from avocado.gateway.upstream import UpstreamError, UpstreamResponse
+from avocado.gateway.upstream import TimedOut, UpstreamError, UpstreamResponse
 from avocado.request_id import request_id_of
 
 __all__ = ["MAX_BODY", "MODEL_ROUTES", "GatewayProxy", "Observer"]
@@ -54,6 +59,10 @@ MODEL_ROUTES = (
 MAX_BODY = 64 * 1024 * 1024  # images in chat requests are base64 in the body
 TAIL_CHUNKS = 16  # chunks kept (by reference) to read token counts from at the end
 TAIL_BYTES = 256 * 1024
+NODE_FAULTS = frozenset({500, 502, 504})  # answers that count against a node's breaker
+BUSY = 503  # the node is overloaded (queue full): another may take the request
+UNAUTHORIZED = frozenset({401, 403})  # the node refuses the gateway's key for it (clients' keys stay here)
+_RETRIED = NODE_FAULTS | UNAUTHORIZED | {BUSY, 404}
 
 
 class GatewayProxy:
@@ -84,9 +93,11 @@ class GatewayProxy:
         try:
             ticket = await self.admission.admit(Request(scope, replay(body)), ex.model)
         except Refused as refused:
+            ex.headers = refused.headers
             await self._error(ex, send, refused.status, refused.message, "refused", refused.retry_after)
             await self._report(ex, None)
             return
+        ex.headers = ticket.headers
         try:
             await self._handle(ex, scope, receive, send, problem, ticket)
         except Exception:
@@ -146,7 +157,8 @@ class GatewayProxy:
         elif failure.body is not None:
             await self._relay_failure(ex, send, failure)
         else:
-            await self._error(ex, send, 502, f"no node could answer: {failure.message}", failure.kind)
+            status = 504 if failure.kind == "timeout" else 502
+            await self._error(ex, send, status, f"no node could answer: {failure.message}", failure.kind)
 
     async def _attempt(
         self, ex: Exchange, node: Node, headers: list[tuple[bytes, bytes]], send: Send
@@ -166,7 +178,7 @@ class GatewayProxy:
                     first = await response.next_chunk()
             except UpstreamError as exc:
                 verdict = True
-                return self._failed(ex, node, f"{node.name}: {exc}")
+                return self._failed(ex, node, exc)
             verdict = True
             if failure is not None:
                 return failure
@@ -181,9 +193,11 @@ class GatewayProxy:
             self.pool.end(node)
 
     async def _refused_by(self, node: Node, response: UpstreamResponse, name: str) -> Failure | None:
-        """A 5xx (the node is failing) or a 404 for the model (it lost it): worth trying another node."""
+        """An answer worth trying another node for: the node is failing (500, 502, 504), busy (503),
+        refuses the gateway's key (401, 403) or lost the model (404). Others go to the client as they are.
+        """
         status = response.status
-        if status < 500 and status != 404:
+        if status not in _RETRIED:
             return None
         data = await response.read()
         headers = response_headers(response.headers)
@@ -191,15 +205,26 @@ class GatewayProxy:
             node.forget_model(name)
             node.breaker.success()
             return Failure("not_found", f"{node.name} does not have the model", status, headers, data)
+        if status == BUSY:  # alive and answering: no mark against it (a probe ends without a verdict)
+            node.breaker.release()
+            log.info("gateway: node %s is busy (HTTP 503); trying another", node.name)
+            return Failure("busy", f"{node.name} is busy", status, headers, data)
+        if status in UNAUTHORIZED:  # the client never sees this: its own key stays with the gateway
+            message = f"{node.name} refuses the gateway's key for it (HTTP {status})"
+            node.breaker.release()
+            node.refused_key(message)
+            log.warning("gateway: node %s is unauthorized: HTTP %d to a request", node.name, status)
+            return Failure("unauthorized", message)
         message = f"{node.name}: HTTP {status}"
         node.failed(message)
         log.warning("gateway: node %s answered HTTP %d", node.name, status)
         return Failure("upstream", message, status, headers, data)
 
-    def _failed(self, ex: Exchange, node: Node, message: str) -> Failure:
+    def _failed(self, ex: Exchange, node: Node, exc: UpstreamError) -> Failure:
+        message = f"{node.name}: {exc}"
         node.failed(message)
         log.warning("gateway: request %s failed on node %s: %s", ex.request_id, node.name, message)
-        return Failure("upstream", message)
+        return Failure("timeout" if isinstance(exc, TimedOut) else "upstream", message)
 
     async def _relay(
         self, ex: Exchange, node: Node, response: UpstreamResponse, first: bytes | None, send: Send
@@ -210,23 +235,39 @@ class GatewayProxy:
         sse = kind.startswith(b"text/event-stream")
         ex.streamed = sse or kind.startswith(b"application/x-ndjson")
         headers = response_headers(response.headers)
+        if ex.headers:
+            headers.extend(ex.headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         tail: deque[bytes] = deque(maxlen=TAIL_CHUNKS)
-        if first is not None:
-            ex.ttft = time.perf_counter() - ex.started
-            tail.append(first)
-            await send({"type": "http.response.body", "body": first, "more_body": True})
-            try:
-                while (chunk := await response.next_chunk()) is not None:
-                    tail.append(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except UpstreamError as exc:
-                await self._broken(ex, node, exc, tail, sse, send)
-                return
-        ex.finished = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        if response.status == 200:
-            ex.tokens = usage_of(b"".join(tail)[-TAIL_BYTES:], is_openai_path(ex.path))
+        chunks = 0
+        try:
+            if first is not None:
+                ex.ttft = time.perf_counter() - ex.started
+                tail.append(first)
+                chunks = 1
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+                try:
+                    while (chunk := await response.next_chunk()) is not None:
+                        tail.append(chunk)
+                        chunks += 1
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except UpstreamError as exc:
+                    await self._broken(ex, node, exc, tail, sse, send)
+                    return
+            ex.finished = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:  # cancelled too (the client left): what was streamed counts against the key
+            if response.status == 200:
+                ex.tokens = self._tokens(ex, tail, chunks)
+
+    @staticmethod
+    def _tokens(ex: Exchange, tail: deque[bytes], chunks: int) -> tuple[int, int]:
+        """The node's own counts from the end of its answer; for a stream cut before them, a generated
+        token per chunk (the node sends one chunk a token) and the prompt uncounted."""
+        prompt, generated = usage_of(b"".join(tail)[-TAIL_BYTES:], is_openai_path(ex.path))
+        if generated == 0 and ex.streamed:
+            generated = chunks
+        return prompt, generated
 
     async def _broken(
         self, ex: Exchange, node: Node, exc: Exception, tail: deque[bytes], sse: bool, send: Send
@@ -234,13 +275,18 @@ class GatewayProxy:
         """The node broke off its answer after the client got part of it."""
         message = f"{node.name}: {exc}"
         node.failed(message)
-        ex.error = "upstream"
+        timed_out = isinstance(exc, TimedOut)
+        ex.error = "timeout" if timed_out else "upstream"
         log.warning("gateway: node %s broke off request %s: %s", node.name, ex.request_id, message)
         if not ex.streamed:
             return  # unfinished: the server cuts the connection, so the client sees a broken body
         separator = b"\n\n" if sse else b"\n"
         gap = b"" if tail and tail[-1].endswith(separator) else separator
-        line = stream_error_line(ex.path, sse, 502, "the node serving this request failed; the answer is cut")
+        if timed_out:
+            status, text = 504, f"{exc}; the answer is cut"
+        else:
+            status, text = 502, "the node serving this request failed; the answer is cut"
+        line = stream_error_line(ex.path, sse, status, text)
         ex.finished = True
         await send({"type": "http.response.body", "body": gap + line, "more_body": False})
 
@@ -251,6 +297,7 @@ class GatewayProxy:
         ex.error = failure.kind
         headers = [(k, v) for k, v in failure.headers if k.lower() != b"content-length"]
         headers.append((b"content-length", b"%d" % len(failure.body)))
+        headers.extend(ex.headers)
         await send({"type": "http.response.start", "status": failure.status, "headers": headers})
         await send({"type": "http.response.body", "body": failure.body, "more_body": False})
 
@@ -264,7 +311,7 @@ class GatewayProxy:
         retry_after: float | None = None,
     ) -> None:
         ex.status, ex.error, ex.responded, ex.finished = status, kind, True, True
-        await send_error(send, ex.path, status, message, retry_after)
+        await send_error(send, ex.path, status, message, retry_after, ex.headers)
 
     async def _report(self, ex: Exchange, ticket: Ticket | None) -> None:
         """The outcome to the admission (when it admitted the request), the observers and the log."""

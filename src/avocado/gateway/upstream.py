@@ -7,6 +7,13 @@ answer is parsed by ``httptools`` (llhttp, which uvicorn uses too): the status a
 the body chunk by chunk (chunked transfer encoding undone), with reading paused while a slow client
 lets more than :data:`HIGH_WATER` bytes pile up.
 
+Two deadlines keep a wedged node from holding a request forever, both kept by one timer per
+exchange (nothing is added per chunk but the arrival time): ``first_byte_timeout`` from the request
+to the first byte of the answer's body (a streamed answer's first token; a non-streamed answer's
+whole body), long enough for the node to load a model, and ``idle_timeout`` between the body's
+chunks after that. Either raises :class:`TimedOut`, and the connection is closed, which is how the
+node learns that its client has gone. Time the gateway stops reading for a slow client does not count.
+
 Only what the gateway needs: requests with a body of known length, answers streamed back, TLS for
 ``https`` nodes (public tunnel URLs), no redirects, no proxies, no compression. Health checks and
 listings, off the hot path, keep using httpx.
@@ -24,11 +31,23 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["Broken", "ConnectFailed", "Origin", "Upstream", "UpstreamError", "UpstreamResponse"]
+__all__ = [
+    "DEFAULT_FIRST_BYTE_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "Broken",
+    "ConnectFailed",
+    "Origin",
+    "TimedOut",
+    "Upstream",
+    "UpstreamError",
+    "UpstreamResponse",
+]
 
 HIGH_WATER = 1 << 20  # bytes of answer held for a slow client before reading from the node pauses
 LOW_WATER = 1 << 18
 _JOIN_LIMIT = 1 << 16  # bodies up to this size go out in the same write as the head
+DEFAULT_FIRST_BYTE_TIMEOUT = 300.0  # seconds: a model load, as Ollama's OLLAMA_LOAD_TIMEOUT
+DEFAULT_IDLE_TIMEOUT = 60.0  # seconds between two chunks of an answer
 
 
 class UpstreamError(Exception):
@@ -45,6 +64,18 @@ class Broken(UpstreamError):
     def __init__(self, message: str, *, answered: bool) -> None:
         super().__init__(message)
         self.answered = answered  # any byte of the answer had arrived
+
+
+class TimedOut(Broken):
+    """The node sent nothing for too long: no first byte of the body, or no next chunk.
+
+    ``first_byte`` says which: True while no byte of the body had arrived (another node may take
+    the request), False once it had (the answer is cut).
+    """
+
+    def __init__(self, message: str, *, answered: bool, first_byte: bool) -> None:
+        super().__init__(message, answered=answered)
+        self.first_byte = first_byte
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +218,13 @@ class _Connection(asyncio.Protocol):
         self.lost = asyncio.get_running_loop().create_future()  # done when the connection is gone
         self.idle_since = 0.0
         self.answered = False  # a byte of the current answer has arrived
+        self.loop = asyncio.get_running_loop()
+        # The deadlines of the current exchange (see the module's docstring), kept by one timer.
+        self.timer: asyncio.TimerHandle | None = None
+        self.sent_at = 0.0
+        self.last_data = 0.0  # when the node last sent anything (loop time)
+        self.body_started = False
+        self.reading_paused = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
@@ -198,6 +236,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.answered = True
+        self.last_data = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -206,6 +245,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._disarm()
         if not self.lost.done():
             self.lost.set_result(None)
         self.upstream.forget(self)
@@ -225,10 +265,15 @@ class _Connection(asyncio.Protocol):
             self.headers_ready.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if not self.body_started:  # from now on the deadline is the idle one (once per exchange)
+            self.body_started = True
+            self._disarm()
+            self.timer = self.loop.call_at(self.last_data + self.upstream.idle_timeout, self._check)
         if self.response is not None:
             self.response._feed(body)
 
     def on_message_complete(self) -> None:
+        self._disarm()
         if self.response is not None:
             self.response._end(self.parser.should_keep_alive())
 
@@ -253,6 +298,7 @@ class _Connection(asyncio.Protocol):
         else:
             self.transport.write(b"".join(head))
             self.transport.write(body)
+        self._arm()
         try:
             await ready
         except BaseException:
@@ -261,6 +307,7 @@ class _Connection(asyncio.Protocol):
         return response
 
     def finished(self, reusable: bool) -> None:
+        self._disarm()
         self.response, self.headers_ready = None, None
         if reusable and not self.closed:
             self.upstream.release(self)
@@ -268,20 +315,59 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def pause_reading(self) -> None:
+        self.reading_paused = True
         if self.transport is not None and not self.closed:
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
+        self.reading_paused = False
+        self.last_data = self.loop.time()  # the node's silence counts from now, not from the pause
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
     def close(self) -> None:
         self.closed = True
+        self._disarm()
         if self.transport is not None:
             self.transport.close()
 
-    def _fail(self, reason: str) -> None:
-        error = Broken(reason, answered=self.answered)
+    # -- deadlines ----------------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        self.sent_at = self.last_data = self.loop.time()
+        self.body_started = False
+        self.reading_paused = False
+        self.timer = self.loop.call_at(self.sent_at + self.upstream.first_byte_timeout, self._check)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _check(self) -> None:
+        """The timer: time the exchange out if its deadline passed, else look again at the deadline."""
+        self.timer = None
+        if self.response is None or self.closed:
+            return
+        now = self.loop.time()
+        if not self.body_started:
+            limit, due = self.upstream.first_byte_timeout, self.sent_at + self.upstream.first_byte_timeout
+        else:
+            limit = self.upstream.idle_timeout
+            due = now + limit if self.reading_paused else self.last_data + limit
+        if now < due:
+            self.timer = self.loop.call_at(due, self._check)
+            return
+        if self.body_started:
+            message = f"the node sent nothing for {limit:g}s in the middle of its answer"
+        else:
+            message = f"no answer from the node within {limit:g}s"
+        self._fail(message, TimedOut(message, answered=self.answered, first_byte=not self.body_started))
+        self.close()
+
+    def _fail(self, reason: str, error: Broken | None = None) -> None:
+        if error is None:
+            error = Broken(reason, answered=self.answered)
         if self.headers_ready is not None and not self.headers_ready.done():
             self.headers_ready.set_exception(error)
         if self.response is not None:
@@ -297,8 +383,13 @@ class Upstream:
         max_idle: int = 256,
         idle_expiry: float = 30.0,
         tls: ssl.SSLContext | None = None,
+        *,
+        first_byte_timeout: float = DEFAULT_FIRST_BYTE_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.connect_timeout = connect_timeout
+        self.first_byte_timeout = first_byte_timeout
+        self.idle_timeout = idle_timeout
         self.max_idle = max_idle
         self.idle_expiry = idle_expiry
         self._origins: dict[str, Origin] = {}
@@ -310,8 +401,9 @@ class Upstream:
     ) -> UpstreamResponse:
         """Send a request to the node at ``url``; returns when the answer's headers are in.
 
-        Raises :class:`ConnectFailed` or :class:`Broken`. A kept-alive connection that turns out to
-        have been closed by the node before it answered is replaced once by a new one.
+        Raises :class:`ConnectFailed` or :class:`Broken` (:class:`TimedOut` among them). A kept-alive
+        connection that turns out to have been closed by the node before it answered is replaced
+        once by a new one.
         """
         origin = self._origins.get(url)
         if origin is None:
@@ -321,7 +413,7 @@ class Upstream:
             try:
                 return await connection.exchange(method, path, headers, body)
             except Broken as exc:
-                if exc.answered:
+                if exc.answered or isinstance(exc, TimedOut):  # a node that said nothing: no second wait
                     raise
         connection = await self._connect(origin)
         return await connection.exchange(method, path, headers, body)

@@ -18,10 +18,10 @@ from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
 from avocado.config import Settings
 from avocado.logs import note
+from avocado.names import InvalidModelName
 from avocado.node.engine import Done, Loaded, ModelManager, SamplingParams, Text
 from avocado.node.options import OptionError, validate_options
 from avocado.node.prompt import PromptBuilder, PromptError
-from avocado.node.store.names import InvalidModelName
 from avocado.node.store.store import Model, ModelStore
 from avocado.units import DurationError, parse_duration
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from avocado.names import InvalidModelName, ModelName
 from avocado.node.store.building import CreateSpec, create_model
 from avocado.node.store.errors import InvalidModelFile, ModelNotFound, StoreError
 from avocado.node.store.gguf_info import human_parameters, read_gguf_info
-from avocado.node.store.names import InvalidModelName, ModelName
 from avocado.node.store.store import MediaType, ModelStore
 from tests.support import GEMMA, SMOLLM
 

@@ -6,7 +6,14 @@ cache and batched usage counts), ``router`` the admin API and ``admission`` the 
 
 from __future__ import annotations
 
-from avocado.gateway.keys.admission import KeyAdmission, KeyTicket, bearer_key, master_guard, ticket_limits
+from avocado.gateway.keys.admission import (
+    KeyAdmission,
+    KeyTicket,
+    bearer_key,
+    master_guard,
+    metrics_guard,
+    ticket_limits,
+)
 from avocado.gateway.keys.router import KEYS_PATH, keys_router
 from avocado.gateway.keys.schemas import KeyCreate, KeyCreated, KeyList, KeyPublic, parse_expires_in
 from avocado.gateway.keys.service import KeyLimits, KeyRecord, KeyService, hash_key, new_key
@@ -26,6 +33,7 @@ __all__ = [
     "hash_key",
     "keys_router",
     "master_guard",
+    "metrics_guard",
     "new_key",
     "parse_expires_in",
     "ticket_limits",

@@ -1,11 +1,15 @@
 """Who may call the gateway: the :class:`~avocado.gateway.hooks.Admission` for virtual API keys.
 
 The key comes from ``Authorization: Bearer <key>`` or ``x-api-key: <key>``. The master key passes
-with no limits; a key of the database passes if it is active and allows the model; without a key
-the request passes as anonymous unless keys are required. What passes gets a :class:`KeyTicket`
-whose ``limits`` (a :class:`avocado.gateway.limits.KeyLimits`) the limiter chained after this
-enforces: ``limiter.acquire(ticket.key_id, limits)`` with ``limits = ticket_limits(ticket)`` when
-that is not ``None``. :meth:`KeyAdmission.finish` counts the request's tokens for its key.
+with no limits; a key of the database passes if it is active and allows the model (a revoked or
+expired one is refused, whether keys are required or not: it names a caller whose access was ended,
+and letting it in as anonymous would lift its limits). Without a key, or with a key the gateway does
+not know, the request passes as anonymous unless keys are required: OpenAI's SDKs always send one
+(``api_key="unused"``), and a gateway that asks for none must not turn them away. What passes gets
+a :class:`KeyTicket` whose ``limits`` (a :class:`avocado.gateway.limits.KeyLimits`) the limiter
+chained after this enforces: ``limiter.acquire(ticket.key_id, limits)`` with
+``limits = ticket_limits(ticket)`` when that is not ``None``. :meth:`KeyAdmission.finish` counts the
+request's tokens for its key.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from avocado.gateway.hooks import Outcome, Refused, Ticket
 from avocado.gateway.keys.service import KeyService
 from avocado.gateway.limits import KeyLimits
 
-__all__ = ["KeyAdmission", "KeyTicket", "bearer_key", "master_guard", "ticket_limits"]
+__all__ = ["KeyAdmission", "KeyTicket", "bearer_key", "master_guard", "metrics_guard", "ticket_limits"]
 
 Caller = Literal["key", "master", "anonymous"]
 
@@ -51,17 +55,21 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def master_guard(master_key: str | None, keys_required: bool) -> Callable[[Request], Awaitable[None]]:
+def master_guard(
+    master_key: str | None, keys_required: bool, open_to_all: bool = False
+) -> Callable[[Request], Awaitable[None]]:
     """A check for admin-only routes (model management): the master key when one is configured;
     without one, everyone on a gateway that requires no keys (one user), no one on a gateway that does.
+    ``open_to_all`` lets everyone in on a gateway that requires no keys, master key or not (``avocado up``).
     """
     expected = master_key or None
+    everyone = not keys_required and (expected is None or open_to_all)
 
     async def guard(request: Request) -> None:
-        if expected is None:
-            if keys_required:
-                raise Refused(403, "model management is disabled: the gateway has no master key")
+        if everyone:
             return
+        if expected is None:
+            raise Refused(403, "model management is disabled: the gateway has no master key")
         given = bearer_key(request)
         if given is None:
             raise Refused(401, "model management needs the master key: Authorization: Bearer <key>")
@@ -71,8 +79,30 @@ def master_guard(master_key: str | None, keys_required: bool) -> Callable[[Reque
     return guard
 
 
+def metrics_guard(
+    master_key: str | None, metrics_token: str | None, keys_required: bool
+) -> Callable[[Request], Awaitable[None]]:
+    """A check for ``GET /metrics``: open on a gateway that requires no keys; otherwise the master key
+    or ``metrics_token`` (a scraper's credential that opens nothing else)."""
+    accepted = [token for token in (master_key, metrics_token) if token]
+
+    async def guard(request: Request) -> None:
+        if not keys_required:
+            return
+        if not accepted:
+            raise Refused(403, "metrics are disabled: set a metrics_token (or a master key) to scrape them")
+        given = bearer_key(request)
+        if given is None:
+            raise Refused(401, "metrics need a token: Authorization: Bearer <metrics token or master key>")
+        if not any(_same(given, token) for token in accepted):
+            raise Refused(403, "metrics need the metrics token or the master key")
+
+    return guard
+
+
 class KeyAdmission:
-    """Admits callers by API key; ``require_key=False`` lets callers without a key in, unlimited."""
+    """Admits callers by API key; ``require_key=False`` lets callers without a key (or with a key it
+    does not know) in, unlimited."""
 
     def __init__(self, service: KeyService, master_key: str | None, require_key: bool) -> None:
         self.service = service
@@ -89,7 +119,9 @@ class KeyAdmission:
             return KeyTicket(key_name="master", caller="master")
         record = await self.service.alookup(key)
         if record is None:
-            raise Refused(401, "invalid API key")
+            if self.require_key:
+                raise Refused(401, "invalid API key")
+            return KeyTicket(caller="anonymous")
         state = record.state(self.service.now())
         if state != "active":
             raise Refused(401, f"API key {state}")

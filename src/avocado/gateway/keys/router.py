@@ -81,6 +81,23 @@ def _master_guard(master_key: str | None) -> Callable[[Request], None]:
     return require_master
 
 
+_WHY = {
+    400: "Bad input (a readable message)",
+    401: "No master key, or the wrong one",
+    403: "The gateway has no master key: the admin API is off",
+    404: "No such key",
+}
+
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for the errors, all ``{"error": "..."}``."""
+    schema = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+    return {
+        status: {"description": _WHY[status], "content": {"application/json": {"schema": schema}}}
+        for status in statuses
+    }
+
+
 def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
     """The admin routes over ``service``; only ``master_key`` opens them (``None``: nothing does)."""
     router = APIRouter(
@@ -88,6 +105,7 @@ def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
         tags=["keys"],
         route_class=_AdminRoute,
         dependencies=[Depends(_master_guard(master_key))],
+        responses=_responses(401, 403),
     )
 
     def _found(key_id: str) -> KeyPublic:
@@ -96,7 +114,7 @@ def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
             raise AdminError(404, f"API key '{key_id}' not found")
         return KeyPublic.from_record(record, service.now())
 
-    @router.post("", status_code=201)
+    @router.post("", status_code=201, responses=_responses(400))
     def create_key(spec: KeyCreate) -> KeyCreated:
         record, key = service.create(spec)
         return KeyCreated.from_new(record, key, service.now())
@@ -106,11 +124,11 @@ def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
         now = service.now()
         return KeyList(keys=[KeyPublic.from_record(record, now) for record in service.list()])
 
-    @router.get("/{key_id}")
+    @router.get("/{key_id}", responses=_responses(404))
     def get_key(key_id: str) -> KeyPublic:
         return _found(key_id)
 
-    @router.delete("/{key_id}", status_code=204)
+    @router.delete("/{key_id}", status_code=204, responses=_responses(404))
     def revoke_key(key_id: str) -> Response:
         if service.revoke(key_id) is None:
             raise AdminError(404, f"API key '{key_id}' not found")

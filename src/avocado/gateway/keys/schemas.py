@@ -7,11 +7,13 @@ database. ``expires_in`` reads durations as people type them: ``30d``, ``12h``, 
 
 from __future__ import annotations
 
-import re
+import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from avocado.units import DurationError, parse_duration
 
 if TYPE_CHECKING:
     from avocado.gateway.keys.service import KeyRecord
@@ -23,21 +25,22 @@ KeyState = Literal["active", "expired", "revoked"]
 _INT32_MAX = 2**31 - 1  # the columns are 32-bit integers on PostgreSQL
 Limit = Annotated[int | None, Field(strict=True, ge=1, le=_INT32_MAX)]
 
-_DURATION_PART = re.compile(r"(\d+)([smhdw])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_LIFETIME = timedelta(days=100 * 365)
 
 
 def parse_expires_in(text: str) -> timedelta:
     """``"30d"``, ``"12h"``, ``"1d12h"``, ``"3600"`` (seconds) as a positive :class:`timedelta`."""
     value = text.strip().lower()
-    if value.isdigit():
-        seconds = int(value)
-    else:
-        parts = _DURATION_PART.findall(value)
-        if not parts or "".join(number + unit for number, unit in parts) != value:
-            raise ValueError(f"expires_in {text!r} is not a duration like 30d, 12h, 90m or 1d12h")
-        seconds = sum(int(number) * _SECONDS[unit] for number, unit in parts)
+    try:
+        # Whole numbers and units only: no sign (a negative duration means "forever" to
+        # parse_duration), no fractions, no spaces.
+        if not (value.isalnum() and value[0].isdigit()):
+            raise DurationError(value)
+        seconds = parse_duration(value)
+    except DurationError:
+        raise ValueError(f"expires_in {text!r} is not a duration like 30d, 12h, 90m or 1d12h") from None
+    if seconds is None or not math.isfinite(seconds):
+        raise ValueError(f"expires_in {text!r} is not a duration like 30d, 12h, 90m or 1d12h")
     if seconds <= 0:
         raise ValueError("expires_in must be longer than zero")
     if seconds > _MAX_LIFETIME.total_seconds():

@@ -33,6 +33,7 @@ from avocado.db.base import utcnow
 from avocado.gateway.keys.models import ApiKey
 from avocado.gateway.keys.schemas import KeyCreate, KeyState
 from avocado.gateway.limits import KeyLimits  # one class for a key's limits, here and in the limiter
+from avocado.names import model_allowed
 
 __all__ = ["KEY_PREFIX", "KeyLimits", "KeyRecord", "KeyService", "hash_key", "new_key"]
 
@@ -79,7 +80,8 @@ class KeyRecord:
         return "active"
 
     def allows(self, model: str) -> bool:
-        return self.allowed_models is None or model in self.allowed_models
+        """Whether the key may use ``model`` (``smollm2`` and ``smollm2:latest`` are one model)."""
+        return self.allowed_models is None or model_allowed(model, self.allowed_models)
 
 
 def _record(row: ApiKey) -> KeyRecord:

@@ -9,11 +9,11 @@ from fastapi import FastAPI
 
 from avocado import api_errors
 from avocado.api_errors import error_body, error_response
+from avocado.names import InvalidModelName
 from avocado.node.engine.errors import EngineError, ModelLoadError, QueueFull
 from avocado.node.options import OptionError
 from avocado.node.service import BadRequest, NotFound
 from avocado.node.store.errors import BlobNotFound, InvalidModelFile, ModelNotFound, StoreError
-from avocado.node.store.names import InvalidModelName
 
 __all__ = ["error_body", "error_response", "install_error_handlers", "status_for"]
 

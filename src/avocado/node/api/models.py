@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 import avocado
+from avocado.names import ModelName
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import CopyRequest, CreateRequest, DeleteRequest, ShowRequest
 from avocado.node.api.streaming import ProgressReport, progress_response, thread_stream
@@ -19,7 +20,6 @@ from avocado.node.service import BadRequest
 from avocado.node.store.building import CreateSpec, create_model
 from avocado.node.store.errors import StoreError
 from avocado.node.store.modelfile import Modelfile, ModelfileError, format_parameters, parse_modelfile
-from avocado.node.store.names import ModelName
 from avocado.node.store.store import Model, StoredModel
 
 __all__ = ["details", "router"]

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
+from avocado.names import ModelName
 from avocado.node.api.deps import Service
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
@@ -26,7 +27,6 @@ from avocado.node.registry.files import FilePuller, is_url_source
 from avocado.node.registry.guard import PullPolicy
 from avocado.node.service import BadRequest
 from avocado.node.store.building import looks_like_path
-from avocado.node.store.names import ModelName
 
 __all__ = ["TransferRequest", "router"]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from avocado.names import DEFAULT_HOST, ModelName
 from avocado.node.registry import WireManifest, parse_manifest
 from avocado.node.registry.auth import RegistryAuth
 from avocado.node.registry.errors import (
@@ -29,7 +30,6 @@ from avocado.node.registry.errors import (
     network_errors,
 )
 from avocado.node.registry.guard import GuardedTransport, PullPolicy, read_capped
-from avocado.node.store.names import DEFAULT_HOST, ModelName
 from avocado.node.store.store import Layer, MediaType, ModelStore
 
 __all__ = ["Progress", "Puller", "Pusher", "registry_url"]

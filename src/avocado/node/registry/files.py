@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from avocado.names import ModelName
 from avocado.node.registry.client import Progress
 from avocado.node.registry.errors import (
     RegistryError,
@@ -33,7 +34,6 @@ from avocado.node.registry.guard import GuardedTransport, PullPolicy, TooLarge
 from avocado.node.store.building import build_model
 from avocado.node.store.errors import InvalidModelFile
 from avocado.node.store.gguf_info import read_gguf_info
-from avocado.node.store.names import ModelName
 from avocado.node.store.store import ModelStore
 from avocado.redact import redact_url
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from avocado.names import DEFAULT_HOST, InvalidModelName, ModelName
 from avocado.node.api.deps import Service
 from avocado.node.registry import parse_manifest
 from avocado.node.registry.errors import RegistryError
 from avocado.node.store.errors import StoreError
-from avocado.node.store.names import DEFAULT_HOST, InvalidModelName, ModelName
 from avocado.node.store.store import BlobWriter, MediaType, ModelStore
 
 __all__ = ["router"]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from avocado.names import InvalidModelName, ModelName
 from avocado.node.store.errors import BlobNotFound, ModelNotFound, StoreError
-from avocado.node.store.names import InvalidModelName, ModelName
 from avocado.node.store.store import Layer, MediaType, ModelStore, StoredModel
 
 __all__ = ["CreateSpec", "build_model", "create_model", "looks_like_path"]

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from avocado.names import ModelName
 from avocado.node.store.errors import BlobNotFound, ModelNotFound, StoreError
 from avocado.node.store.gguf_info import GGUFInfo, read_gguf_info
-from avocado.node.store.names import ModelName
 
 __all__ = ["BlobWriter", "Layer", "MediaType", "Model", "ModelStore", "StoredModel"]
 

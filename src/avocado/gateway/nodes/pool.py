@@ -6,6 +6,8 @@ A :class:`NodePool` holds static nodes (``URL[,api_key]``) and the nodes a disco
 healthy and which models it serves. Requests report back too (:meth:`Node.succeeded`,
 :meth:`Node.failed`), and each node's :class:`Breaker` stops sending it requests after
 ``breaker_failures`` failures in a row until a probe, ``breaker_cooldown`` seconds later, succeeds.
+A node that refuses the gateway's key (401/403) is ``unauthorized``: shown as such, sent nothing,
+and checked again like any unhealthy node.
 
 A node that announces ``draining`` gets no new requests; one that leaves discovery (``offline``, or
 its TTL ran out) is dropped as soon as its last request has ended.
@@ -19,233 +21,39 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 
-from avocado.discovery import Announcement, ModelInfo, Registry, redact_url
-from avocado.gateway.upstream import Upstream
-from avocado.node.store.names import ModelName
+from avocado.discovery import Announcement, Registry, redact_url
+from avocado.gateway.nodes.breaker import Breaker
+from avocado.gateway.nodes.node import Node, describe_error
+from avocado.gateway.nodes.spec import NodeSpec
+from avocado.gateway.upstream import DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, Upstream
 
-__all__ = [
-    "Breaker",
-    "BreakerState",
-    "Node",
-    "NodePool",
-    "NodeSource",
-    "NodeSpec",
-    "NodeStatus",
-    "describe_error",
-    "normalize_model",
-]
+__all__ = ["KEEPALIVE_EXPIRY", "NodePool"]
 
 log = logging.getLogger(__name__)
 
-NodeSource = Literal["static", "discovery"]
-NodeStatus = Literal["online", "draining", "offline"]
-BreakerState = Literal["closed", "open", "half_open"]
-
-LATENCY_ALPHA = 0.3  # weight of the newest sample in a node's latency average
 # Idle connections to nodes are dropped before servers drop them (uvicorn after 5 s), so that a
 # health check rarely meets a connection closed under it.
 KEEPALIVE_EXPIRY = 4.0
-
-
-@lru_cache(maxsize=4096)
-def normalize_model(name: str) -> str:
-    """The name a node lists a model under (``smollm2`` -> ``smollm2:latest``); ``ValueError`` if invalid."""
-    return ModelName.parse(name).display
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short text for an exception (httpx's are often empty)."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSpec:
-    """A static node: its URL, the key it wants (never shown), and its share of the load."""
-
-    url: str
-    api_key: str | None = field(default=None, repr=False)
-    name: str | None = None
-    weight: float = 1.0
-
-    @classmethod
-    def parse(cls, entry: str, weight: float = 1.0) -> NodeSpec:
-        """``URL[,api_key]``, as in ``AVOCADO_NODES``."""
-        url, _, key = entry.strip().partition(",")
-        return cls(url=url.strip().rstrip("/"), api_key=key.strip() or None, weight=weight)
-
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"a node is URL[,api_key] with an http(s) URL, got {redact_url(self.url)!r}")
-        if self.api_key is not None and (not self.api_key.isprintable() or " " in self.api_key):
-            raise ValueError("a node's api key must be printable, without spaces")
-        if self.weight <= 0:
-            raise ValueError("a node's weight must be positive")
-
-
-class Breaker:
-    """Closed, then open after ``threshold`` failures in a row; after ``cooldown`` s one probe may pass.
-
-    The probe's success closes the breaker; its failure opens it for another ``cooldown``.
-    """
-
-    def __init__(
-        self, threshold: int = 3, cooldown: float = 10.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self._clock = clock
-        self.state: BreakerState = "closed"
-        self.failures = 0  # consecutive
-        self.opened_at = 0.0
-
-    def available(self) -> bool:
-        """Whether :meth:`acquire` would let a request through now (without taking the probe)."""
-        if self.state == "closed":
-            return True
-        return self.state == "open" and self._clock() - self.opened_at >= self.cooldown
-
-    def acquire(self) -> bool:
-        """Let one request through: any while closed; the single half-open probe once the cooldown passed."""
-        if self.state == "closed":
-            return True
-        if self.state == "open" and self._clock() - self.opened_at >= self.cooldown:
-            self.state = "half_open"
-            return True
-        return False
-
-    def success(self) -> None:
-        self.failures = 0
-        self.state = "closed"
-
-    def failure(self) -> None:
-        self.failures += 1
-        if self.state == "half_open" or (self.state == "closed" and self.failures >= self.threshold):
-            self.state = "open"
-            self.opened_at = self._clock()
-
-    def release(self) -> None:
-        """A probe that ended without a verdict (the client left): the next request may probe."""
-        if self.state == "half_open":
-            self.state = "open"
-
-
-class Node:
-    """One node as the gateway sees it. Its API key only ever leaves as the ``Authorization`` header."""
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        api_key: str | None = None,
-        source: NodeSource = "static",
-        weight: float = 1.0,
-        breaker: Breaker | None = None,
-    ) -> None:
-        self.name = name
-        self.url = url.rstrip("/")
-        self.source: NodeSource = source
-        self.weight = weight
-        self.breaker = breaker if breaker is not None else Breaker()
-        self.status: NodeStatus = "online"
-        self.healthy = True  # until a health check says otherwise
-        self.checked = False  # a health check has answered (either way)
-        self.gone = False  # left discovery: no new requests, dropped once idle
-        self.models: frozenset[str] = frozenset()
-        self.tags: tuple[dict[str, Any], ...] = ()  # its /api/tags entries (or its announced models)
-        self.in_flight = 0
-        self.requests = 0  # requests sent to it, failed ones included
-        self.latency_s: float | None = None  # average of health checks and time to first byte
-        self.last_error: str | None = None
-        self.auth: tuple[tuple[bytes, bytes], ...] = (
-            ((b"authorization", b"Bearer " + api_key.encode()),) if api_key else ()
-        )
-
-    def __repr__(self) -> str:
-        return f"Node({self.name!r}, {redact_url(self.url)!r}, {self.status}, healthy={self.healthy})"
-
-    @property
-    def has_api_key(self) -> bool:
-        return bool(self.auth)
-
-    @property
-    def routable(self) -> bool:
-        """Takes new requests (its breaker aside)."""
-        return self.healthy and self.status == "online" and not self.gone
-
-    def observe_latency(self, seconds: float) -> None:
-        previous = self.latency_s
-        self.latency_s = seconds if previous is None else previous + LATENCY_ALPHA * (seconds - previous)
-
-    def succeeded(self, seconds: float) -> None:
-        """A request got its first byte from the node after ``seconds``."""
-        self.observe_latency(seconds)
-        self.breaker.success()
-
-    def failed(self, error: str) -> None:
-        """A request failed on the node (connection, timeout or 5xx)."""
-        self.last_error = error
-        self.breaker.failure()
-
-    def forget_model(self, model: str) -> None:
-        """The node said it does not have ``model`` (deleted since the last check)."""
-        self.models = self.models - {model}
-
-    def set_tags(self, entries: list[dict[str, Any]]) -> None:
-        names = []
-        for entry in entries:
-            try:
-                names.append(normalize_model(str(entry.get("name") or entry.get("model") or "")))
-            except ValueError:
-                continue
-        self.tags = tuple(entries)
-        self.models = frozenset(names)
-
-    def set_announced(self, models: tuple[ModelInfo, ...]) -> None:
-        """An announcement's model list, when it differs from what the node listed last."""
-        entries = [{"name": m.name, "model": m.name, "size": m.size, "digest": m.digest} for m in models]
-        names = {str(entry["name"]) for entry in entries}
-        if names != {str(entry.get("name")) for entry in self.tags}:
-            self.set_tags(entries)
-
-    def describe(self) -> dict[str, Any]:
-        """What ``GET /api/avocado/nodes`` shows: everything but the key."""
-        return {
-            "name": self.name,
-            "url": redact_url(self.url),
-            "source": self.source,
-            "status": "offline" if self.gone else self.status,
-            "healthy": self.healthy,
-            "breaker": self.breaker.state,
-            "models": sorted(self.models),
-            "in_flight": self.in_flight,
-            "requests": self.requests,
-            "latency_ms": None if self.latency_s is None else round(self.latency_s * 1000, 2),
-            "consecutive_failures": self.breaker.failures,
-            "last_error": self.last_error,
-            "weight": self.weight,
-            "api_key": self.has_api_key,
-        }
 
 
 class _CheckFailed(Exception):
     pass
 
 
+class _Unauthorized(_CheckFailed):
+    """The node refused the gateway's key for it (or its lack of one)."""
+
+
 class NodePool:
     """Static nodes plus those ``registry`` knows; health checks between :meth:`start` and :meth:`close`.
 
     ``discovery_api_key`` is sent to discovered nodes (announcements carry no keys); ``tls`` verifies
-    ``https`` nodes (default: the system's CAs).
+    ``https`` nodes (default: the system's CAs). ``first_byte_timeout`` and ``stream_idle_timeout``
+    bound how long a request waits on a node (see :mod:`avocado.gateway.upstream`).
     """
 
     def __init__(
@@ -259,6 +67,8 @@ class NodePool:
         breaker_failures: int = 3,
         breaker_cooldown: float = 10.0,
         connect_timeout: float = 5.0,
+        first_byte_timeout: float = DEFAULT_FIRST_BYTE_TIMEOUT,
+        stream_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = 1024,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -279,7 +89,12 @@ class NodePool:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self.upstream = Upstream(
-            connect_timeout=connect_timeout, max_idle=max_connections, idle_expiry=KEEPALIVE_EXPIRY, tls=tls
+            connect_timeout=connect_timeout,
+            max_idle=max_connections,
+            idle_expiry=KEEPALIVE_EXPIRY,
+            tls=tls,
+            first_byte_timeout=first_byte_timeout,
+            idle_timeout=stream_idle_timeout,
         )
         self._health: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -445,6 +260,11 @@ class NodePool:
         started = time.perf_counter()
         try:
             entries = await self._tags(node)
+        except _Unauthorized as exc:  # a key to fix, not a node fault: the breaker has no say
+            if counts:
+                node.breaker.release()
+            self._unhealthy(node, str(exc), unauthorized=True)
+            return False
         except (httpx.HTTPError, _CheckFailed, ValueError, KeyError, TypeError) as exc:
             self._unhealthy(node, describe_error(exc))
             if counts:
@@ -458,7 +278,7 @@ class NodePool:
         node.set_tags(entries)
         if not node.healthy:
             log.info("gateway: node %s is healthy again", node.name)
-        node.healthy, node.checked = True, True
+        node.healthy, node.checked, node.unauthorized = True, True, False
         if counts:
             node.breaker.success()
         return True
@@ -473,18 +293,25 @@ class NodePool:
             # A kept-alive connection the node closed just as it was reused (servers close idle
             # ones after a few seconds): one more try, on a new connection, before a verdict.
             response = await self.client.get(url, headers=headers, timeout=self.health_timeout)
+        if response.status_code in (401, 403):
+            if node.has_api_key:
+                why = "the node refuses the api key the gateway has for it"
+            else:
+                why = "the node wants an api key; the gateway has none for it"
+            raise _Unauthorized(f"GET /api/tags answered HTTP {response.status_code}: {why}")
         if response.status_code != 200:
-            hint = " (check its api key)" if response.status_code in (401, 403) else ""
-            raise _CheckFailed(f"GET /api/tags answered HTTP {response.status_code}{hint}")
+            raise _CheckFailed(f"GET /api/tags answered HTTP {response.status_code}")
         models = response.json()["models"]
         if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
             raise _CheckFailed("GET /api/tags did not list models")
         return models
 
-    def _unhealthy(self, node: Node, error: str) -> None:
-        if node.healthy or not node.checked:
-            log.warning("gateway: node %s is unhealthy: %s", node.name, error)
+    def _unhealthy(self, node: Node, error: str, *, unauthorized: bool = False) -> None:
+        if node.healthy or not node.checked or node.unauthorized != unauthorized:
+            state = "unauthorized" if unauthorized else "unhealthy"
+            log.warning("gateway: node %s is %s: %s", node.name, state, error)
         node.healthy, node.checked, node.last_error = False, True, error
+        node.unauthorized = unauthorized
 
     def _spawn_check(self, node: Node) -> None:
         """Check a node that just appeared or moved, when the pool runs (called on its loop)."""

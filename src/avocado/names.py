@@ -1,11 +1,25 @@
-"""Model names the way Ollama spells them: ``[host/][namespace/]model[:tag]``."""
+"""Model names the way Ollama spells them: ``[host/][namespace/]model[:tag]``.
+
+Shared by the node (its store, registry and API) and the gateway (routing and key allow-lists), so
+that both read ``smollm2``, ``smollm2:latest`` and ``library/smollm2`` as the same model.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_NAMESPACE", "DEFAULT_TAG", "InvalidModelName", "ModelName"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_TAG",
+    "InvalidModelName",
+    "ModelName",
+    "model_allowed",
+    "normalize_model",
+]
 
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
@@ -71,3 +85,23 @@ class ModelName:
 
     def __str__(self) -> str:
         return self.display
+
+
+@lru_cache(maxsize=4096)
+def normalize_model(name: str) -> str:
+    """The name a node lists a model under (``smollm2`` -> ``smollm2:latest``); ``ValueError`` if invalid."""
+    return ModelName.parse(name).display
+
+
+def _comparable(name: str) -> str:
+    try:
+        return normalize_model(name)
+    except ValueError:
+        return name.strip().lower()
+
+
+def model_allowed(model: str, allowed: Iterable[str]) -> bool:
+    """Whether ``model`` is one of ``allowed``, as Ollama resolves names: ``smollm2`` is ``smollm2:latest``,
+    ``library/x`` is ``x``, case aside."""
+    wanted = _comparable(model)
+    return any(_comparable(name) == wanted for name in allowed)
