@@ -12,7 +12,7 @@ import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["SecretFileError", "load_or_create_secret"]
+__all__ = ["SecretFileError", "load_or_create_secret", "read_secret"]
 
 # 32 random bytes: 43 URL-safe characters, past every strength check a key meets.
 SECRET_BYTES = 32
@@ -34,6 +34,13 @@ def load_or_create_secret(path: Path, prefix: str = "") -> tuple[str, bool]:
     with os.fdopen(fd, "w") as file:
         file.write(value + "\n")
     return value, True
+
+
+def read_secret(path: Path) -> str | None:
+    """The secret stored at ``path``, or ``None`` when none was made there."""
+    if not path.exists():
+        return None
+    return _read(path)
 
 
 def _read(path: Path) -> str:

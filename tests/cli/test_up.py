@@ -29,7 +29,9 @@ class Up:
 
 
 @pytest.fixture
-def up(home: Path, tmp_path: Path) -> Iterator[Up]:
+def up(home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Up]:
+    """``avocado up`` on a home of its own; ``@pytest.mark.up_env(NAME=value)`` adds to its environment."""
+    marker = request.node.get_closest_marker("up_env")
     port, node_port = free_port(), free_port()
     up_home = linked_home(home, tmp_path / "up-home")
     env = {**os.environ, "AVOCADO_HOME": str(up_home)}
@@ -41,6 +43,7 @@ def up(home: Path, tmp_path: Path) -> Iterator[Up]:
         "AVOCADO_REQUIRE_KEY",
     ):
         env.pop(name, None)
+    env.update(marker.kwargs if marker else {})
     command = [*AVOCADO, "up", "--port", str(port), "--node-port", str(node_port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -130,3 +133,18 @@ def test_a_killed_up_takes_its_node_along(up: Up) -> None:
     up.process.communicate(timeout=60)  # returns only once the node, which shares the pipes, is gone too
     with pytest.raises(httpx.TransportError):
         httpx.get(up.node, timeout=2)
+
+
+@pytest.mark.up_env(AVOCADO_TUNNEL_URL="https://avocado-up.example")
+def test_up_with_a_public_url_sends_its_node_the_key_the_node_made(up: Up) -> None:
+    """A public URL makes the node generate a key; the gateway ``avocado up`` puts in front of it
+    sends that key, so requests through the gateway work while the node refuses callers without it."""
+    assert (up.home / "state" / "api-key").exists()
+    assert httpx.get(f"{up.node}/api/tags", timeout=10).status_code == 401
+    answer = httpx.post(
+        f"{up.gateway}/api/generate",
+        json={"model": SMOLLM, "prompt": "Hi", "stream": False, "options": {**GREEDY, "num_predict": 2}},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["done"]

@@ -26,7 +26,8 @@ from avocado.config import (
     load_gateway_settings,
     master_key_file,
 )
-from avocado.secret_file import SecretFileError, load_or_create_secret
+from avocado.node.access import KEY_FILE
+from avocado.secret_file import SecretFileError, load_or_create_secret, read_secret
 from avocado.tunnel.process import orphan_guard
 
 __all__ = ["register"]
@@ -172,7 +173,7 @@ def up(
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         _wait_for_node(node, node_url)
-        key = env.get("AVOCADO_API_KEY")
+        key = env.get("AVOCADO_API_KEY") or _kept_node_key(env)
         settings = _settings(
             None,
             port=port,
@@ -214,6 +215,14 @@ def _master_key(env: dict[str, str]) -> str | None:
     if created:
         typer.echo(f"the gateway's master key was generated into {path} (avocado keys uses it)", err=True)
     return key
+
+
+def _kept_node_key(env: dict[str, str]) -> str | None:
+    """The key the node generated into the home (a public URL needs one), for the gateway to send."""
+    try:
+        return read_secret(home_of(env) / "state" / KEY_FILE)
+    except (OSError, SecretFileError):
+        return None  # the node refused to start with it and said why
 
 
 def _exit_quietly(signum: int, frame: object) -> None:
