@@ -51,12 +51,14 @@ class FakeNode:
 
     def __init__(self, url: str = "http://node.test:11434") -> None:
         self.state: AnnounceState | None = AnnounceState(url=url, models=MODELS, capabilities=("chat",))
+        self.asked = 0  # how often the announcer asked for the state
 
     def move(self, url: str) -> None:
         assert self.state is not None
         self.state = AnnounceState(url=url, models=self.state.models, capabilities=self.state.capabilities)
 
     def __call__(self) -> AnnounceState | None:
+        self.asked += 1
         return self.state
 
 
