@@ -19,13 +19,29 @@ from aiormq.exceptions import ProbableAuthenticationError
 
 from avocado.redact import redact_text, redact_url
 
-__all__ = ["BrokerError", "describe_broker_error", "warn_if_unverified"]
+__all__ = ["BrokerError", "broker_error", "describe_broker_error", "warn_if_unverified"]
 
 log = logging.getLogger(__name__)
 
 
 class BrokerError(ConnectionError):
-    """The broker could not be used; the message says why and holds no password."""
+    """The broker could not be used; the message says why and holds no password.
+
+    ``refused``: the broker (or its certificate) said no, so the URL is wrong, as against a broker
+    that could not be reached.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def broker_error(exc: BaseException, url: str) -> BrokerError:
+    """``exc``, met connecting to ``url``, as a :class:`BrokerError`."""
+    refused = any(
+        isinstance(cause, ProbableAuthenticationError | ssl.SSLCertVerificationError) for cause in _chain(exc)
+    )
+    return BrokerError(describe_broker_error(exc, url), refused=refused)
 
 
 def describe_broker_error(exc: BaseException, url: str) -> str:

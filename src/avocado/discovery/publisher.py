@@ -42,7 +42,7 @@ from aiormq.abc import DeliveredMessage
 
 from avocado import __version__
 from avocado.backoff import Backoff, Sleep
-from avocado.discovery.broker import BrokerError, describe_broker_error, warn_if_unverified
+from avocado.discovery.broker import broker_error, describe_broker_error, warn_if_unverified
 from avocado.discovery.messages import (
     EXCHANGE,
     ROUTING_KEY,
@@ -219,7 +219,7 @@ class Announcer:
         try:
             connection, _ = await self._open(amqp_url)
         except Exception as exc:
-            raise BrokerError(describe_broker_error(exc, amqp_url)) from None
+            raise broker_error(exc, amqp_url) from None
         with contextlib.suppress(Exception):
             await connection.close()
         log.info("announcing on %s from now on (was %s)", redact_url(amqp_url), redact_url(self.amqp_url))

@@ -20,7 +20,7 @@ import uuid
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
 
-from avocado.discovery.broker import BrokerError, describe_broker_error, warn_if_unverified
+from avocado.discovery.broker import broker_error, warn_if_unverified
 from avocado.discovery.messages import EXCHANGE, ROUTING_KEY, InvalidAnnouncement, parse_announcement
 from avocado.discovery.probe import send_probe
 from avocado.discovery.registry import Registry
@@ -78,7 +78,7 @@ class DiscoveryWatcher:
                 client_properties={"connection_name": "avocado discovery watcher"},
             )
         except Exception as exc:
-            raise BrokerError(describe_broker_error(exc, self.amqp_url)) from None
+            raise broker_error(exc, self.amqp_url) from None
         self._connection = connection
         try:
             channel = await connection.channel()
