@@ -21,7 +21,7 @@ from tests.discovery.support import (
     rabbitmqctl,
     require_broker,
 )
-from tests.support import linked_home, start_node
+from tests.support import free_port, linked_home, start_node
 
 KEY = "rotation-key-" + "k" * 20
 
@@ -56,6 +56,19 @@ def test_broker_credentials_are_replaced_without_losing_announcements(home: Path
                 def announcing() -> dict[str, Any]:
                     report: dict[str, Any] = http.get("/api/avocado/status").json()["announce"]
                     return report
+
+                # URLs that do not work change nothing: refused (400), unreachable (502).
+                wrong = second_url.replace(f"{second}:", f"{second}:not-", 1)
+                closed = f"amqp://{second}:whatever@127.0.0.1:{free_port()}/"
+                for url, status, why in (
+                    (wrong, 400, "refused the login"),
+                    (closed, 502, "cannot reach the broker (Connection refused)"),
+                ):
+                    answer = await asyncio.to_thread(
+                        http.post, "/api/avocado/credentials", json={"amqp_url": url}
+                    )
+                    assert answer.status_code == status and why in answer.json()["error"], answer.text
+                    assert "nothing changed" in answer.json()["error"] and "not-" not in answer.text
 
                 report = announcing()
                 assert report["broker"] == f"amqp://{second}:***@127.0.0.1:5672/" and report["connected"]

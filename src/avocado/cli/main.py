@@ -145,7 +145,9 @@ TunnelSshKey = Annotated[Path | None, typer.Option(help="Identity file for --tun
 Announce = Annotated[
     str | None,
     typer.Option(
-        "--announce", help="Announce the node on this RabbitMQ, amqp(s)://... (or AVOCADO_AMQP_URL)"
+        "--announce",
+        help="Announce the node on this RabbitMQ, amqp(s)://... (?cafile=CA.pem: a private CA; "
+        "or AVOCADO_AMQP_URL)",
     ),
 ]
 AnnounceInterval = Annotated[float | None, typer.Option(help="Seconds between re-announcements (30)")]

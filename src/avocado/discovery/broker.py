@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
-from aiormq.exceptions import ProbableAuthenticationError
+from aiormq.exceptions import AMQPError, ProbableAuthenticationError
 
 from avocado.redact import redact_text, redact_url
 
@@ -64,7 +64,8 @@ def warn_if_unverified(url: str) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    for cause in _chain(exc):
+    causes = list(_chain(exc))
+    for cause in causes:  # TLS first: aiormq wraps it in a ConnectionError of its own
         if isinstance(cause, ssl.SSLCertVerificationError):
             why = str(cause.verify_message).rstrip(".")
             if "mismatch" in why:  # a certificate for another name
@@ -77,6 +78,11 @@ def _describe(exc: BaseException) -> str:
             return f"TLS with the broker failed ({cause.reason or cause}); is that port amqps?"
     if isinstance(exc, ProbableAuthenticationError):
         return f"the broker refused the login: {exc}"
+    for cause in causes:
+        if isinstance(cause, TimeoutError):
+            return "cannot reach the broker (no answer in time)"
+        if isinstance(cause, OSError) and not isinstance(cause, AMQPError) and cause.strerror:
+            return f"cannot reach the broker ({cause.strerror})"
     return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
