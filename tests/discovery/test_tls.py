@@ -8,6 +8,7 @@ is refused before any AMQP byte is sent: the proxy forwards nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from pathlib import Path
 
@@ -109,3 +110,26 @@ def test_a_certificate_that_cannot_be_verified_is_refused_before_anything_is_sen
             assert proxy.accepted == 0  # no connection got past the handshake: nothing sent in clear
 
     run(scenario)
+
+
+def test_turning_verification_off_works_and_is_warned_about(
+    ca: trustme.CA, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_broker()
+    service_id = new_service_id()
+
+    async def scenario() -> None:
+        registry = RecordingRegistry()
+        async with tls_proxy(ca, "broker.example") as proxy:
+            url = proxy.url("amqps") + "?no_verify_ssl=1"  # neither the CA nor the name would pass
+            with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+                async with (
+                    DiscoveryWatcher(url, registry),
+                    Announcer(url, outbox, FakeNode(), service_id=service_id, **FAST),
+                ):
+                    await registry.wait_sequence(service_id, 1)
+
+    with caplog.at_level(logging.WARNING, logger="avocado.discovery"):
+        run(scenario)
+    warnings = [r.getMessage() for r in caplog.records if "is not verified" in r.getMessage()]
+    assert len(warnings) == 2 and all("guest:***@" in w for w in warnings)  # the watcher's, the node's
