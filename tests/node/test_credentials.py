@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from avocado.cli import app as cli
 from avocado.config import Settings
-from avocado.node.credentials import API_KEY_FILE, ApiKeys
+from avocado.node.access import KEY_FILE
+from avocado.node.credentials import ApiKeys
 from avocado.node.proxy import create_proxy_app
 from tests.support import SMOLLM, RunningNode, free_port, linked_home, serve, start_node
 
@@ -67,7 +68,7 @@ def test_the_new_key_works_at_once_and_the_replaced_ones_until_their_overlap_end
 def keyed(home: Path, tmp_path: Path) -> tuple[RunningNode, Path]:
     """A node whose key is the one kept in its home (as a generated key is)."""
     node_home = linked_home(home, tmp_path / "home")
-    stored = node_home / "state" / API_KEY_FILE
+    stored = node_home / "state" / KEY_FILE
     stored.write_text(OLD + "\n")
     stored.chmod(0o600)
     return start_node(node_home, api_key=OLD), stored
@@ -112,6 +113,8 @@ def test_a_key_rotation_drops_no_request(keyed: tuple[RunningNode, Path]) -> Non
             assert statuses and set(statuses) == {200}
 
             assert stored.read_text().strip() == NEW and stat.S_IMODE(stored.stat().st_mode) == 0o600
+            report = http.get("/api/avocado/status", headers=bearer(NEW)).json()["api_key"]
+            assert report == {"required": True, "source": "generated", "file": str(stored)}
 
             # No overlap: every replaced key is refused at once.
             change = {"api_key": NEWER, "previous_key_valid_for": "0"}

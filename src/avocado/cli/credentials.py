@@ -20,7 +20,7 @@ from rich.console import Console
 
 from avocado.cli.client import ClientError, NodeClient
 from avocado.home import read_holder
-from avocado.node.credentials import API_KEY_FILE
+from avocado.node.access import KEY_FILE
 
 __all__ = ["credentials", "register"]
 
@@ -93,7 +93,7 @@ def _client(home: Path, url: str | None) -> NodeClient:
         url = holder.url
     key = os.environ.get("AVOCADO_API_KEY")
     if not key:  # the key the node generated for itself, when it did
-        stored = home / "state" / API_KEY_FILE
+        stored = home / "state" / KEY_FILE
         key = stored.read_text().strip() if stored.is_file() else None
     return NodeClient(url, api_key=key)
 

@@ -6,9 +6,10 @@ key it replaces (the one in use, and any still in an earlier overlap) for at mos
 are refused. A rotation with no overlap (``"0"``) refuses every old key at once (a leaked key). A
 request is checked when it arrives: one already running (a stream) is never cut by a rotation.
 
-When the key in use is the one the node generated and keeps in the home (``state/api-key``), the
-new key replaces it there, so it is the key after a restart too. A key given in the settings
-(``--api-key``, ``AVOCADO_API_KEY``, a config file) is not the node's to rewrite: the answer says so.
+When the key in use is the one the node generated and keeps in the home (``state/api-key``, see
+:mod:`avocado.node.access`), the new key replaces it there, so it is the key after a restart too. A
+key given in the settings (``--api-key``, ``AVOCADO_API_KEY``, a config file) is not the node's to
+rewrite: the answer says so.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from pathlib import Path
 
 from avocado.secret_file import replace_secret
 
-__all__ = ["API_KEY_FILE", "MAX_OVERLAP", "ApiKeys"]
+__all__ = ["MAX_OVERLAP", "ApiKeys"]
 
 log = logging.getLogger(__name__)
 
-API_KEY_FILE = "api-key"  # in the home's state directory: a key the node generated for itself
 MAX_OVERLAP = 24 * 3600.0  # seconds an old key may go on working after a rotation
 
 
@@ -64,9 +64,8 @@ class ApiKeys:
         self._previous = {old: min(deadline, until) for old, deadline in self._previous.items() if old != new}
         self._current = new
 
-    def store(self, state_dir: Path, replaced: str) -> bool:
-        """Put the current key in ``state_dir/api-key`` if that file held ``replaced``; True if so."""
-        path = state_dir / API_KEY_FILE
+    def store(self, path: Path, replaced: str) -> bool:
+        """Put the current key in ``path`` (the home's kept key) if it held ``replaced``; True if so."""
         try:
             stored = path.read_text().strip()
         except FileNotFoundError:

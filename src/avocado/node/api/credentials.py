@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from avocado.api_errors import error_response
 from avocado.config import Settings
 from avocado.discovery import BrokerError, redact_url
+from avocado.node.access import key_file
 from avocado.node.credentials import MAX_OVERLAP, ApiKeys
 from avocado.node.presence import Presence
 from avocado.units import DurationError, parse_duration
@@ -122,7 +123,7 @@ async def _rotate(request: Request, keys: ApiKeys, key: str, body: CredentialsCh
     keys.replace(key, overlap)
     until = (datetime.now(UTC) + timedelta(seconds=overlap)).isoformat().replace("+00:00", "Z")
     log.info("API key replaced; the keys it replaced are accepted until %s", until)
-    stored = await asyncio.to_thread(keys.store, settings.state_dir, replaced)
+    stored = await asyncio.to_thread(keys.store, key_file(settings), replaced)
     return {"changed": True, "previous_keys_valid_until": until, "stored": stored}
 
 
