@@ -212,7 +212,7 @@ def test_close_does_not_hang_when_the_broker_is_gone(tmp_path: Path) -> None:
                 await proxy.cut()
                 began = time.monotonic()
                 await announcer.close(offline=True)
-                assert time.monotonic() - began < 2
+                assert time.monotonic() - began < 3  # bounded by close_timeout, not by the outage
                 assert [a.status for a in outbox.pending()] == ["offline"]  # kept for the next start
 
     run(scenario)

@@ -160,7 +160,7 @@ class Announcer:
         self._wake = asyncio.Event()  # new rows to send
         self._timer_reset = asyncio.Event()  # an announcement was just made: the interval starts over
         self._progress = asyncio.Event()  # replaced after each delivery or return, for flush()
-        self._retry_now = asyncio.Event()  # set by close(): skip the rest of the backoff
+        self._retry_now = asyncio.Event()  # set by close(): skip the rest of the current wait
         self._new_broker = asyncio.Event()  # set by use_broker(): reconnect now
         self._sender: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -354,8 +354,10 @@ class Announcer:
                 continue
             except Exception as exc:
                 self._failed(exc)
-            # close() and use_broker() cut the wait short, to try at once.
+            # close() and use_broker() cut this wait short, to try at once (once: a broker still down
+            # is retried at the usual pace, not in a tight loop while close() waits for it).
             await _first(self._sleep(self.backoff.next()), self._retry_now.wait(), self._new_broker.wait())
+            self._retry_now.clear()
 
     async def _session(self) -> None:
         """Connect, then send whatever the outbox holds until something fails (it always ends raising)."""
