@@ -201,18 +201,29 @@ def test_close_does_not_hang_when_the_broker_is_gone(tmp_path: Path) -> None:
     broker = require_broker()
 
     async def scenario() -> None:
+        retries: list[float] = []
+
+        async def sleep(seconds: float) -> None:  # counts the waits between connection attempts
+            retries.append(seconds)
+            await asyncio.sleep(seconds)
+
         async with TcpProxy("127.0.0.1", BROKER_PORT) as proxy, DiscoveryWatcher(broker):
             with Outbox(tmp_path / "outbox.sqlite3") as outbox:
-                announcer = Announcer(proxy.url(), outbox, FakeNode(), service_id=new_service_id(), **FAST)
+                announcer = Announcer(
+                    proxy.url(), outbox, FakeNode(), service_id=new_service_id(), sleep=sleep, **FAST
+                )
                 announcer.close_timeout = 0.5
                 await announcer.start()
                 async with asyncio.timeout(5):
                     await announcer.flush()
                 assert outbox.count() == 0  # delivered: the watcher's queue is bound
                 await proxy.cut()
-                began = time.monotonic()
+                await eventually(lambda: bool(retries), what="a failed attempt")
+                began, tried = time.monotonic(), len(retries)
                 await announcer.close(offline=True)
                 assert time.monotonic() - began < 3  # bounded by close_timeout, not by the outage
+                # One attempt at once, then the usual pace (0.05 s and up): not a tight loop.
+                assert len(retries) - tried <= 10
                 assert [a.status for a in outbox.pending()] == ["offline"]  # kept for the next start
 
     run(scenario)
