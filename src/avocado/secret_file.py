@@ -12,7 +12,7 @@ import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["SecretFileError", "load_or_create_secret", "read_secret"]
+__all__ = ["SecretFileError", "load_or_create_secret", "read_secret", "replace_secret"]
 
 # 32 random bytes: 43 URL-safe characters, past every strength check a key meets.
 SECRET_BYTES = 32
@@ -41,6 +41,25 @@ def read_secret(path: Path) -> str | None:
     if not path.exists():
         return None
     return _read(path)
+
+
+def replace_secret(path: Path, value: str) -> None:
+    """Store ``value`` at ``path`` in place of what is there (a rotated key), ``0600`` throughout.
+
+    Written to a new file beside it, flushed to disk, then renamed over it: a reader sees the old
+    secret or the new one, never half of either, and a crash leaves one of the two.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(value + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _read(path: Path) -> str:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -51,12 +55,14 @@ class FakeNode:
 
     def __init__(self, url: str = "http://node.test:11434") -> None:
         self.state: AnnounceState | None = AnnounceState(url=url, models=MODELS, capabilities=("chat",))
+        self.asked = 0  # how often the announcer asked for the state
 
     def move(self, url: str) -> None:
         assert self.state is not None
         self.state = AnnounceState(url=url, models=self.state.models, capabilities=self.state.capabilities)
 
     def __call__(self) -> AnnounceState | None:
+        self.asked += 1
         return self.state
 
 
@@ -89,3 +95,24 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"{what} did not happen within 5s"
         await asyncio.sleep(0.02)
+
+
+def rabbitmqctl(*args: str) -> None:
+    """Run ``rabbitmqctl`` (the broker's own admin tool) and fail the test if it does."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is not installed (it comes with rabbitmq-server)")
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"rabbitmqctl {args[0]} failed: {done.stderr.strip()}"
+
+
+@contextmanager
+def broker_user() -> Iterator[tuple[str, str]]:
+    """A RabbitMQ user of its own on ``/``, deleted afterwards: ``(name, its broker URL)``."""
+    require_broker()
+    name, password = f"avocado-test-{uuid.uuid4().hex[:12]}", secrets.token_urlsafe(16)
+    rabbitmqctl("add_user", name, password)
+    try:
+        rabbitmqctl("set_permissions", "-p", "/", name, ".*", ".*", ".*")
+        yield name, f"amqp://{name}:{password}@{BROKER_HOST}:{BROKER_PORT}/"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_user", name], capture_output=True, timeout=60)

@@ -2,12 +2,15 @@
 
 ``cut`` drops every connection at once (as a crashed broker or a pulled cable would, seen from the
 client) and stops listening, so new connections are refused; ``restore`` listens again on the same port.
+With ``ssl`` (a server context) it is a TLS terminator in front of a plain broker: a client's bytes
+are forwarded only after its TLS handshake succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as ssl_module
 
 __all__ = ["TcpProxy"]
 
@@ -15,11 +18,12 @@ __all__ = ["TcpProxy"]
 class TcpProxy:
     """Forwards ``127.0.0.1:<port>`` to ``target_host:target_port`` from :meth:`start` to :meth:`close`."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, ssl: ssl_module.SSLContext | None = None) -> None:
         self.target_host = target_host
         self.target_port = target_port
+        self.ssl = ssl
         self.port = 0
-        self.accepted = 0  # connections forwarded since start
+        self.accepted = 0  # connections forwarded since start (with ``ssl``: after a good handshake)
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.WriteTransport] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -28,7 +32,7 @@ class TcpProxy:
         return f"{scheme}://{userinfo}@127.0.0.1:{self.port}/"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=self.ssl)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def cut(self) -> None:

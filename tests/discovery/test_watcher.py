@@ -33,7 +33,9 @@ def test_invalid_messages_are_dropped_and_logged(tmp_path: Path, caplog: pytest.
         registry = RecordingRegistry()
         async with DiscoveryWatcher(broker, registry) as watcher:
             with Outbox(tmp_path / "outbox.sqlite3") as outbox:
-                valid = Announcer(broker, outbox, FakeNode(), service_id=service_id).changed()
+                recorder = Announcer(broker, outbox, FakeNode(), service_id=service_id)
+                valid = await recorder.changed()
+                await recorder.close(offline=False)
             assert valid is not None
             wrong_schema = json.loads(dump_announcement(valid)) | {"schema": 2}
             async with await aio_pika.connect(broker) as connection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import httpx
 import pytest
 
 from avocado.tunnel import (
-    Backoff,
     CloudflaredTunnel,
     LocalTunnel,
     SshTunnel,
@@ -264,17 +262,6 @@ def test_a_factory_makes_a_tunnel_per_try_and_callback_errors_are_contained() ->
     asyncio.run(scenario())
     assert calls == [("https://a.example", None), ("https://b.example", "https://a.example")]
     assert supervisor.restarts == 3 and supervisor.status().last_error == "the scripted tunnel closed"
-
-
-def test_backoff_doubles_up_to_its_cap_with_jitter_below() -> None:
-    backoff = Backoff(first=1.0, maximum=8.0, jitter=0.25, rng=random.Random(7))
-    delays = [backoff.next() for _ in range(6)]
-    for delay, base in zip(delays, [1, 2, 4, 8, 8, 8], strict=True):
-        assert 0.75 * base <= delay <= base
-    backoff.reset()
-    assert backoff.next() <= 1.0
-    with pytest.raises(ValueError):
-        Backoff(first=2.0, maximum=1.0)
 
 
 def test_close_while_opening_stops_the_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

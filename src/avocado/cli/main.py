@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 import avocado
+from avocado.cli import credentials as credentials_commands
 from avocado.cli import gateway as gateway_commands
 from avocado.cli import keys as key_commands
 from avocado.cli import models as model_commands
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 model_commands.register(app)
 presence_commands.register(app)
+credentials_commands.register(app)
 gateway_commands.register(app)
 key_commands.register(app)
 
@@ -143,7 +145,9 @@ TunnelSshKey = Annotated[Path | None, typer.Option(help="Identity file for --tun
 Announce = Annotated[
     str | None,
     typer.Option(
-        "--announce", help="Announce the node on this RabbitMQ, amqp(s)://... (or AVOCADO_AMQP_URL)"
+        "--announce",
+        help="Announce the node on this RabbitMQ, amqp(s)://... (?cafile=CA.pem: a private CA; "
+        "or AVOCADO_AMQP_URL)",
     ),
 ]
 AnnounceInterval = Annotated[float | None, typer.Option(help="Seconds between re-announcements (30)")]

@@ -95,7 +95,8 @@ def print_status(report: dict[str, Any]) -> None:
     announce = report.get("announce")
     if announce:
         state = "connected" if announce["connected"] else "not connected"
-        rows.append(("announcing", f"{announce['broker']}: {state}, {announce['pending']} pending"))
+        waiting = " (nobody listening yet)" if announce.get("nobody_listening") else ""
+        rows.append(("announcing", f"{announce['broker']}: {state}, {announce['pending']} pending{waiting}"))
         if announce.get("last_error"):
             rows.append(("broker error", announce["last_error"]))
     else:

@@ -8,6 +8,7 @@ reachable, in order, until confirmed. A :class:`DiscoveryWatcher` consumes them 
 
 from __future__ import annotations
 
+from avocado.discovery.broker import BrokerError, describe_broker_error
 from avocado.discovery.identity import SERVICE_ID_FILE, load_service_id
 from avocado.discovery.messages import (
     EXCHANGE,
@@ -38,6 +39,7 @@ __all__ = [
     "Announcement",
     "Announcer",
     "AnnouncerStats",
+    "BrokerError",
     "DiscoveryWatcher",
     "InvalidAnnouncement",
     "ModelInfo",
@@ -46,6 +48,7 @@ __all__ = [
     "Registry",
     "StateProvider",
     "Status",
+    "describe_broker_error",
     "dump_announcement",
     "load_service_id",
     "parse_announcement",

@@ -2,18 +2,26 @@
 
 Each :meth:`Outbox.add` gives the announcement the next ``sequence`` of this node and commits it
 before returning, so the sequence keeps rising across restarts and nothing recorded is lost if the
-process dies. Rows leave only through :meth:`Outbox.confirm`; :meth:`Outbox.pending` lists what is
-left in sequence order. One connection, guarded by a lock, so any thread may use it.
+process dies. Rows leave through :meth:`Outbox.confirm`, or when a newer announcement of the same
+state supersedes them: a node re-announces itself every interval, and after a long outage only the
+newest of a run of identical announcements is worth sending (a change of URL, status or models is
+never superseded, so every state change still goes out, in order). :meth:`Outbox.pending` lists what
+is left in sequence order. One connection, guarded by a lock, so any thread may use it; commits are
+fsynced, so the :class:`~avocado.discovery.publisher.Announcer` calls it from a thread of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from avocado.discovery.messages import (
     Announcement,
@@ -22,9 +30,11 @@ from avocado.discovery.messages import (
     parse_announcement,
 )
 
-__all__ = ["OUTBOX_FILE", "Outbox"]
+__all__ = ["OUTBOX_FILE", "Outbox", "OutboxThread"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 OUTBOX_FILE = "discovery-outbox.sqlite3"
 
@@ -47,11 +57,16 @@ class Outbox:
         self._db.executescript(_TABLES)
 
     def add(self, fields: Mapping[str, object]) -> Announcement:
-        """Record an announcement made of ``fields`` (all but ``sequence``) under the next sequence."""
+        """Record an announcement made of ``fields`` (all but ``sequence``) under the next sequence.
+
+        When the newest pending announcement says the same (it differs only in sequence and
+        timestamp), the new one supersedes it: that row goes.
+        """
         with self._transaction() as db:
             sequence = self._meta(db, "last_sequence", "0")
             announcement = Announcement.model_validate({**fields, "sequence": int(sequence) + 1})
             body = dump_announcement(announcement).decode()
+            self._drop_if_same(db, announcement)
             db.execute("INSERT INTO outbox (sequence, body) VALUES (?, ?)", (announcement.sequence, body))
             self._set_meta(db, "last_sequence", str(announcement.sequence))
             self._set_meta(db, "last", body)
@@ -107,6 +122,18 @@ class Outbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _drop_if_same(self, db: sqlite3.Connection, announcement: Announcement) -> None:
+        row = db.execute("SELECT sequence, body FROM outbox ORDER BY sequence DESC LIMIT 1").fetchone()
+        if row is None:
+            return
+        try:
+            newest = parse_announcement(row[1])
+        except InvalidAnnouncement:
+            return  # pending() reports and drops it
+        if _state(newest) == _state(announcement):
+            db.execute("DELETE FROM outbox WHERE sequence = ?", (row[0],))
+            log.debug("announcement %d supersedes pending %d", announcement.sequence, row[0])
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
@@ -129,3 +156,38 @@ class Outbox:
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
             (key, value, value),
         )
+
+
+def _state(announcement: Announcement) -> dict[str, object]:
+    """What an announcement says, as against when it was made and its place in the sequence."""
+    return announcement.model_dump(exclude={"sequence", "timestamp"})
+
+
+class OutboxThread:
+    """An :class:`Outbox` used from the event loop: each call runs on one thread of its own, in order.
+
+    SQLite commits are fsynced; none of that may stall the loop, and the order calls are made in is
+    the order announcements get their sequences. ``pending`` and ``last_sequence`` are the outbox's
+    counts as last seen on that thread, for status pages that must not wait for the disk.
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.pending = 0
+        self.last_sequence = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="discovery-outbox")
+
+    def submit(self, call: Callable[[Outbox], T]) -> asyncio.Future[T]:
+        """Run ``call(outbox)`` after every call submitted before it; call from the event loop."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._run, call)
+
+    async def shutdown(self) -> None:
+        """Wait (off the loop) for what was submitted; nothing may be submitted after."""
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+
+    def _run(self, call: Callable[[Outbox], T]) -> T:
+        try:
+            return call(self.outbox)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.pending, self.last_sequence = self.outbox.count(), self.outbox.last_sequence

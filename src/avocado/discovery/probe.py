@@ -17,6 +17,7 @@ from collections.abc import Callable
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
 
+from avocado.discovery.broker import describe_broker_error
 from avocado.discovery.messages import EXCHANGE
 from avocado.redact import redact_url
 
@@ -60,8 +61,20 @@ class ProbeListener:
         self._connection: AbstractRobustConnection | None = None
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def listening(self) -> bool:
+        """Its queue is bound and consumed, on a connection that is up."""
+        task, connection = self._task, self._connection
+        return task is not None and task.done() and connection is not None and connection.connected.is_set()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._connect(), name="discovery-probe-listener")
+
+    async def use_broker(self, amqp_url: str) -> None:
+        """Listen on ``amqp_url`` from now on (new credentials, say)."""
+        await self.close()
+        self.amqp_url = amqp_url
+        await self.start()
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -88,7 +101,9 @@ class ProbeListener:
                 return
             except Exception as exc:
                 log.debug(
-                    "probe listener: %s unreachable (%s)", redact_url(self.amqp_url), type(exc).__name__
+                    "probe listener: %s unreachable (%s)",
+                    redact_url(self.amqp_url),
+                    describe_broker_error(exc, self.amqp_url),
                 )
                 if self._connection is not None:
                     await self._connection.close()

@@ -20,6 +20,7 @@ import uuid
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
 
+from avocado.discovery.broker import broker_error, warn_if_unverified
 from avocado.discovery.messages import EXCHANGE, ROUTING_KEY, InvalidAnnouncement, parse_announcement
 from avocado.discovery.probe import send_probe
 from avocado.discovery.registry import Registry
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 class DiscoveryWatcher:
     """Feeds ``registry`` from ``amqp_url`` between :meth:`start` and :meth:`close` (or ``async with``).
 
-    ``start`` raises if the broker cannot be reached at first; later outages are retried every
+    ``start`` raises :class:`~avocado.discovery.broker.BrokerError` if the broker cannot be reached
+    at first (a refused TLS certificate included); later outages are retried every
     ``reconnect_interval`` seconds. Expired nodes are swept every ``sweep_interval`` seconds.
     """
 
@@ -65,13 +67,18 @@ class DiscoveryWatcher:
         return self._connection is not None and self._connection.connected.is_set()
 
     async def start(self) -> None:
+        """Connect, bind and probe; :class:`BrokerError` (a ``ConnectionError``) says why it could not."""
         log.info("watching discovery announcements on %s", redact_url(self.amqp_url))
-        connection = await aio_pika.connect_robust(
-            self.amqp_url,
-            timeout=self.connect_timeout,
-            reconnect_interval=self.reconnect_interval,
-            client_properties={"connection_name": "avocado discovery watcher"},
-        )
+        warn_if_unverified(self.amqp_url)
+        try:
+            connection = await aio_pika.connect_robust(
+                self.amqp_url,
+                timeout=self.connect_timeout,
+                reconnect_interval=self.reconnect_interval,
+                client_properties={"connection_name": "avocado discovery watcher"},
+            )
+        except Exception as exc:
+            raise broker_error(exc, self.amqp_url) from None
         self._connection = connection
         try:
             channel = await connection.channel()

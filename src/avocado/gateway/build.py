@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from avocado.config import GatewaySettings
 from avocado.db import make_engine, make_sessionmaker, upgrade
-from avocado.discovery import DiscoveryWatcher, Registry, redact_url
+from avocado.discovery import DiscoveryWatcher, Registry, describe_broker_error, redact_url
 from avocado.gateway.admission import GatewayAdmission
 from avocado.gateway.app import create_gateway_app
 from avocado.gateway.health import database_check
@@ -101,7 +101,7 @@ async def _watch(watcher: DiscoveryWatcher) -> None:
             log.warning(
                 "discovery broker %s unreachable (%s); retrying in %gs",
                 redact_url(watcher.amqp_url),
-                type(exc).__name__,
+                describe_broker_error(exc, watcher.amqp_url),
                 DISCOVERY_RETRY,
             )
             await watcher.close()

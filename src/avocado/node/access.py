@@ -62,18 +62,20 @@ def check_exposure(settings: Settings) -> None:
         )
 
 
-def key_report(settings: Settings) -> dict[str, Any]:
-    """Whether a key protects the node, and where it comes from; never the key itself."""
+def key_report(settings: Settings, key: str | None = None) -> dict[str, Any]:
+    """Whether a key protects the node, and where it comes from; never the key itself.
+
+    ``key`` is the key in use when it is no longer the configured one (it was rotated).
+    """
     if settings.api_key is None:
         return {"required": False, "source": None, "open_by_choice": settings.public_without_key}
+    current = key if key is not None else settings.api_key.get_secret_value()
     path = key_file(settings)
     try:
         kept = path.read_text().strip()
     except OSError:
         kept = ""
-    generated = bool(kept) and hmac.compare_digest(
-        kept.encode(), settings.api_key.get_secret_value().encode()
-    )
+    generated = bool(kept) and hmac.compare_digest(kept.encode(), current.encode())
     return {
         "required": True,
         "source": "generated" if generated else "configured",

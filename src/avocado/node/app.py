@@ -15,7 +15,7 @@ import avocado
 from avocado.config import Settings
 from avocado.cors import add_cors
 from avocado.discovery import ModelInfo
-from avocado.node.api import embed, generate, models, openai, status, transfer
+from avocado.node.api import credentials, embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
 from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import (
@@ -23,6 +23,7 @@ from avocado.node.api.middleware import (
     JsonBodyMiddleware,
     RequestLogMiddleware,
 )
+from avocado.node.credentials import ApiKeys
 from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.presence import Presence
 from avocado.node.registry.server import router as registry_router
@@ -89,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.service = NodeService(settings, store, manager)
     app.state.presence = presence
+    api_keys = ApiKeys(settings.api_key.get_secret_value()) if settings.api_key is not None else None
+    app.state.api_keys = api_keys  # replaced while running by POST /api/avocado/credentials
 
     def engine_status() -> dict[str, Any]:
         caches = {name: loaded.runner.prompt_cache for name, loaded in manager.loaded.items()}
@@ -111,9 +114,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.add_api_route("/api/avocado/status", status.status, methods=["GET"], include_in_schema=False)
     app.add_api_route("/api/avocado/drain", status.drain, methods=["POST"], include_in_schema=False)
+    app.add_api_route(
+        "/api/avocado/credentials", credentials.change, methods=["POST"], include_in_schema=False
+    )
     app.include_router(registry_router)
-    if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    if api_keys is not None:
+        app.add_middleware(ApiKeyMiddleware, keys=api_keys)
     add_cors(app, settings.origins)  # outside the key: a browser's preflight carries none
     app.add_middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url))
     app.add_middleware(JsonBodyMiddleware)

@@ -105,6 +105,18 @@ class Presence:
             self.announcer.outbox.close()
         await self.supervisor.close()
 
+    async def use_broker(self, amqp_url: str) -> None:
+        """Announce on ``amqp_url`` from now on (new credentials), pending announcements included.
+
+        Raises :class:`~avocado.discovery.BrokerError` (and keeps the broker it has) when the new
+        URL cannot be connected to, and ``RuntimeError`` when this node does not announce.
+        """
+        if self.announcer is None:
+            raise RuntimeError("this node does not announce on a broker")
+        await self.announcer.use_broker(amqp_url)
+        if self.probes is not None:
+            await self.probes.use_broker(amqp_url)
+
     def set_status(self, status: Status) -> None:
         """``draining``: finish what runs, take nothing new (gateways read the announcement)."""
         self.status = status
@@ -123,6 +135,7 @@ class Presence:
                 "last_sequence": stats.last_sequence,
                 "last_confirmed_sequence": stats.last_confirmed_sequence,
                 "last_error": stats.last_error,
+                "nobody_listening": stats.nobody_listening,
                 "interval_seconds": self.settings.announce_interval,
             }
         tunnel = self.supervisor.status().as_dict()

@@ -12,11 +12,10 @@ from avocado.tunnel.factory import PROVIDERS, make_tunnel
 from avocado.tunnel.local import LocalTunnel
 from avocado.tunnel.ngrok import NgrokTunnel
 from avocado.tunnel.ssh import SshTunnel, find_public_url, parse_target
-from avocado.tunnel.supervisor import Backoff, TunnelState, TunnelStatus, TunnelSupervisor, UrlCallback
+from avocado.tunnel.supervisor import TunnelState, TunnelStatus, TunnelSupervisor, UrlCallback
 
 __all__ = [
     "PROVIDERS",
-    "Backoff",
     "CloudflaredTunnel",
     "LocalTunnel",
     "NgrokTunnel",

@@ -16,7 +16,6 @@ import ipaddress
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -24,11 +23,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from avocado.backoff import Backoff
 from avocado.redact import redact
 from avocado.tunnel.base import Tunnel
 from avocado.tunnel.errors import TunnelError, TunnelTimeout
 
-__all__ = ["Backoff", "TunnelState", "TunnelStatus", "TunnelSupervisor", "UrlCallback"]
+__all__ = ["TunnelState", "TunnelStatus", "TunnelSupervisor", "UrlCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -50,36 +50,6 @@ class TunnelStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Backoff:
-    """Delays between tries: ``first``, doubling up to ``maximum``, each cut by up to ``jitter`` at random."""
-
-    def __init__(
-        self,
-        first: float = 1.0,
-        maximum: float = 60.0,
-        jitter: float = 0.25,
-        rng: random.Random | None = None,
-    ) -> None:
-        if not 0 <= jitter < 1 or first <= 0 or maximum < first:
-            raise ValueError("backoff needs 0 < first <= maximum and 0 <= jitter < 1")
-        self.first, self.maximum, self.jitter = first, maximum, jitter
-        self.rng = rng or random.Random()
-        self.history: deque[float] = deque(maxlen=32)  # the delays handed out lately, oldest first
-        self._tries = 0
-
-    def next(self) -> float:
-        """The delay before the next try."""
-        base = min(self.maximum, self.first * 2.0 ** min(self._tries, 62))
-        self._tries += 1
-        delay = base * (1 - self.jitter * self.rng.random())
-        self.history.append(delay)
-        return delay
-
-    def reset(self) -> None:
-        """Start over from ``first``: the tunnel works."""
-        self._tries = 0
 
 
 class TunnelSupervisor:

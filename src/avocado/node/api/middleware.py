@@ -5,7 +5,6 @@ Plain ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through untou
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -16,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from avocado.logs import request_fields
 from avocado.node.api.errors import error_body
+from avocado.node.credentials import ApiKeys
 from avocado.request_id import request_id_of
 
 __all__ = ["ApiKeyMiddleware", "JsonBodyMiddleware", "RequestLogMiddleware"]
@@ -61,11 +61,16 @@ class RequestLogMiddleware:
 
 
 class ApiKeyMiddleware:
-    """Requires ``Authorization: Bearer <key>`` on every route except ``GET``/``HEAD /``."""
+    """Requires ``Authorization: Bearer <key>`` on every route except ``GET``/``HEAD /``.
 
-    def __init__(self, app: ASGIApp, key: str) -> None:
+    ``keys`` may change while the node runs (a rotation); ``key`` is a fixed one.
+    """
+
+    def __init__(self, app: ASGIApp, key: str | None = None, *, keys: ApiKeys | None = None) -> None:
+        if (key is None) == (keys is None):
+            raise TypeError("ApiKeyMiddleware takes a key or keys")
         self.app = app
-        self.key = key.encode()
+        self.keys = keys if keys is not None else ApiKeys(key or "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (scope["path"] == "/" and scope["method"] in ("GET", "HEAD")):
@@ -78,7 +83,7 @@ class ApiKeyMiddleware:
                 if scheme.lower() == b"bearer":
                     given = credential.strip()
                 break
-        if given and hmac.compare_digest(given, self.key):
+        if given and self.keys.accepts(given):
             await self.app(scope, receive, send)
             return
         message = "unauthorized: a valid API key is required (Authorization: Bearer <key>)"

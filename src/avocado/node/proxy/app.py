@@ -24,10 +24,11 @@ from avocado.config import Settings
 from avocado.cors import cors_middleware
 from avocado.discovery import ModelInfo
 from avocado.headers import HOP_BY_HOP
-from avocado.node.api import status
+from avocado.node.api import credentials, status
 from avocado.node.api.errors import error_body
 from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.credentials import ApiKeys
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
 from avocado.redact import redact_text, redact_url
@@ -229,6 +230,7 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
         back_up=supervisor.answering if supervisor is not None else None,
     )
     presence = Presence(settings, lambda: upstream_models(upstream), ("ollama", "openai", "embeddings"))
+    api_keys = ApiKeys(settings.api_key.get_secret_value()) if settings.api_key is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -251,20 +253,18 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
         Middleware(RequestLogMiddleware),
         Middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url)),
         cors_middleware(settings.origins),  # outside the key: a browser's preflight carries none
-        *(
-            [Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())]
-            if settings.api_key is not None
-            else []
-        ),
+        *([Middleware(ApiKeyMiddleware, keys=api_keys)] if api_keys is not None else []),
     ]
     routes = [
         Route("/api/avocado/status", status.status, methods=["GET"]),
         Route("/api/avocado/drain", status.drain, methods=["POST"]),
+        Route("/api/avocado/credentials", credentials.change, methods=["POST"]),
         Route("/{path:path}", proxy),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.presence = presence
+    app.state.api_keys = api_keys
     app.state.engine_status = lambda: {"kind": "ollama", "upstream": proxy.shown}
     app.state.proxy = proxy
     app.state.supervisor = supervisor

@@ -18,6 +18,7 @@ import time
 
 import httpx
 
+from avocado.backoff import Backoff
 from avocado.config import Settings
 from avocado.logs import rotate
 
@@ -69,6 +70,8 @@ class OllamaSupervisor:
         self.stop_timeout = stop_timeout
         self.restart_wait = restart_wait
         self.restarts = 0
+        # No jitter: one daemon per node, nothing to spread out.
+        self.backoff = Backoff(FIRST_BACKOFF, MAX_BACKOFF, jitter=0)
         self._answering = asyncio.Event()
         self._process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
@@ -163,25 +166,24 @@ class OllamaSupervisor:
 
     async def _watch(self) -> None:
         """Restart the daemon whenever it dies, waiting 1 s, 2 s, 4 s ... up to 30 s between tries."""
-        backoff = FIRST_BACKOFF
         while True:
             process = self._process
             assert process is not None
             status = process.poll()
             if status is None:
                 if time.monotonic() - self._started_at > STABLE_AFTER:
-                    backoff = FIRST_BACKOFF
+                    self.backoff.reset()
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
             self._answering.clear()
+            delay = self.backoff.next()
             log.warning(
                 "ollama serve (pid %d) exited with status %s; restarting in %g s",
                 process.pid,
                 status,
-                backoff,
+                delay,
             )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            await asyncio.sleep(delay)
             self._spawn()
             self.restarts += 1
             try:
