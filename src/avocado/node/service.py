@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
@@ -20,12 +21,15 @@ from avocado.config import Settings
 from avocado.logs import note
 from avocado.node.engine import Done, Loaded, ModelManager, SamplingParams, Text
 from avocado.node.options import OptionError, validate_options
-from avocado.node.prompt import PromptBuilder, PromptError
+from avocado.node.prompt import PromptBuilder, PromptError, PromptLimit
 from avocado.node.store.names import InvalidModelName
 from avocado.node.store.store import Model, ModelStore
+from avocado.node.templates.gotemplate import Limits
 from avocado.units import DurationError, parse_duration
 
 __all__ = [
+    "INLINE_LIMITS",
+    "TEMPLATE_LIMITS",
     "BadRequest",
     "Generation",
     "NodeService",
@@ -40,6 +44,14 @@ log = logging.getLogger(__name__)
 # Prompts longer than this (characters) are rendered and tokenized in a worker thread: a long
 # conversation takes tens of milliseconds, during which every other stream would stand still.
 OFF_LOOP_CHARS = 20_000
+# What rendering one prompt may take (a template can come with the request): range iterations (a
+# chat template makes a few per message), characters (twice the largest body, max_body), seconds.
+TEMPLATE_LIMITS = Limits(iterations=100_000, output=64 << 20, seconds=5.0)
+# A model's template renders on the event loop while it stays this small (a few messages take well
+# under a millisecond); a rendering that goes past it starts again in a worker thread.
+INLINE_LIMITS = Limits(iterations=2_000, output=1 << 20, seconds=0.01)
+
+T = TypeVar("T")
 
 
 class BadRequest(ValueError):
@@ -152,6 +164,25 @@ class NodeService:
         except PromptError as exc:
             raise BadRequest(str(exc)) from None
 
+    async def render(self, work: Callable[[Limits], T], *, inline: bool) -> T:
+        """Run ``work`` (a rendering within the limits it is given) on the event loop while it is
+        small, else in a worker thread within :data:`TEMPLATE_LIMITS`.
+
+        ``inline`` says whether to try on the loop first: never for a template that came with the
+        request, which could hold the loop for as long as its limits allow.
+        """
+        if inline:
+            try:
+                return work(INLINE_LIMITS)
+            except PromptLimit:
+                pass  # a heavy one: again, off the loop, within the full limits
+            except PromptError as exc:
+                raise BadRequest(str(exc)) from None
+        try:
+            return await asyncio.to_thread(work, TEMPLATE_LIMITS)
+        except PromptError as exc:
+            raise BadRequest(str(exc)) from None
+
     async def prompt_tokens(
         self, loaded: Loaded, text: str, context: list[int] | None, num_keep: int
     ) -> list[int]:
@@ -194,9 +225,8 @@ class NodeService:
     ) -> list[int]:
         """A chat's prompt tokens (see :meth:`fit_chat`); a long chat is rendered off the event loop."""
         size = sum(len(str(m.get("content") or "")) for m in messages)
-        if size < OFF_LOOP_CHARS:
-            return self.fit_chat(loaded, builder, messages, tools, num_keep)
-        return await asyncio.to_thread(self.fit_chat, loaded, builder, messages, tools, num_keep)
+        work = functools.partial(self.fit_chat, loaded, builder, messages, tools, num_keep)
+        return await self.render(work, inline=size < OFF_LOOP_CHARS)
 
     def fit_chat(
         self,
@@ -205,6 +235,7 @@ class NodeService:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         num_keep: int,
+        limits: Limits = TEMPLATE_LIMITS,
     ) -> list[int]:
         """Render a chat; if it does not fit, drop the oldest turns (system messages stay), as Ollama does.
 
@@ -215,7 +246,7 @@ class NodeService:
 
         def tokens_from(start: int) -> list[int]:
             window = [m for i, m in enumerate(messages) if i >= start or m.get("role") == "system"]
-            return self.tokenize(loaded, builder.chat(window, tools))
+            return self.tokenize(loaded, builder.chat(window, tools, limits))
 
         tokens = tokens_from(0)
         if len(tokens) < n_ctx:

@@ -13,7 +13,15 @@ from avocado.node.api.deps import Service
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
 from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime
 from avocado.node.engine import Done, Text
-from avocado.node.service import BadRequest, Generation, NodeService, check_images, check_think
+from avocado.node.service import (
+    OFF_LOOP_CHARS,
+    BadRequest,
+    Generation,
+    NodeService,
+    check_images,
+    check_think,
+)
+from avocado.node.templates.gotemplate import Limits
 from avocado.node.tools import ToolCallCollector
 
 __all__ = ["PROMPT_CACHED", "chat_events", "generate_events", "router"]
@@ -64,10 +72,14 @@ async def generate_events(
         if req.raw:
             text = prompt
         else:
-            builder = svc.builder(loaded, req.template)
-            if req.suffix and not builder.supports_insert:
-                raise BadRequest(f"{gen.model.stored.name.full} does not support insert")
-            text = builder.generate(prompt, req.system, req.suffix)
+
+            def render(limits: Limits) -> str:  # a request's own template is parsed off the loop too
+                builder = svc.builder(loaded, req.template)
+                if req.suffix and not builder.supports_insert:
+                    raise BadRequest(f"{gen.model.stored.name.full} does not support insert")
+                return builder.generate(prompt, req.system, req.suffix, limits)
+
+            text = await svc.render(render, inline=not req.template and len(prompt) < OFF_LOOP_CHARS)
         tokens = await svc.prompt_tokens(loaded, text, req.context, gen.num_keep)
         async for event in svc.run(gen, loaded, tokens):
             if isinstance(event, Text):
