@@ -127,6 +127,12 @@ class Settings(AvocadoSettings):
         description="A fast stream's tokens go out at most this often, one chunk each (0: each at once)",
     )
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
+    max_predict: int = Field(
+        default=16384,
+        ge=1,
+        le=1 << 20,
+        description="Most tokens one request may generate, whatever num_predict or max_tokens ask",
+    )
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
     engine: Literal["embedded", "ollama"] = Field(

@@ -77,6 +77,10 @@ StreamInterval = Annotated[
     typer.Option(help='Tokens of a fast stream go out at most this often, "0": each at once (default 20ms)'),
 ]
 NumCtx = Annotated[int | None, typer.Option(help="Default context length per request (default 4096)")]
+MaxPredict = Annotated[
+    int | None,
+    typer.Option(help="Most tokens one request may generate, whatever it asks for (default 16384)"),
+]
 Engine = Annotated[
     str | None,
     typer.Option(
@@ -134,6 +138,7 @@ def serve(
     prompt_cache: PromptCache = None,
     stream_interval: StreamInterval = None,
     num_ctx: NumCtx = None,
+    max_predict: MaxPredict = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
     tunnel: Tunnel = None,
@@ -164,6 +169,7 @@ def serve(
             prompt_cache=prompt_cache,
             stream_interval=stream_interval,
             num_ctx=num_ctx,
+            max_predict=max_predict,
             engine=engine,
             ollama_url=ollama_url,
             tunnel=tunnel,

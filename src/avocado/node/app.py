@@ -90,12 +90,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.presence = presence
 
     def engine_status() -> dict[str, Any]:
-        caches = {name: loaded.runner.prompt_cache for name, loaded in manager.loaded.items()}
+        runners = {name: loaded.runner for name, loaded in manager.loaded.items()}
         return {
             "kind": "embedded",
-            "loaded": list(caches),
+            "loaded": list(runners),
             "models": len(store.list()),
-            "prompt_cache": {name: cache.report() for name, cache in caches.items()},
+            "prompt_cache": {name: runner.prompt_cache.report() for name, runner in runners.items()},
+            "slots": {
+                name: {"busy": runner.busy_slots, "paused": runner.paused_slots, "total": len(runner.slots)}
+                for name, runner in runners.items()
+            },
         }
 
     app.state.engine_status = engine_status

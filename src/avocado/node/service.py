@@ -71,6 +71,7 @@ class Generation:
     keep_alive: float | None
     grammar: str | None
     stop: list[str] = field(default_factory=list)
+    max_predict: int = 16384  # the node's bound on any generation (settings.max_predict)
 
     @property
     def num_ctx(self) -> int:
@@ -82,7 +83,15 @@ class Generation:
 
     @property
     def num_predict(self) -> int:
-        return int(self.options.get("num_predict", -1))
+        """Tokens to generate at most: ``num_predict`` when it is set and within ``max_predict``
+        (-1, "no limit", and -2, "fill the context", are bounded by it too), else ``max_predict``."""
+        asked = int(self.options.get("num_predict", -1))
+        return asked if 0 <= asked <= self.max_predict else self.max_predict
+
+    @property
+    def fill_context(self) -> bool:
+        """``num_predict: -2``: generate until the context is full, without shifting it."""
+        return int(self.options.get("num_predict", -1)) == -2
 
 
 def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
@@ -153,7 +162,7 @@ class NodeService:
         except DurationError as exc:
             raise BadRequest(f"keep_alive: {exc}") from None
         stop = merged.get("stop") or []
-        return Generation(model, merged, keep, grammar_for(fmt), list(stop))
+        return Generation(model, merged, keep, grammar_for(fmt), list(stop), self.settings.max_predict)
 
     def builder(self, loaded: Loaded, template: str | None = None) -> PromptBuilder:
         llama = loaded.runner.model
@@ -194,6 +203,22 @@ class NodeService:
             return self.fit(loaded, self.tokenize(loaded, text, context), num_keep)
 
         return await asyncio.to_thread(fitted)
+
+    @staticmethod
+    def check_context(loaded: Loaded, context: list[int] | None) -> None:
+        """``context`` (the tokens of an earlier answer) holds only the model's own token ids.
+
+        Another id would make llama.cpp refuse the decode it is in.
+        """
+        if not context:
+            return
+        n_vocab = loaded.runner.model.n_vocab
+        low, high = min(context), max(context)
+        if low < 0 or high >= n_vocab:
+            bad = low if low < 0 else high
+            raise BadRequest(
+                f"context holds token {bad}, which is not a token of this model (0 to {n_vocab - 1})"
+            )
 
     def tokenize(self, loaded: Loaded, text: str, context: list[int] | None = None) -> list[int]:
         """Tokenize a rendered prompt (after ``context`` tokens from an earlier response)."""
@@ -277,4 +302,5 @@ class NodeService:
             stop=gen.stop,
             grammar=gen.grammar,
             num_keep=gen.num_keep,
+            fill_context=gen.fill_context,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from avocado.node.templates.gotemplate import Limits, template
 
-__all__ = ["assert_error", "gate_renders"]
+__all__ = ["assert_error", "gate_renders", "wait_until"]
 
 
 def assert_error(response: httpx.Response, status: int, fragment: str) -> None:
@@ -42,3 +43,11 @@ def gate_renders(monkeypatch: pytest.MonkeyPatch, select: Select) -> tuple[threa
 
     monkeypatch.setattr(template.GoTemplate, "render", render)
     return started, go
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` (the node's state, read across threads) until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
+        time.sleep(0.02)

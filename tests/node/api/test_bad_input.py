@@ -222,3 +222,32 @@ def test_json_body_without_json_content_type_is_read(http: httpx.Client) -> None
         response = http.post("/api/generate", content=body, headers=headers)
         assert response.status_code == 200, (kind, response.text)
         assert response.json()["done"] is True
+
+
+@pytest.mark.parametrize(
+    ("context", "fragment"),
+    [
+        ([999_999_999], "not a token of this model"),
+        ([1, 2, -1], "not a token of this model"),
+        ([1, 2**40], "not a token of this model"),
+        ([True, 1], "context"),
+        ([1.5], "context"),
+        (["12"], "context"),
+        ("1 2 3", "context"),
+    ],
+)
+def test_context_with_foreign_tokens_is_400(http: httpx.Client, context: object, fragment: str) -> None:
+    body = {"model": SMOLLM, "prompt": "Hi", "context": context, "stream": False}
+    assert_error(http.post("/api/generate", json=body), 400, fragment)
+
+
+def test_a_bad_context_does_not_hurt_a_request_running_beside_it(node: RunningNode) -> None:
+    good = {"model": SMOLLM, "prompt": "Count to twenty.", "options": {"num_predict": 48, "temperature": 0}}
+    bad = {"model": SMOLLM, "prompt": "Hi", "context": [10**9], "stream": False}
+    with node.client() as http, http.stream("POST", "/api/generate", json=good) as stream:
+        lines = stream.iter_lines()
+        first = json.loads(next(lines))
+        assert first["done"] is False  # generating now
+        assert_error(http.post("/api/generate", json=bad), 400, "not a token")
+        rest = [json.loads(line) for line in lines]
+    assert "error" not in rest[-1] and rest[-1]["done"] is True and rest[-1]["eval_count"] > 1

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
-from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime
+from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime, unless_gone
 from avocado.node.engine import Done, Text
 from avocado.node.service import (
     OFF_LOOP_CHARS,
@@ -68,6 +68,7 @@ async def generate_events(
     name = gen.model.name
     async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
         load_ns = time.perf_counter_ns() - started
+        svc.check_context(loaded, req.context)
         prompt = req.prompt or ""
         if req.raw:
             text = prompt
@@ -99,10 +100,10 @@ async def generate(req: GenerateRequest, svc: Service, request: Request) -> Resp
     check_think(req.think, gen.model.name)
     if not req.prompt and not req.suffix and not req.template and not req.system:
         return JSONResponse(await _load_only(svc, gen, {"response": ""}))
-    stream = await prime(generate_events(svc, req, gen))
+    stream = await unless_gone(request, prime(generate_events(svc, req, gen)))
     if req.stream is not False:
         return ndjson_response(stream, request.url.path)
-    result = await collect(stream)
+    result = await unless_gone(request, collect(stream))
     return JSONResponse({**result.final, "response": result.text})
 
 
@@ -165,10 +166,10 @@ async def chat(req: ChatRequest, svc: Service, request: Request) -> Response:
     if not req.messages:
         body = {"message": {"role": "assistant", "content": ""}}
         return JSONResponse(await _load_only(svc, gen, body))
-    stream = await prime(chat_events(svc, req, gen))
+    stream = await unless_gone(request, prime(chat_events(svc, req, gen)))
     if req.stream is not False:
         return ndjson_response(stream, request.url.path)
-    result = await collect(stream)
+    result = await unless_gone(request, collect(stream))
     reply: dict[str, Any] = {"role": "assistant", "content": result.text}
     if result.tool_calls:
         reply["tool_calls"] = result.tool_calls
