@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from avocado.config import Settings
 from avocado.node.app import create_app
+from avocado.node.http_protocol import uvicorn_options
 from avocado.node.service import NodeService
 
 SMOLLM = "smollm2:135m"
@@ -114,7 +115,8 @@ def start_node(home: Path, *, send_buffer: int | None = None, **overrides: Any) 
     """Start a node in a background thread and wait until it answers (``send_buffer``: see :func:`serve`)."""
     settings = Settings(home=home, port=free_port(), num_ctx=2048, keep_alive="5m", **overrides)
     app = create_app(settings)
-    running = serve(app, settings.port, send_buffer=send_buffer)
+    options = {key: value for key, value in uvicorn_options(settings).items() if key == "http"}
+    running = serve(app, settings.port, send_buffer=send_buffer, **options)  # as `avocado serve` runs it
     return RunningNode(running.url, app, settings, running.server, running.thread)
 
 

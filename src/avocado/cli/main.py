@@ -153,6 +153,7 @@ def serve(
     import uvicorn
 
     from avocado.logs import configure_logging
+    from avocado.node.http_protocol import uvicorn_options
 
     try:
         settings = load_settings(
@@ -195,7 +196,7 @@ def serve(
         typer.echo(
             f"avocado {avocado.__version__} listening on http://{settings.host}:{settings.port}", err=True
         )
-        uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        uvicorn.run(application, host=settings.host, port=settings.port, **uvicorn_options(settings))
     finally:
         lock.release()
 

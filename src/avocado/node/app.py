@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -22,8 +23,10 @@ from avocado.node.api.middleware import (
     JsonBodyMiddleware,
     RequestLogMiddleware,
 )
+from avocado.node.api.request_limits import RequestLimitsMiddleware
 from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.presence import Presence
+from avocado.node.registry.server import Uploads
 from avocado.node.registry.server import router as registry_router
 from avocado.node.service import NodeService
 from avocado.node.store.bundled import register_bundled_models
@@ -77,17 +80,20 @@ def create_app(settings: Settings) -> FastAPI:
         # aggregate tokens/s at 4-8 streams up by 10-15%).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         manager.start()
+        sweeper = asyncio.create_task(uploads.sweep_forever(), name="upload-sweeper")
         await presence.start()
         try:
             yield
         finally:
             await presence.close()  # announces offline while the node still answers
+            sweeper.cancel()
             await manager.close()
 
     app = FastAPI(title="Avocado node", version=avocado.__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.service = NodeService(settings, store, manager)
     app.state.presence = presence
+    uploads = app.state.registry_uploads = Uploads(store, settings.upload_expiry_seconds)
 
     def engine_status() -> dict[str, Any]:
         runners = {name: loaded.runner for name, loaded in manager.loaded.items()}
@@ -125,6 +131,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
+        read_timeout=settings.read_timeout_seconds,
+    )
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response, 401s included, carries the id
