@@ -18,6 +18,7 @@ from avocado.config import LOCAL_ORIGINS, Settings
 from avocado.discovery import ModelInfo
 from avocado.node.api import embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
+from avocado.node.api.health import HealthMiddleware
 from avocado.node.api.middleware import (
     ApiKeyMiddleware,
     JsonBodyMiddleware,
@@ -131,6 +132,17 @@ def create_app(settings: Settings) -> FastAPI:
     )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+
+    async def readiness() -> str | None:
+        if presence.status != "online":
+            return f"the node is {presence.status}"
+        if not manager.running:
+            return "the engine is not running"
+        if not (store.blobs_dir.is_dir() and store.manifests_dir.is_dir()):
+            return f"the model store at {store.root} cannot be read"
+        return None
+
+    app.add_middleware(HealthMiddleware, readiness=readiness)  # outside the API key, as GET / is
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body=settings.max_body_bytes,

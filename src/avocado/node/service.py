@@ -11,6 +11,8 @@ import binascii
 import functools
 import json
 import logging
+import math
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,6 +31,8 @@ from avocado.units import DurationError, parse_duration
 
 __all__ = [
     "INLINE_LIMITS",
+    "MAX_REPEAT",
+    "MAX_SCHEMA",
     "TEMPLATE_LIMITS",
     "BadRequest",
     "Generation",
@@ -94,6 +98,43 @@ class Generation:
         return int(self.options.get("num_predict", -1)) == -2
 
 
+# A JSON schema given as ``format`` may be this long (characters), and ask for this many repetitions
+# in all: llama.cpp's converter spells out ``maxLength: N`` or a pattern's ``{N}`` as N copies of a
+# rule (``minLength: 100000000`` made a 500 MB grammar in 13 s; ``minItems: 10**9`` took all memory).
+MAX_SCHEMA = 64 << 10
+MAX_REPEAT = 10_000
+_COUNTS = frozenset({"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"})
+_QUANTIFIER = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
+def _count(value: Any) -> int:
+    """A length or count from a schema, as a number of repetitions (absurd ones as too many)."""
+    if isinstance(value, str):
+        return int(value) if value and len(value) <= 9 else (MAX_REPEAT + 1 if value else 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(int(value), 0) if math.isfinite(value) else MAX_REPEAT + 1
+
+
+def _repetitions(schema: Any) -> int:
+    """The repetitions a schema's lengths, counts and pattern quantifiers ask for, in all."""
+    total = 0
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in _COUNTS:
+                    total += _count(value)
+                elif key == "pattern" and isinstance(value, str):
+                    total += sum(_count(low) + _count(high) for low, high in _QUANTIFIER.findall(value))
+                else:
+                    pending.append(value)
+    return total
+
+
 def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
     """``format``: ``"json"`` or a JSON schema, enforced with a GBNF grammar."""
     if fmt in (None, ""):
@@ -101,8 +142,16 @@ def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
     if fmt == "json":
         return str(JSON_GBNF)
     if isinstance(fmt, dict):
+        text = json.dumps(fmt)
+        if len(text) > MAX_SCHEMA:
+            raise BadRequest(f"invalid JSON schema in format: {len(text)} characters, at most {MAX_SCHEMA}")
+        if (repeats := _repetitions(fmt)) > MAX_REPEAT:
+            raise BadRequest(
+                f"invalid JSON schema in format: its lengths, counts and pattern repetitions add up to "
+                f"{repeats}, at most {MAX_REPEAT}"
+            )
         try:
-            return str(json_schema_to_gbnf(json.dumps(fmt)))
+            return str(json_schema_to_gbnf(text))
         except Exception as exc:  # the converter raises bare exceptions for schemas it cannot express
             raise BadRequest(f"invalid JSON schema in format: {exc}") from None
     raise BadRequest('format must be "json" or a JSON schema object')

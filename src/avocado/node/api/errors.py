@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from avocado import api_errors
 from avocado.api_errors import error_body, error_response
-from avocado.node.engine.errors import EngineError, ModelLoadError, QueueFull
+from avocado.node.engine.errors import EngineError, InvalidRequest, ModelLoadError, QueueFull
 from avocado.node.options import OptionError
 from avocado.node.service import BadRequest, NotFound
 from avocado.node.store.errors import BlobNotFound, InvalidModelFile, ModelNotFound, StoreError
@@ -33,7 +33,7 @@ def status_for(exc: BaseException) -> tuple[int, str]:
         return CLIENT_CLOSED, str(exc)
     if isinstance(exc, BadRequest | OptionError | InvalidModelName | InvalidModelFile | BlobNotFound):
         return 400, str(exc)
-    if isinstance(exc, StoreError):
+    if isinstance(exc, StoreError | InvalidRequest):
         return 400, str(exc)
     if isinstance(exc, QueueFull):
         return 503, str(exc)

@@ -80,6 +80,11 @@ class ModelManager:
     def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap(), name="model-reaper")
 
+    @property
+    def running(self) -> bool:
+        """Started and not closed: requests can be served."""
+        return self._reaper is not None and not self._reaper.done()
+
     async def close(self) -> None:
         if self._reaper:
             self._reaper.cancel()

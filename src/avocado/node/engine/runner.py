@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from avocado.node.engine.compute import WAKE, compute_thread
-from avocado.node.engine.errors import EngineError
+from avocado.node.engine.errors import EngineError, InvalidRequest
 from avocado.node.engine.jobs import EmbedJob, GenerateJob
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
 from avocado.node.engine.prompt_cache import PromptCache, SavedPrompt
@@ -97,7 +97,7 @@ class Runner:
         self.slots = [Slot(seq_id) for seq_id in range(config.parallel)]
         self.prompt_cache = PromptCache(config.prompt_cache)
         self._embed_ctx: LlamaContext | None = None
-        self._batch = Batch(params.n_batch)
+        self._batch = Batch(min(params.n_batch, self.ctx.n_batch))
         # Only the compute thread touches what follows, and everything above once it has a job.
         self._pending: deque[GenerateJob | EmbedJob] = deque()  # received, not placed yet
         self._held: list[GenerateJob] = []  # waiting for another slot's prompt
@@ -217,10 +217,11 @@ class Runner:
     def _start(self, job: GenerateJob, free: list[Slot]) -> None:
         prompt = job.prompt
         if not prompt:
-            job.emit(EngineError("empty prompt"))
+            job.emit(InvalidRequest("empty prompt"))
             return
         if len(prompt) >= self.n_ctx:
-            job.emit(EngineError(f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}"))
+            too_long = f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}"
+            job.emit(InvalidRequest(too_long))
             return
         try:
             sampler = make_sampler(self.model.vocab, self.model.n_vocab, self.n_ctx, job.params, job.grammar)
@@ -452,7 +453,7 @@ class Runner:
             )
             self._embed_ctx = LlamaContext(self.model, params)
         ctx = self._embed_ctx
-        batch = Batch(ctx.n_ctx)
+        batch = Batch(min(ctx.n_ctx, ctx.n_batch))
         vectors = []
         try:
             for tokens in job.inputs:

@@ -17,6 +17,7 @@ import anyio
 import httpx
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -26,7 +27,9 @@ from avocado.discovery import ModelInfo
 from avocado.headers import HOP_BY_HOP
 from avocado.node.api import status
 from avocado.node.api.errors import error_body
+from avocado.node.api.health import HealthMiddleware
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.api.request_limits import RequestLimitsMiddleware
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
 from avocado.request_id import RequestIdMiddleware
@@ -147,6 +150,9 @@ class OllamaProxy:
             response = await self._send(client, request)
         except _ClientGone:
             return
+        except HTTPException as exc:  # the body went past a limit (RequestLimitsMiddleware) on its way
+            await _answer(scope, send, exc.status_code, exc.detail, close=True)
+            return
         except httpx.TransportError as exc:
             await self._bad_gateway(scope, send, exc)
             return
@@ -191,15 +197,17 @@ class OllamaProxy:
         else:
             message = f"ollama at {self.upstream} failed before answering: {_describe(exc)}"
         log.warning("%s", message)
-        body = json.dumps(error_body(scope["path"], 502, message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 502,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(scope, send, 502, message)
+
+
+async def _answer(scope: Scope, send: Send, status: int, message: str, *, close: bool = False) -> None:
+    """An error of the node's own, in the shape of the route's API."""
+    body = json.dumps(error_body(scope["path"], status, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if close:  # what is left of the request's body is not read
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _describe(exc: BaseException) -> str:
@@ -240,9 +248,27 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
                 await supervisor.stop()
             await client.aclose()
 
+    async def readiness() -> str | None:
+        if presence.status != "online":
+            return f"the node is {presence.status}"
+        try:
+            answer = await (proxy.client or proxy.open()).get(f"{proxy.upstream}/", timeout=3.0)
+        except httpx.HTTPError as exc:
+            return f"ollama at {proxy.upstream} does not answer: {_describe(exc)}"
+        if answer.status_code != 200:
+            return f"ollama at {proxy.upstream} answers {answer.status_code}"
+        return None
+
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(RequestLogMiddleware),
+        Middleware(HealthMiddleware, readiness=readiness),  # outside the API key, as GET / is
+        Middleware(
+            RequestLimitsMiddleware,
+            max_body=settings.max_body_bytes,
+            max_upload=settings.max_upload_bytes,
+            read_timeout=settings.read_timeout_seconds,
+        ),
         *(
             [Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())]
             if settings.api_key is not None
