@@ -19,6 +19,7 @@ import pytest
 
 from avocado.node.http_protocol import MAX_HEAD
 from tests.node.api.support import assert_error, wait_until
+from tests.node.proxy.test_proxy import start_proxy
 from tests.support import SMOLLM, RunningNode, linked_home, start_node
 
 
@@ -160,3 +161,17 @@ def test_slow_clients_do_not_hold_the_node(limited: RunningNode) -> None:
         with httpx.Client(base_url=limited.url, timeout=10) as http:
             assert http.get("/api/version").status_code == 200
         assert all(future.result().startswith(b"HTTP/1.1 408 ") for future in pending)
+
+
+def test_in_front_of_ollama_bodies_are_bounded_too(node: RunningNode, tmp_path: Path) -> None:
+    proxy = start_proxy(tmp_path, node.url, max_body="1KiB")
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as http:
+            body = {"model": SMOLLM, "prompt": "x" * 2000}
+            assert_error(http.post("/api/generate", json=body), 413, "request body too large")
+            chunked = http.post("/api/generate", content=iter([b'{"model": "', b"x" * 2000, b'"}']))
+            assert_error(chunked, 413, "request body too large")  # refused while it was forwarded
+            small = {"model": SMOLLM, "prompt": "Hi", "stream": False, "options": {"num_predict": 1}}
+            assert http.post("/api/generate", json=small).json()["done"] is True
+    finally:
+        proxy.stop()
