@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from starlette.applications import Starlette
 
 from avocado.config import Settings
 from avocado.node.app import create_app
+from avocado.node.http_protocol import uvicorn_options
 from avocado.node.service import NodeService
 
 SMOLLM = "smollm2:135m"
@@ -56,15 +59,27 @@ class RunningServer:
         self.thread.join(timeout=30)
 
 
-def serve(app: Starlette, port: int | None = None, **settings: Any) -> RunningServer:
+def serve(
+    app: Starlette, port: int | None = None, *, send_buffer: int | None = None, **settings: Any
+) -> RunningServer:
     """Serve ``app`` with uvicorn in a background thread on loopback; wait until it listens.
 
     ``settings`` go to ``uvicorn.Config`` (``ssl_certfile`` and ``ssl_keyfile`` serve ``https``).
+    ``send_buffer`` shrinks the kernel's send buffer of every connection (accepted sockets inherit
+    it from the listening one), as a slow network would: a client that stops reading then stops
+    the server's writes after kilobytes rather than megabytes.
     """
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, **settings)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    run: Callable[[], None] = server.run
+    if send_buffer is not None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        listener.bind(("127.0.0.1", port))
+        run = functools.partial(server.run, sockets=[listener])
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -96,11 +111,12 @@ class RunningNode:
         self.thread.join(timeout=30)
 
 
-def start_node(home: Path, **overrides: Any) -> RunningNode:
-    """Start a node in a background thread and wait until it answers."""
+def start_node(home: Path, *, send_buffer: int | None = None, **overrides: Any) -> RunningNode:
+    """Start a node in a background thread and wait until it answers (``send_buffer``: see :func:`serve`)."""
     settings = Settings(home=home, port=free_port(), num_ctx=2048, keep_alive="5m", **overrides)
     app = create_app(settings)
-    running = serve(app, settings.port)
+    options = {key: value for key, value in uvicorn_options(settings).items() if key == "http"}
+    running = serve(app, settings.port, send_buffer=send_buffer, **options)  # as `avocado serve` runs it
     return RunningNode(running.url, app, settings, running.server, running.thread)
 
 

@@ -48,6 +48,26 @@ def test_unsafe_or_wrong_settings_are_refused(tmp_path: Path, monkeypatch: pytes
         load_settings(tmp_path / "absent.toml")
 
 
+def test_request_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings()
+    assert defaults.max_predict == 16384 and defaults.max_body_bytes == 32 << 20
+    assert defaults.max_upload_bytes == 256 << 30 and defaults.read_timeout_seconds == 30
+    assert defaults.upload_expiry_seconds == 15 * 60
+    monkeypatch.setenv("AVOCADO_MAX_BODY", "1MiB")
+    monkeypatch.setenv("AVOCADO_READ_TIMEOUT", "2s")
+    assert load_settings().max_body_bytes == 1 << 20 and load_settings().read_timeout_seconds == 2
+    for name, value in [
+        ("max_body", "big"),
+        ("max_upload", "-"),
+        ("read_timeout", "0"),
+        ("read_timeout", "-1s"),  # "forever", as keep_alive reads it
+        ("upload_expiry", "soon"),
+        ("max_predict", 0),
+    ]:
+        with pytest.raises(ValidationError, match=name):
+            load_settings(**{name: value})
+
+
 def test_api_key_is_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(api_key="a-very-secret-key")
     assert "a-very-secret-key" not in repr(settings) and "a-very-secret-key" not in str(settings.model_dump())

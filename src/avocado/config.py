@@ -129,7 +129,26 @@ class Settings(AvocadoSettings):
         default="20ms",
         description="A fast stream's tokens go out at most this often, one chunk each (0: each at once)",
     )
+    max_body: str = Field(
+        default="32MiB", description="Largest request body, blob uploads aside (413 past it)"
+    )
+    max_upload: str = Field(
+        default="256GiB", description="Largest blob upload (POST /api/blobs, a /v2 upload session)"
+    )
+    upload_expiry: str = Field(
+        default="15m", description="An unfinished /v2 upload session idle this long is dropped with its data"
+    )
+    read_timeout: str = Field(
+        default="30s",
+        description="Time for a request's line and headers, and for its body on top of 1 KiB/s",
+    )
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
+    max_predict: int = Field(
+        default=16384,
+        ge=1,
+        le=1 << 20,
+        description="Most tokens one request may generate, whatever num_predict or max_tokens ask",
+    )
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
     max_pull_size: str = Field(
@@ -195,6 +214,14 @@ class Settings(AvocadoSettings):
         _duration(value)
         return value
 
+    @field_validator("read_timeout", "upload_expiry")
+    @classmethod
+    def _check_timeout(cls, value: str) -> str:
+        seconds = _duration(value)
+        if seconds is None or not 0 < seconds < float("inf"):
+            raise ValueError(f"must be a positive duration, got {value!r}")
+        return value
+
     @field_validator("stream_interval")
     @classmethod
     def _check_stream_interval(cls, value: str) -> str:
@@ -238,7 +265,7 @@ class Settings(AvocadoSettings):
             raise ValueError(f"tunnel_url must be an http(s) URL, got {value!r}")
         return value.strip().rstrip("/")
 
-    @field_validator("max_memory", "prompt_cache", "max_pull_size")
+    @field_validator("max_memory", "prompt_cache", "max_pull_size", "max_body", "max_upload")
     @classmethod
     def _check_size(cls, value: str | None) -> str | None:
         if value is not None:
@@ -284,6 +311,22 @@ class Settings(AvocadoSettings):
     @property
     def stream_interval_seconds(self) -> float:
         return _seconds(self.stream_interval)
+
+    @property
+    def read_timeout_seconds(self) -> float:
+        return _seconds(self.read_timeout)
+
+    @property
+    def upload_expiry_seconds(self) -> float:
+        return _seconds(self.upload_expiry)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return parse_size(self.max_body)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return parse_size(self.max_upload)
 
     @property
     def memory_budget(self) -> int:

@@ -109,6 +109,10 @@ StreamInterval = Annotated[
     typer.Option(help='Tokens of a fast stream go out at most this often, "0": each at once (default 20ms)'),
 ]
 NumCtx = Annotated[int | None, typer.Option(help="Default context length per request (default 4096)")]
+MaxPredict = Annotated[
+    int | None,
+    typer.Option(help="Most tokens one request may generate, whatever it asks for (default 16384)"),
+]
 Engine = Annotated[
     str | None,
     typer.Option(
@@ -172,6 +176,7 @@ def serve(
     max_pull_size: MaxPullSize = None,
     pull_allow_networks: PullAllowNetworks = None,
     num_ctx: NumCtx = None,
+    max_predict: MaxPredict = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
     tunnel: Tunnel = None,
@@ -186,6 +191,7 @@ def serve(
     import uvicorn
 
     from avocado.logs import configure_logging
+    from avocado.node.http_protocol import uvicorn_options
 
     try:
         settings = load_settings(
@@ -206,6 +212,7 @@ def serve(
             max_pull_size=max_pull_size,
             pull_allow_networks=pull_allow_networks,
             num_ctx=num_ctx,
+            max_predict=max_predict,
             engine=engine,
             ollama_url=ollama_url,
             tunnel=tunnel,
@@ -238,7 +245,7 @@ def serve(
         typer.echo(
             f"avocado {avocado.__version__} listening on http://{settings.host}:{settings.port}", err=True
         )
-        uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        uvicorn.run(application, host=settings.host, port=settings.port, **uvicorn_options(settings))
     finally:
         lock.release()
 

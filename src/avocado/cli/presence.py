@@ -85,8 +85,10 @@ def print_status(report: dict[str, Any]) -> None:
         ("public URL", redact_url(report.get("public_url") or "-")),
         ("access", _access(report)),
         ("tunnel", f"{tunnel.get('provider')}: {tunnel.get('state')}, restarts {tunnel.get('restarts', 0)}"),
-        ("engine", ", ".join(f"{k} {v}" for k, v in engine.items() if k != "prompt_cache")),
+        ("engine", ", ".join(f"{k} {v}" for k, v in engine.items() if k not in ("prompt_cache", "slots"))),
     ]
+    for model, slots in (engine.get("slots") or {}).items():
+        rows.append(("slots", f"{model}: {slots['busy']} of {slots['total']} busy, {slots['paused']} paused"))
     for model, cache in (engine.get("prompt_cache") or {}).items():
         used = f"{format_size(cache['size'])} of {format_size(cache['limit'])}"
         rows.append(("prompt cache", f"{model}: {cache['prompts']} prompts, {used}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -17,15 +18,18 @@ from avocado.cors import add_cors
 from avocado.discovery import ModelInfo
 from avocado.node.api import credentials, embed, generate, models, openai, status, transfer
 from avocado.node.api.errors import install_error_handlers
+from avocado.node.api.health import HealthMiddleware
 from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import (
     ApiKeyMiddleware,
     JsonBodyMiddleware,
     RequestLogMiddleware,
 )
+from avocado.node.api.request_limits import RequestLimitsMiddleware
 from avocado.node.credentials import ApiKeys
 from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.presence import Presence
+from avocado.node.registry.server import Uploads
 from avocado.node.registry.server import router as registry_router
 from avocado.node.service import NodeService
 from avocado.node.store.bundled import register_bundled_models
@@ -79,11 +83,13 @@ def create_app(settings: Settings) -> FastAPI:
         # aggregate tokens/s at 4-8 streams up by 10-15%).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         manager.start()
+        sweeper = asyncio.create_task(uploads.sweep_forever(), name="upload-sweeper")
         await presence.start()
         try:
             yield
         finally:
             await presence.close()  # announces offline while the node still answers
+            sweeper.cancel()
             await manager.close()
 
     app = FastAPI(title="Avocado node", version=avocado.__version__, lifespan=lifespan)
@@ -92,14 +98,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.presence = presence
     api_keys = ApiKeys(settings.api_key.get_secret_value()) if settings.api_key is not None else None
     app.state.api_keys = api_keys  # replaced while running by POST /api/avocado/credentials
+    uploads = app.state.registry_uploads = Uploads(store, settings.upload_expiry_seconds)
 
     def engine_status() -> dict[str, Any]:
-        caches = {name: loaded.runner.prompt_cache for name, loaded in manager.loaded.items()}
+        runners = {name: loaded.runner for name, loaded in manager.loaded.items()}
         return {
             "kind": "embedded",
-            "loaded": list(caches),
+            "loaded": list(runners),
             "models": len(store.list()),
-            "prompt_cache": {name: cache.report() for name, cache in caches.items()},
+            "prompt_cache": {name: runner.prompt_cache.report() for name, runner in runners.items()},
+            "slots": {
+                name: {"busy": runner.busy_slots, "paused": runner.paused_slots, "total": len(runner.slots)}
+                for name, runner in runners.items()
+            },
         }
 
     app.state.engine_status = engine_status
@@ -122,6 +133,24 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(ApiKeyMiddleware, keys=api_keys)
     add_cors(app, settings.origins)  # outside the key: a browser's preflight carries none
     app.add_middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url))
+
+    async def readiness() -> str | None:
+        if presence.status != "online":
+            return f"the node is {presence.status}"
+        if not manager.running:
+            return "the engine is not running"
+        if not (store.blobs_dir.is_dir() and store.manifests_dir.is_dir()):
+            return f"the model store at {store.root} cannot be read"
+        return None
+
+    # Outside the key and the Host check, as GET / is: probes reach the node by any address.
+    app.add_middleware(HealthMiddleware, readiness=readiness)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
+        read_timeout=settings.read_timeout_seconds,
+    )
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response, 401s included, carries the id

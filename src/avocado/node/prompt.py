@@ -15,22 +15,41 @@ from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from avocado.node.store.store import Model
-from avocado.node.templates.gotemplate import GoTemplate, TemplateError
+from avocado.node.templates.gotemplate import GoTemplate, LimitExceeded, Limits, TemplateError
 
-__all__ = ["GoStruct", "PromptBuilder", "PromptError"]
+__all__ = ["MAX_TEMPLATE", "GoStruct", "PromptBuilder", "PromptError", "PromptLimit", "compile_template"]
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 
+# Model templates are a few kilobytes; parsing takes about 4 µs a character, and a parse tree many
+# times the source's size, so a template (one sent with a request too) may be at most this long.
+MAX_TEMPLATE = 64 << 10
+
 # Parsing a template costs more than rendering it; models reuse a handful of templates.
-compile_template = functools.lru_cache(maxsize=128)(GoTemplate)
+_parse = functools.lru_cache(maxsize=128)(GoTemplate)
 
 
 class PromptError(ValueError):
     """The model's template could not render this request."""
 
 
+class PromptLimit(PromptError):
+    """The template went past the limits of its rendering (:class:`Limits`)."""
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def compile_template(source: str) -> GoTemplate:
+    """A parsed template, from the cache when it was parsed before; :class:`PromptError` when it is
+    too long or does not parse."""
+    if len(source) > MAX_TEMPLATE:
+        raise PromptError(f"template error: the template is {len(source)} characters, at most {MAX_TEMPLATE}")
+    try:
+        return _parse(source)
+    except TemplateError as exc:
+        raise PromptError(f"template error: {exc}") from None
 
 
 class GoStruct(dict[str, Any]):
@@ -74,10 +93,7 @@ class PromptBuilder:
         if not source and model.info.chat_template:
             self.jinja = model.info.chat_template
             source = None
-        try:
-            self.template = compile_template(source or DEFAULT_TEMPLATE)
-        except TemplateError as exc:
-            raise PromptError(f"template error: {exc}") from None
+        self.template = compile_template(source or DEFAULT_TEMPLATE)
 
     @property
     def supports_tools(self) -> bool:
@@ -102,8 +118,16 @@ class PromptBuilder:
 
         return caps
 
-    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
-        """Render a conversation; the model's own MESSAGEs and SYSTEM come first, as in Ollama."""
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        limits: Limits = Limits(),
+    ) -> str:
+        """Render a conversation; the model's own MESSAGEs and SYSTEM come first, as in Ollama.
+
+        A Go template renders within ``limits`` (:class:`PromptLimit` past them).
+        """
         history = list(self.model.messages) + messages
         if self.model.system and not any(m.get("role") == "system" for m in history):
             history.insert(0, {"role": "system", "content": self.model.system})
@@ -122,9 +146,11 @@ class PromptBuilder:
             "Messages": GoStruct.wrap(history),
             "Tools": GoStruct.wrap(tools or []),
         }
-        return self._render(data)
+        return self._render(data, limits)
 
-    def generate(self, prompt: str, system: str | None, suffix: str | None = None) -> str:
+    def generate(
+        self, prompt: str, system: str | None, suffix: str | None = None, limits: Limits = Limits()
+    ) -> str:
         """Render ``/api/generate``: .Prompt/.System/.Suffix, plus the same as .Messages."""
         system = system if system is not None else self.model.system
         messages: list[dict[str, Any]] = list(self.model.messages)
@@ -141,11 +167,13 @@ class PromptBuilder:
             "Messages": GoStruct.wrap(messages),
             "Tools": [],
         }
-        return self._render(data)
+        return self._render(data, limits)
 
-    def _render(self, data: dict[str, Any]) -> str:
+    def _render(self, data: dict[str, Any], limits: Limits) -> str:
         try:
-            return self.template.render(data)
+            return self.template.render(data, limits)
+        except LimitExceeded as exc:
+            raise PromptLimit(f"template error: {exc}") from None
         except TemplateError as exc:
             raise PromptError(f"template error: {exc}") from None
 

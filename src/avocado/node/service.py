@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import logging
-from collections.abc import AsyncIterator
+import math
+import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
@@ -21,11 +24,16 @@ from avocado.logs import note
 from avocado.names import InvalidModelName
 from avocado.node.engine import Done, Loaded, ModelManager, SamplingParams, Text
 from avocado.node.options import OptionError, validate_options
-from avocado.node.prompt import PromptBuilder, PromptError
+from avocado.node.prompt import PromptBuilder, PromptError, PromptLimit
 from avocado.node.store.store import Model, ModelStore
+from avocado.node.templates.gotemplate import Limits
 from avocado.units import DurationError, parse_duration
 
 __all__ = [
+    "INLINE_LIMITS",
+    "MAX_REPEAT",
+    "MAX_SCHEMA",
+    "TEMPLATE_LIMITS",
     "BadRequest",
     "Generation",
     "NodeService",
@@ -40,6 +48,14 @@ log = logging.getLogger(__name__)
 # Prompts longer than this (characters) are rendered and tokenized in a worker thread: a long
 # conversation takes tens of milliseconds, during which every other stream would stand still.
 OFF_LOOP_CHARS = 20_000
+# What rendering one prompt may take (a template can come with the request): range iterations (a
+# chat template makes a few per message), characters (twice the largest body, max_body), seconds.
+TEMPLATE_LIMITS = Limits(iterations=100_000, output=64 << 20, seconds=5.0)
+# A model's template renders on the event loop while it stays this small (a few messages take well
+# under a millisecond); a rendering that goes past it starts again in a worker thread.
+INLINE_LIMITS = Limits(iterations=2_000, output=1 << 20, seconds=0.01)
+
+T = TypeVar("T")
 
 
 class BadRequest(ValueError):
@@ -59,6 +75,7 @@ class Generation:
     keep_alive: float | None
     grammar: str | None
     stop: list[str] = field(default_factory=list)
+    max_predict: int = 16384  # the node's bound on any generation (settings.max_predict)
 
     @property
     def num_ctx(self) -> int:
@@ -70,7 +87,52 @@ class Generation:
 
     @property
     def num_predict(self) -> int:
-        return int(self.options.get("num_predict", -1))
+        """Tokens to generate at most: ``num_predict`` when it is set and within ``max_predict``
+        (-1, "no limit", and -2, "fill the context", are bounded by it too), else ``max_predict``."""
+        asked = int(self.options.get("num_predict", -1))
+        return asked if 0 <= asked <= self.max_predict else self.max_predict
+
+    @property
+    def fill_context(self) -> bool:
+        """``num_predict: -2``: generate until the context is full, without shifting it."""
+        return int(self.options.get("num_predict", -1)) == -2
+
+
+# A JSON schema given as ``format`` may be this long (characters), and ask for this many repetitions
+# in all: llama.cpp's converter spells out ``maxLength: N`` or a pattern's ``{N}`` as N copies of a
+# rule (``minLength: 100000000`` made a 500 MB grammar in 13 s; ``minItems: 10**9`` took all memory).
+MAX_SCHEMA = 64 << 10
+MAX_REPEAT = 10_000
+_COUNTS = frozenset({"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"})
+_QUANTIFIER = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
+def _count(value: Any) -> int:
+    """A length or count from a schema, as a number of repetitions (absurd ones as too many)."""
+    if isinstance(value, str):
+        return int(value) if value and len(value) <= 9 else (MAX_REPEAT + 1 if value else 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(int(value), 0) if math.isfinite(value) else MAX_REPEAT + 1
+
+
+def _repetitions(schema: Any) -> int:
+    """The repetitions a schema's lengths, counts and pattern quantifiers ask for, in all."""
+    total = 0
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in _COUNTS:
+                    total += _count(value)
+                elif key == "pattern" and isinstance(value, str):
+                    total += sum(_count(low) + _count(high) for low, high in _QUANTIFIER.findall(value))
+                else:
+                    pending.append(value)
+    return total
 
 
 def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
@@ -80,8 +142,16 @@ def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
     if fmt == "json":
         return str(JSON_GBNF)
     if isinstance(fmt, dict):
+        text = json.dumps(fmt)
+        if len(text) > MAX_SCHEMA:
+            raise BadRequest(f"invalid JSON schema in format: {len(text)} characters, at most {MAX_SCHEMA}")
+        if (repeats := _repetitions(fmt)) > MAX_REPEAT:
+            raise BadRequest(
+                f"invalid JSON schema in format: its lengths, counts and pattern repetitions add up to "
+                f"{repeats}, at most {MAX_REPEAT}"
+            )
         try:
-            return str(json_schema_to_gbnf(json.dumps(fmt)))
+            return str(json_schema_to_gbnf(text))
         except Exception as exc:  # the converter raises bare exceptions for schemas it cannot express
             raise BadRequest(f"invalid JSON schema in format: {exc}") from None
     raise BadRequest('format must be "json" or a JSON schema object')
@@ -141,7 +211,7 @@ class NodeService:
         except DurationError as exc:
             raise BadRequest(f"keep_alive: {exc}") from None
         stop = merged.get("stop") or []
-        return Generation(model, merged, keep, grammar_for(fmt), list(stop))
+        return Generation(model, merged, keep, grammar_for(fmt), list(stop), self.settings.max_predict)
 
     def builder(self, loaded: Loaded, template: str | None = None) -> PromptBuilder:
         llama = loaded.runner.model
@@ -149,6 +219,25 @@ class NodeService:
             return PromptBuilder(
                 loaded.model, template, bos=llama.token_text(llama.bos), eos=llama.token_text(llama.eos)
             )
+        except PromptError as exc:
+            raise BadRequest(str(exc)) from None
+
+    async def render(self, work: Callable[[Limits], T], *, inline: bool) -> T:
+        """Run ``work`` (a rendering within the limits it is given) on the event loop while it is
+        small, else in a worker thread within :data:`TEMPLATE_LIMITS`.
+
+        ``inline`` says whether to try on the loop first: never for a template that came with the
+        request, which could hold the loop for as long as its limits allow.
+        """
+        if inline:
+            try:
+                return work(INLINE_LIMITS)
+            except PromptLimit:
+                pass  # a heavy one: again, off the loop, within the full limits
+            except PromptError as exc:
+                raise BadRequest(str(exc)) from None
+        try:
+            return await asyncio.to_thread(work, TEMPLATE_LIMITS)
         except PromptError as exc:
             raise BadRequest(str(exc)) from None
 
@@ -163,6 +252,22 @@ class NodeService:
             return self.fit(loaded, self.tokenize(loaded, text, context), num_keep)
 
         return await asyncio.to_thread(fitted)
+
+    @staticmethod
+    def check_context(loaded: Loaded, context: list[int] | None) -> None:
+        """``context`` (the tokens of an earlier answer) holds only the model's own token ids.
+
+        Another id would make llama.cpp refuse the decode it is in.
+        """
+        if not context:
+            return
+        n_vocab = loaded.runner.model.n_vocab
+        low, high = min(context), max(context)
+        if low < 0 or high >= n_vocab:
+            bad = low if low < 0 else high
+            raise BadRequest(
+                f"context holds token {bad}, which is not a token of this model (0 to {n_vocab - 1})"
+            )
 
     def tokenize(self, loaded: Loaded, text: str, context: list[int] | None = None) -> list[int]:
         """Tokenize a rendered prompt (after ``context`` tokens from an earlier response)."""
@@ -194,9 +299,8 @@ class NodeService:
     ) -> list[int]:
         """A chat's prompt tokens (see :meth:`fit_chat`); a long chat is rendered off the event loop."""
         size = sum(len(str(m.get("content") or "")) for m in messages)
-        if size < OFF_LOOP_CHARS:
-            return self.fit_chat(loaded, builder, messages, tools, num_keep)
-        return await asyncio.to_thread(self.fit_chat, loaded, builder, messages, tools, num_keep)
+        work = functools.partial(self.fit_chat, loaded, builder, messages, tools, num_keep)
+        return await self.render(work, inline=size < OFF_LOOP_CHARS)
 
     def fit_chat(
         self,
@@ -205,6 +309,7 @@ class NodeService:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         num_keep: int,
+        limits: Limits = TEMPLATE_LIMITS,
     ) -> list[int]:
         """Render a chat; if it does not fit, drop the oldest turns (system messages stay), as Ollama does.
 
@@ -215,7 +320,7 @@ class NodeService:
 
         def tokens_from(start: int) -> list[int]:
             window = [m for i, m in enumerate(messages) if i >= start or m.get("role") == "system"]
-            return self.tokenize(loaded, builder.chat(window, tools))
+            return self.tokenize(loaded, builder.chat(window, tools, limits))
 
         tokens = tokens_from(0)
         if len(tokens) < n_ctx:
@@ -246,4 +351,5 @@ class NodeService:
             stop=gen.stop,
             grammar=gen.grammar,
             num_keep=gen.num_keep,
+            fill_context=gen.fill_context,
         )

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from avocado.node.templates.gotemplate import GoTemplate, Limits
+from tests.node.api.support import assert_error, gate_renders
 from tests.support import SMOLLM, RunningNode
-
-
-def assert_error(response: httpx.Response, status: int, fragment: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert isinstance(body["error"], str), body
-    assert fragment.lower() in body["error"].lower(), body
-    assert "Traceback" not in response.text
 
 
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed", "/api/show"])
@@ -199,25 +194,32 @@ def test_long_chat_drops_the_oldest_turns(http: httpx.Client) -> None:
     assert 1000 < result["prompt_eval_count"] < 2048
 
 
-def test_a_very_long_chat_does_not_stall_other_requests(node: RunningNode) -> None:
+def test_a_very_long_chat_does_not_stall_other_requests(
+    node: RunningNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ~36000-token conversation is rendered and cut to fit in a worker thread: held there, it
+    leaves the node answering."""
     turn = "the quick brown fox jumps over the lazy dog " * 12  # ~120 tokens
     messages = [
         {"role": "user" if i % 2 == 0 else "assistant", "content": f"{i}: {turn}"} for i in range(301)
     ]
     options = {"num_predict": 1, "num_ctx": 512}  # a short prefill once the conversation is cut
     body = {"model": SMOLLM, "messages": messages, "stream": False, "options": options}
+
+    def whole(tmpl: GoTemplate, data: Mapping[str, Any], limits: Limits) -> bool:
+        return len(data.get("Messages") or []) >= 301  # the whole conversation, first
+
     with ThreadPoolExecutor(max_workers=1) as pool, node.client() as http:
         http.post("/api/generate", json={"model": SMOLLM, "prompt": "Hi", "options": options})
+        started, go = gate_renders(monkeypatch, whole)
         chat = pool.submit(http.post, "/api/chat", json=body, timeout=120)
-        slowest = 0.0
-        while not chat.done():
-            started = time.perf_counter()
-            assert http.get("/api/version").status_code == 200
-            slowest = max(slowest, time.perf_counter() - started)
-            time.sleep(0.01)
+        assert started.wait(60), "the conversation was never rendered"
+        try:
+            assert http.get("/api/version", timeout=10).status_code == 200  # while it renders
+        finally:
+            go.set()
         result = chat.result().json()
     assert result["done"] is True and result["prompt_eval_count"] < 512
-    assert slowest < 0.5  # the ~36000-token conversation is cut to fit in a worker thread
 
 
 def test_json_body_without_json_content_type_is_read(http: httpx.Client) -> None:
@@ -228,3 +230,32 @@ def test_json_body_without_json_content_type_is_read(http: httpx.Client) -> None
         response = http.post("/api/generate", content=body, headers=headers)
         assert response.status_code == 200, (kind, response.text)
         assert response.json()["done"] is True
+
+
+@pytest.mark.parametrize(
+    ("context", "fragment"),
+    [
+        ([999_999_999], "not a token of this model"),
+        ([1, 2, -1], "not a token of this model"),
+        ([1, 2**40], "not a token of this model"),
+        ([True, 1], "context"),
+        ([1.5], "context"),
+        (["12"], "context"),
+        ("1 2 3", "context"),
+    ],
+)
+def test_context_with_foreign_tokens_is_400(http: httpx.Client, context: object, fragment: str) -> None:
+    body = {"model": SMOLLM, "prompt": "Hi", "context": context, "stream": False}
+    assert_error(http.post("/api/generate", json=body), 400, fragment)
+
+
+def test_a_bad_context_does_not_hurt_a_request_running_beside_it(node: RunningNode) -> None:
+    good = {"model": SMOLLM, "prompt": "Count to twenty.", "options": {"num_predict": 48, "temperature": 0}}
+    bad = {"model": SMOLLM, "prompt": "Hi", "context": [10**9], "stream": False}
+    with node.client() as http, http.stream("POST", "/api/generate", json=good) as stream:
+        lines = stream.iter_lines()
+        first = json.loads(next(lines))
+        assert first["done"] is False  # generating now
+        assert_error(http.post("/api/generate", json=bad), 400, "not a token")
+        rest = [json.loads(line) for line in lines]
+    assert "error" not in rest[-1] and rest[-1]["done"] is True and rest[-1]["eval_count"] > 1

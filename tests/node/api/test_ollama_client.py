@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+import logging
+import threading
 from pathlib import Path
 
 import ollama
@@ -282,13 +283,31 @@ def test_num_ctx_option_reloads_with_that_context(client: ollama.Client) -> None
     client.generate(GEMMA, "", keep_alive=0)
 
 
-def test_keep_alive_expiry_unloads(client: ollama.Client) -> None:
-    client.generate(GEMMA, "Hi", options={"num_predict": 1}, keep_alive="1s")
-    assert GEMMA in {m.model for m in client.ps().models}
-    deadline = time.monotonic() + 10
-    while GEMMA in {m.model for m in client.ps().models}:
-        assert time.monotonic() < deadline, "model was not unloaded after keep_alive"
-        time.sleep(0.2)
+class _Unloads(logging.Handler):
+    """Sets ``done`` when the node's model manager says it unloaded ``model``."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(logging.INFO)
+        self.line = f"unloaded {model}"
+        self.done = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == self.line:
+            self.done.set()
+
+
+def test_keep_alive_expiry_unloads(client: ollama.Client, caplog: pytest.LogCaptureFixture) -> None:
+    watch = _Unloads(GEMMA)
+    manager_log = logging.getLogger("avocado.node.engine.manager")
+    manager_log.addHandler(watch)
+    try:
+        with caplog.at_level(logging.INFO, logger=manager_log.name):
+            client.generate(GEMMA, "Hi", options={"num_predict": 1}, keep_alive="1s")
+            assert GEMMA in {m.model for m in client.ps().models}
+            assert watch.done.wait(30), "model was not unloaded after keep_alive"
+    finally:
+        manager_log.removeHandler(watch)
+    assert GEMMA not in {m.model for m in client.ps().models}
 
 
 FIM_TEMPLATE = (

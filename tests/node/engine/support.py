@@ -20,11 +20,13 @@ class Collector:
     def __init__(self) -> None:
         self.events: list[object] = []
         self.finished = threading.Event()
+        self.generating = threading.Event()  # the first text has come
         self.first_text_at = 0.0
 
     def __call__(self, event: object) -> None:
         if isinstance(event, Text) and not self.first_text_at:
             self.first_text_at = time.monotonic()
+            self.generating.set()
         self.events.append(event)
         if not isinstance(event, Text):
             self.finished.set()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 
 from avocado.node.engine.delivery import Delivery
@@ -32,16 +31,16 @@ def test_a_step_is_handed_over_when_it_ends_and_in_order() -> None:
             emit_first(Done("stop", 1, 1, 2, 1, []))
             delivery.flush()
 
+        # A hand-over is a call_soon_threadsafe, and the loop runs its callbacks in the order they
+        # came: whatever the runner's thread handed over before the loop learns (from that same
+        # thread) that it got somewhere has run by the time this task resumes. No sleep needed.
         seen = []
         thread = threading.Thread(target=runner_thread)
         thread.start()
         await asyncio.to_thread(emitted.wait, 5)
-        for _ in range(3):
-            await asyncio.sleep(0.01)
         seen.append(len(first) + len(second))  # nothing before the step's flush
         go_on.set()
         await asyncio.to_thread(thread.join, 5)
-        await asyncio.sleep(0.01)
         seen.append(len(first) + len(second))
         return seen, first, second
 
@@ -108,12 +107,15 @@ def test_fast_text_is_held_to_the_interval_but_firsts_and_ends_go_at_once() -> N
 def test_held_text_goes_out_once_the_interval_has_passed() -> None:
     loop = asyncio.new_event_loop()
     try:
-        delivery = Delivery(loop, interval=0.2)
+        now = [100.0]  # the delivery's clock, moved by the test
+        delivery = Delivery(loop, interval=0.2, clock=lambda: now[0])
         received: list[Event] = []
         emit = delivery.emitter(received.append)
         assert _handed(delivery, received, [(emit, Text("a"))], [(emit, Text("b"))]) == [1, 1]
-        time.sleep(0.25)
-        assert _handed(delivery, received, [(emit, Text("c"))]) == [3]
-        assert received == [Text("a"), Text("b"), Text("c")]
+        now[0] += 0.19
+        assert _handed(delivery, received, [(emit, Text("c"))]) == [1]  # not yet
+        now[0] += 0.02
+        assert _handed(delivery, received, [(emit, Text("d"))]) == [4]
+        assert received == [Text("a"), Text("b"), Text("c"), Text("d")]
     finally:
         loop.close()

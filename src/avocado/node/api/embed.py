@@ -6,10 +6,11 @@ import asyncio
 import math
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import EmbeddingsRequest, EmbedRequest
+from avocado.node.api.streaming import unless_gone
 from avocado.node.engine.llama import LlamaModel
 from avocado.node.service import OFF_LOOP_CHARS, BadRequest, Generation, NodeService
 
@@ -54,14 +55,15 @@ def _tokenize(llama: LlamaModel, n_ctx: int, texts: list[str], truncate: bool) -
 
 
 @router.post("/api/embed")
-async def embed(req: EmbedRequest, svc: Service) -> dict[str, object]:
+async def embed(req: EmbedRequest, svc: Service, request: Request) -> dict[str, object]:
     started = time.perf_counter_ns()
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, None)
     texts = [req.input] if isinstance(req.input, str) else list(req.input or [])
     texts = [t for t in texts if t != ""] if isinstance(req.input, str) else texts
     if any(t == "" for t in texts):
         raise BadRequest("input must not contain empty strings")
-    vectors, count, load_ns = await embed_texts(svc, gen, texts, truncate=req.truncate is not False)
+    work = embed_texts(svc, gen, texts, truncate=req.truncate is not False)
+    vectors, count, load_ns = await unless_gone(request, work)
     if req.dimensions:
         vectors = [v[: req.dimensions] for v in vectors]
     return {

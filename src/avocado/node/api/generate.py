@@ -11,9 +11,17 @@ from fastapi.responses import JSONResponse, Response
 
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
-from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime
+from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime, unless_gone
 from avocado.node.engine import Done, Text
-from avocado.node.service import BadRequest, Generation, NodeService, check_images, check_think
+from avocado.node.service import (
+    OFF_LOOP_CHARS,
+    BadRequest,
+    Generation,
+    NodeService,
+    check_images,
+    check_think,
+)
+from avocado.node.templates.gotemplate import Limits
 from avocado.node.tools import ToolCallCollector
 
 __all__ = ["PROMPT_CACHED", "chat_events", "generate_events", "router"]
@@ -60,14 +68,19 @@ async def generate_events(
     name = gen.model.name
     async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
         load_ns = time.perf_counter_ns() - started
+        svc.check_context(loaded, req.context)
         prompt = req.prompt or ""
         if req.raw:
             text = prompt
         else:
-            builder = svc.builder(loaded, req.template)
-            if req.suffix and not builder.supports_insert:
-                raise BadRequest(f"{gen.model.stored.name.full} does not support insert")
-            text = builder.generate(prompt, req.system, req.suffix)
+
+            def render(limits: Limits) -> str:  # a request's own template is parsed off the loop too
+                builder = svc.builder(loaded, req.template)
+                if req.suffix and not builder.supports_insert:
+                    raise BadRequest(f"{gen.model.stored.name.full} does not support insert")
+                return builder.generate(prompt, req.system, req.suffix, limits)
+
+            text = await svc.render(render, inline=not req.template and len(prompt) < OFF_LOOP_CHARS)
         tokens = await svc.prompt_tokens(loaded, text, req.context, gen.num_keep)
         async for event in svc.run(gen, loaded, tokens):
             if isinstance(event, Text):
@@ -87,10 +100,10 @@ async def generate(req: GenerateRequest, svc: Service, request: Request) -> Resp
     check_think(req.think, gen.model.name)
     if not req.prompt and not req.suffix and not req.template and not req.system:
         return JSONResponse(await _load_only(svc, gen, {"response": ""}))
-    stream = await prime(generate_events(svc, req, gen))
+    stream = await unless_gone(request, prime(generate_events(svc, req, gen)))
     if req.stream is not False:
         return ndjson_response(stream, request.url.path)
-    result = await collect(stream)
+    result = await unless_gone(request, collect(stream))
     return JSONResponse({**result.final, "response": result.text})
 
 
@@ -153,10 +166,10 @@ async def chat(req: ChatRequest, svc: Service, request: Request) -> Response:
     if not req.messages:
         body = {"message": {"role": "assistant", "content": ""}}
         return JSONResponse(await _load_only(svc, gen, body))
-    stream = await prime(chat_events(svc, req, gen))
+    stream = await unless_gone(request, prime(chat_events(svc, req, gen)))
     if req.stream is not False:
         return ndjson_response(stream, request.url.path)
-    result = await collect(stream)
+    result = await unless_gone(request, collect(stream))
     reply: dict[str, Any] = {"role": "assistant", "content": result.text}
     if result.tool_calls:
         reply["tool_calls"] = result.tool_calls

@@ -18,13 +18,35 @@ from avocado.node.api.errors import error_body
 from avocado.node.credentials import ApiKeys
 from avocado.request_id import request_id_of
 
-__all__ = ["ApiKeyMiddleware", "JsonBodyMiddleware", "RequestLogMiddleware"]
+__all__ = ["ROUTINE", "ApiKeyMiddleware", "JsonBodyMiddleware", "RequestLogMiddleware", "log_level"]
 
 log = logging.getLogger("avocado.request")
 
+# Requests that do no work and come by the thousand (a gateway checks every node every few seconds,
+# a load balancer probes, a UI polls the model list): logged at debug unless they fail.
+ROUTINE = frozenset(
+    {
+        ("GET", "/"),
+        ("HEAD", "/"),
+        ("GET", "/api/tags"),
+        ("GET", "/api/ps"),
+        ("GET", "/api/version"),
+        ("GET", "/health/live"),
+        ("HEAD", "/health/live"),
+        ("GET", "/health/ready"),
+        ("HEAD", "/health/ready"),
+    }
+)
+
+
+def log_level(method: str, path: str, status: int) -> int:
+    """``info`` for a request that does work (or fails), ``debug`` for routine traffic."""
+    return logging.DEBUG if (method, path) in ROUTINE and status < 500 else logging.INFO
+
 
 class RequestLogMiddleware:
-    """Logs method, path, model, status, duration and request id when each response ends.
+    """Logs method, path, model, status, duration and request id when each response ends, at
+    ``info`` (routine traffic such as health checks at ``debug``, see :data:`ROUTINE`).
 
     The request id (:class:`avocado.request_id.RequestIdMiddleware`, outside this one) is the caller's
     ``X-Request-ID`` when it is sane (a gateway passes its own, so one request can be followed from
@@ -57,7 +79,7 @@ class RequestLogMiddleware:
             fields["status"] = status
             fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
             fields["request_id"] = request_id
-            log.info("request", extra={"fields": fields})
+            log.log(log_level(scope["method"], scope["path"], status), "request", extra={"fields": fields})
 
 
 class ApiKeyMiddleware:

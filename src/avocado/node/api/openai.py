@@ -23,7 +23,7 @@ from avocado.node.api.openai_schemas import (
     OpenAIMessage,
 )
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message, Tool, ToolCall
-from avocado.node.api.streaming import collect, prime, sse_response
+from avocado.node.api.streaming import collect, prime, sse_response, unless_gone
 from avocado.node.service import BadRequest, check_images
 from avocado.node.store.errors import ModelNotFound
 
@@ -158,11 +158,11 @@ async def chat_completions(req: ChatCompletionRequest, svc: Service, request: Re
     gen = svc.prepare(req.model, _options(req, max_tokens), None, _format(req))
     for message in messages:
         check_images(message.images, gen.model)
-    stream = await prime(chat_events(svc, chat, gen, cached=True))
+    stream = await unless_gone(request, prime(chat_events(svc, chat, gen, cached=True)))
     head = _head("chatcmpl", req.model)
     if req.stream:
         return sse_response(_chat_chunks(stream, head, _wants_usage(req)), request.url.path)
-    result = await collect(stream)
+    result = await unless_gone(request, collect(stream))
     reply: dict[str, Any] = {"role": "assistant", "content": result.text}
     if result.tool_calls:
         reply["tool_calls"] = _openai_tool_calls(result.tool_calls)
@@ -202,11 +202,11 @@ async def completions(req: CompletionRequest, svc: Service, request: Request) ->
         raise BadRequest("prompt must be a string or a list with exactly one string")
     gen = svc.prepare(req.model, _options(req, req.max_tokens), None, None)
     generate = GenerateRequest(model=req.model, prompt=prompts[0], suffix=req.suffix, stream=bool(req.stream))
-    stream = await prime(generate_events(svc, generate, gen, cached=True))
+    stream = await unless_gone(request, prime(generate_events(svc, generate, gen, cached=True)))
     head = _head("cmpl", req.model)
     if req.stream:
         return sse_response(_completion_chunks(stream, head, _wants_usage(req)), request.url.path)
-    result = await collect(stream)
+    result = await unless_gone(request, collect(stream))
     finish = _finish(result.final, False)
     choice = {"text": result.text, "index": 0, "logprobs": None, "finish_reason": finish}
     body = {**head, "object": "text_completion", "choices": [choice], "usage": _usage(result.final)}
@@ -239,7 +239,7 @@ def _encode(vector: list[float], encoding: str | None) -> list[float] | str:
 
 
 @router.post("/v1/embeddings")
-async def embeddings(req: EmbeddingRequest, svc: Service) -> dict[str, Any]:
+async def embeddings(req: EmbeddingRequest, svc: Service, request: Request) -> dict[str, Any]:
     if isinstance(req.input, str):
         texts = [req.input]
     elif all(isinstance(item, str) for item in req.input):
@@ -249,7 +249,7 @@ async def embeddings(req: EmbeddingRequest, svc: Service) -> dict[str, Any]:
     if not texts or any(t == "" for t in texts):
         raise BadRequest("input must not be empty")
     gen = svc.prepare(req.model, None, None, None)
-    vectors, count, _ = await embed_texts(svc, gen, texts, truncate=True)
+    vectors, count, _ = await unless_gone(request, embed_texts(svc, gen, texts, truncate=True))
     if req.dimensions:
         vectors = [v[: req.dimensions] for v in vectors]
     data = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 __all__ = [
     "ChatRequest",
@@ -76,7 +76,7 @@ class GenerateRequest(_ModelBody):
     suffix: str | None = None
     system: str | None = None
     template: str | None = None
-    context: list[int] | None = None
+    context: list[StrictInt] | None = None  # token ids: true or 1.5 are not tokens
     stream: bool | None = True
     raw: bool | None = False
     format: Format = None

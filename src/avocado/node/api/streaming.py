@@ -8,21 +8,23 @@ after the first byte becomes an error line in the stream, as Ollama and OpenAI d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from avocado.node.api.errors import error_body, status_for
+from avocado.node.api.errors import ClientGone, error_body, status_for
 
 __all__ = [
+    "ClientGone",
     "Collected",
     "Job",
     "ProgressReport",
@@ -34,6 +36,7 @@ __all__ = [
     "progress_response",
     "sse_response",
     "thread_stream",
+    "unless_gone",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,34 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def dumps(value: Any) -> str:
     return _encoder.encode(value)
+
+
+T = TypeVar("T")
+
+
+async def _gone(request: Request) -> None:
+    """Returns when the client disconnects; the request's body has been read already."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_gone(request: Request, work: Awaitable[T]) -> T:
+    """``work``, cancelled if the client goes away first (:class:`ClientGone`): a queued or running
+    generation stops and frees its slot. A streamed response notices on its own (Starlette listens
+    for the disconnect while it sends), but not before it starts, nor an answer sent whole."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_gone(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise ClientGone("the client closed the connection")
+    return task.result()
 
 
 async def prime(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -20,7 +20,7 @@ from avocado.node.engine.jobs import EmbedJob, GenerateJob
 if TYPE_CHECKING:
     from avocado.node.engine.runner import Runner
 
-__all__ = ["GATHER_GAP", "ComputeThread", "compute_thread"]
+__all__ = ["GATHER_GAP", "WAKE", "ComputeThread", "Wake", "compute_thread"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,14 @@ log = logging.getLogger(__name__)
 # in one batch rather than the first alone and the rest a step (a whole prefill) later.
 GATHER_GAP = 0.002
 
-Item = GenerateJob | EmbedJob | None  # None: the runner is closing
+
+class Wake:
+    """An item that only wakes the thread: a paused job of the runner can go on, or was cancelled."""
+
+
+WAKE = Wake()
+
+Item = GenerateJob | EmbedJob | Wake | None  # None: the runner is closing
 
 
 class ComputeThread:
@@ -80,7 +87,7 @@ class ComputeThread:
         while self._inbox:
             runner, item = self._inbox.popleft()
             self._route(runner, item)
-            if block and not self._inbox and runner.has_room:
+            if block and not self._inbox and runner.has_room and not isinstance(item, Wake):
                 self._wait(GATHER_GAP)
 
     def _wait(self, timeout: float | None) -> None:
@@ -95,6 +102,8 @@ class ComputeThread:
     def _route(self, runner: Runner, item: Item) -> None:
         if item is None:
             self._drop(runner, free=True)
+        elif isinstance(item, Wake):
+            return  # the runner is on the list already: it has a job
         elif runner.closed:
             runner.refuse(item)
         else:

@@ -33,15 +33,21 @@ class Delivery:
     """One runner's outbox: :meth:`emitter` makes a job's ``emit``; the runner calls :meth:`flush`.
 
     ``interval`` (seconds, 0 for every step) is the shortest time between two hand-overs that
-    carry generated text only.
+    carry generated text only, as ``clock`` counts it.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = 0.0) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        interval: float = 0.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.loop = loop
         self.interval = interval
+        self._clock = clock
         self._pending: list[tuple[Sink, Event]] = []
         self._urgent = False  # a first event, an end or an error is pending
-        self._handed = 0.0  # perf_counter of the last hand-over
+        self._handed = 0.0  # the clock's time of the last hand-over
 
     def emitter(self, sink: Sink) -> Emit:
         """An ``emit`` for the runner's thread: ``sink`` gets each event on the loop, in order."""
@@ -63,7 +69,7 @@ class Delivery:
         """
         if not self._pending:
             return
-        now = time.perf_counter()
+        now = self._clock()
         if not self._urgent and now - self._handed < self.interval:
             return
         items, self._pending = self._pending, []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EngineError", "ModelLoadError", "ModelTooLarge", "QueueFull"]
+__all__ = ["EngineError", "GrammarError", "InvalidRequest", "ModelLoadError", "ModelTooLarge", "QueueFull"]
 
 
 class EngineError(Exception):
@@ -13,9 +13,17 @@ class ModelLoadError(EngineError):
     """llama.cpp could not load a model or create its context."""
 
 
-class ModelTooLarge(EngineError):
+class InvalidRequest(EngineError):
+    """The request cannot run as given (the client's mistake, HTTP 400)."""
+
+
+class ModelTooLarge(InvalidRequest):
     """A model would not fit the memory this node may use, even alone."""
 
 
 class QueueFull(EngineError):
     """Too many requests are waiting for one model."""
+
+
+class GrammarError(InvalidRequest):
+    """llama.cpp refused the grammar a request's format became (the request's fault)."""

@@ -45,6 +45,10 @@ class GenerateJob:
     emit: Emit
     cancelled: threading.Event = field(default_factory=threading.Event)
     num_keep: int = 4  # tokens kept at the start when a full context shifts
+    fill_context: bool = False  # end when the context is full instead of shifting it (num_predict -2)
+    # Set on the event loop while the job's reader is behind (see EventStream): the runner skips
+    # the job's slot, keeping its KV memory, until the reader catches up.
+    paused: bool = False
 
 
 @dataclass(slots=True)

@@ -221,6 +221,9 @@ class LlamaContext:
         self.params = params
         self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
         self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(ctx))  # what one sequence may hold
+        # What one decode may take: llama.cpp lowers n_batch to fit a small context, and a larger
+        # batch is not an error but a failed assertion that ends the process.
+        self.n_batch = int(llama_cpp.llama_n_batch(ctx))
         self.memory = llama_cpp.llama_get_memory(ctx)
         self._decoded: Batch | None = None
         self._logits_at = 0  # address of llama.cpp's logits buffer that _logits_rows views

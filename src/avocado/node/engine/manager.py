@@ -17,6 +17,7 @@ from avocado.node.engine.jobs import Done, EmbedJob, Event, GenerateJob, Text
 from avocado.node.engine.memory import estimate_model_bytes
 from avocado.node.engine.runner import Runner, RunnerConfig
 from avocado.node.engine.sampling import SamplingParams
+from avocado.node.engine.stream import HIGH, STALL, EventStream
 from avocado.node.store.store import Model
 from avocado.units import format_size
 
@@ -57,6 +58,12 @@ class ManagerConfig:
     max_memory: int  # bytes all loaded models may take
     prompt_cache: int = 0  # bytes per model for prompts that left their slot
     stream_interval: float = 0.0  # seconds between hand-overs of generated text (0: every step)
+    stall: float = STALL  # seconds a paused generation waits for its reader before it is cancelled
+    backlog: int = HIGH  # events waiting for their reader before the generation pauses
+
+
+def _unset(event: Event) -> None:
+    raise AssertionError("a job's emit is set before the job is submitted")
 
 
 class ModelManager:
@@ -72,6 +79,11 @@ class ModelManager:
 
     def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap(), name="model-reaper")
+
+    @property
+    def running(self) -> bool:
+        """Started and not closed: requests can be served."""
+        return self._reaper is not None and not self._reaper.done()
 
     async def close(self) -> None:
         if self._reaper:
@@ -210,12 +222,18 @@ class ModelManager:
         stop: list[str],
         grammar: str | None,
         num_keep: int = 4,
+        fill_context: bool = False,
     ) -> AsyncIterator[Text | Done]:
-        """Run a generation; stops the engine promptly if the consumer goes away."""
-        events: asyncio.Queue[Event] = asyncio.Queue()
-        emit = loaded.delivery.emitter(events.put_nowait)
-        job = GenerateJob(prompt, params, num_predict, stop, grammar, emit, num_keep=num_keep)
-        loaded.runner.submit(job)
+        """Run a generation; stops the engine promptly if the consumer goes away, and pauses it
+        while the consumer falls behind (:class:`~avocado.node.engine.stream.EventStream`)."""
+        runner = loaded.runner
+        job = GenerateJob(
+            prompt, params, num_predict, stop, grammar, _unset, num_keep=num_keep, fill_context=fill_context
+        )
+        backlog = self.config.backlog
+        events = EventStream(job, runner.wake, high=backlog, low=backlog // 4, stall=self.config.stall)
+        job.emit = loaded.delivery.emitter(events.put)
+        runner.submit(job)
         try:
             while True:
                 event = await events.get()
@@ -225,7 +243,10 @@ class ModelManager:
                 if isinstance(event, Done):
                     return
         finally:
+            events.close()
             job.cancelled.set()
+            if job.paused:  # the runner skips a paused job: have it see the cancel
+                runner.wake()
 
     async def embed(self, loaded: Loaded, inputs: list[list[int]]) -> list[list[float]]:
         loop = asyncio.get_running_loop()

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avocado.node.engine.compute import compute_thread
-from avocado.node.engine.errors import EngineError
+from avocado.node.engine.compute import WAKE, compute_thread
+from avocado.node.engine.errors import EngineError, InvalidRequest
 from avocado.node.engine.jobs import EmbedJob, GenerateJob
 from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
 from avocado.node.engine.prompt_cache import PromptCache, SavedPrompt
@@ -97,7 +97,7 @@ class Runner:
         self.slots = [Slot(seq_id) for seq_id in range(config.parallel)]
         self.prompt_cache = PromptCache(config.prompt_cache)
         self._embed_ctx: LlamaContext | None = None
-        self._batch = Batch(params.n_batch)
+        self._batch = Batch(min(params.n_batch, self.ctx.n_batch))
         # Only the compute thread touches what follows, and everything above once it has a job.
         self._pending: deque[GenerateJob | EmbedJob] = deque()  # received, not placed yet
         self._held: list[GenerateJob] = []  # waiting for another slot's prompt
@@ -112,6 +112,10 @@ class Runner:
 
     def submit(self, job: GenerateJob | EmbedJob) -> None:
         self._compute.submit(self, job)
+
+    def wake(self) -> None:
+        """A paused job was resumed or cancelled: make sure the compute thread takes a step."""
+        self._compute.submit(self, WAKE)
 
     def close(self) -> None:
         """Stop: jobs in hand and queued get an error, then llama.cpp memory is freed."""
@@ -132,7 +136,17 @@ class Runner:
 
     @property
     def _generating(self) -> bool:
-        return any(slot.busy for slot in self.slots)
+        return any(slot.runnable for slot in self.slots)
+
+    @property
+    def busy_slots(self) -> int:
+        """Slots serving a request (paused ones included); read from any thread, for reports."""
+        return sum(slot.job is not None for slot in self.slots)
+
+    @property
+    def paused_slots(self) -> int:
+        """Slots whose request waits for its reader to catch up."""
+        return sum(slot.job is not None and slot.job.paused for slot in self.slots)
 
     @property
     def _free_slots(self) -> list[Slot]:
@@ -203,10 +217,11 @@ class Runner:
     def _start(self, job: GenerateJob, free: list[Slot]) -> None:
         prompt = job.prompt
         if not prompt:
-            job.emit(EngineError("empty prompt"))
+            job.emit(InvalidRequest("empty prompt"))
             return
         if len(prompt) >= self.n_ctx:
-            job.emit(EngineError(f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}"))
+            too_long = f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}"
+            job.emit(InvalidRequest(too_long))
             return
         try:
             sampler = make_sampler(self.model.vocab, self.model.n_vocab, self.n_ctx, job.params, job.grammar)
@@ -264,11 +279,8 @@ class Runner:
     def _step_safely(self) -> None:
         try:
             self._step()
-        except Exception as exc:  # a failed decode leaves KV memory unknown: fail the jobs, start clean
-            if isinstance(exc, EngineError):
-                log.warning("inference failed: %s", exc)
-            else:
-                log.exception("inference failed")
+        except Exception as exc:  # a failure outside a decode leaves KV memory unknown: start clean
+            log.exception("inference failed")
             self.ctx.clear()
             for slot in self.slots:
                 if slot.job is not None:
@@ -282,44 +294,103 @@ class Runner:
         batch = self._batch
         batch.clear()
         for slot in self.slots:
-            slot.logits_index = -1
+            slot.logits_index = slot.batch_from = -1
             job = slot.job
             if job is None:
                 continue
             if job.cancelled.is_set():
                 job.emit(slot.finish("cancel"))
+            elif job.paused:
+                continue
             elif not slot.prefilling:
-                if len(slot.cached) >= self.n_ctx and not self._shift_context(slot, job.num_keep):
+                if len(slot.cached) >= self.n_ctx and not self._make_room(slot, job):
                     job.emit(slot.finish("length"))
                     continue
-                batch.add(slot.next_token, len(slot.cached), slot.seq_id, True)
-                slot.cached.append(slot.next_token)
-                slot.logits_index = len(batch) - 1
+                self._add_next(batch, slot)
         for slot in self.slots:  # prompts take what room is left, a chunk at a time
             room = batch.capacity - len(batch)
             if room <= 0:
                 break
-            if slot.job is None or not slot.prefilling:
-                continue
-            prompt = slot.job.prompt
-            end = min(len(prompt), slot.prompt_pos + room)
-            for pos in range(slot.prompt_pos, end):
-                batch.add(prompt[pos], pos, slot.seq_id, pos == len(prompt) - 1)
-            slot.cached.extend(prompt[slot.prompt_pos : end])
-            slot.prompt_pos = end
-            if end == len(prompt):
-                slot.logits_index = len(batch) - 1
+            if slot.job is not None and slot.prefilling and not slot.job.paused:
+                self._add_prompt(batch, slot, room)
         if not len(batch):
             return
-        self.ctx.decode(batch)
+        try:
+            self.ctx.decode(batch)
+        except EngineError as exc:
+            self._decode_apart(exc)
+            return
         for slot in self.slots:
-            if slot.logits_index < 0 or slot.job is None or slot.sampler is None:
-                continue
+            self._sample(slot)
+
+    @staticmethod
+    def _add_next(batch: Batch, slot: Slot) -> None:
+        """The token a generating slot sampled last, to be evaluated (it makes the next logits)."""
+        position = slot.batch_from = len(slot.cached)
+        batch.add(slot.next_token, position, slot.seq_id, True)
+        slot.cached.append(slot.next_token)
+        slot.logits_index = len(batch) - 1
+
+    @staticmethod
+    def _add_prompt(batch: Batch, slot: Slot, room: int) -> None:
+        """The next chunk of a slot's prompt, at most ``room`` tokens; the last one makes logits."""
+        assert slot.job is not None
+        prompt = slot.job.prompt
+        start = slot.batch_from = slot.prompt_pos
+        end = min(len(prompt), start + room)
+        for pos in range(start, end):
+            batch.add(prompt[pos], pos, slot.seq_id, pos == len(prompt) - 1)
+        slot.cached.extend(prompt[start:end])
+        slot.prompt_pos = end
+        if end == len(prompt):
+            slot.logits_index = len(batch) - 1
+
+    def _sample(self, slot: Slot) -> None:
+        if slot.logits_index < 0 or slot.job is None or slot.sampler is None:
+            return
+        job = slot.job
+        token = slot.sampler.sample(self.ctx, slot.logits_index)
+        done = slot.accept(token, self.model)
+        if done is not None:
+            job.emit(done)
+
+    def _decode_apart(self, error: EngineError) -> None:
+        """After a failed decode, try each slot's part of the batch alone: only the jobs whose own
+        tokens fail end (with the error); the others go on, and no slot's KV memory is lost.
+
+        llama.cpp leaves KV memory as it was before the part of a batch that failed (it validates a
+        batch before touching memory, and takes back a failed part's cells), so each slot in the
+        batch first forgets what this batch gave it, then is decoded again on its own.
+        """
+        log.warning("inference failed (%s): trying each request of the batch on its own", error)
+        members = [slot for slot in self.slots if slot.batch_from >= 0]
+        for slot in members:
+            self.ctx.forget(slot.seq_id, slot.batch_from)
+            slot.rewind()
+        batch = self._batch
+        for slot in members:
             job = slot.job
-            token = slot.sampler.sample(self.ctx, slot.logits_index)
-            done = slot.accept(token, self.model)
-            if done is not None:
-                job.emit(done)
+            if job is None:
+                continue
+            batch.clear()
+            if slot.prefilling:
+                self._add_prompt(batch, slot, batch.capacity)
+            else:
+                self._add_next(batch, slot)
+            try:
+                self.ctx.decode(batch)
+            except EngineError as exc:
+                log.warning("inference failed for one request: %s", exc)
+                self.ctx.forget(slot.seq_id, slot.batch_from)
+                slot.rewind()
+                slot.finish("error")
+                job.emit(exc)
+                continue
+            self._sample(slot)
+
+    def _make_room(self, slot: Slot, job: GenerateJob) -> bool:
+        """Whether a full slot can go on: its context shifts, unless the job asked to fill it."""
+        return not job.fill_context and self._shift_context(slot, job.num_keep)
 
     def _shift_context(self, slot: Slot, num_keep: int) -> bool:
         """Make room in a full slot as Ollama does: keep ``num_keep`` tokens, drop half of the rest."""
@@ -382,7 +453,7 @@ class Runner:
             )
             self._embed_ctx = LlamaContext(self.model, params)
         ctx = self._embed_ctx
-        batch = Batch(ctx.n_ctx)
+        batch = Batch(min(ctx.n_ctx, ctx.n_batch))
         vectors = []
         try:
             for tokens in job.inputs:

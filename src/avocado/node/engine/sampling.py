@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import llama_cpp
 import numpy as np
 
-from avocado.node.engine.errors import EngineError
+from avocado.node.engine.errors import GrammarError
 from avocado.node.engine.llama import LlamaContext
 
 __all__ = ["GreedySampler", "Sampler", "SamplerChain", "SamplingParams", "make_sampler"]
@@ -137,7 +137,7 @@ class SamplerChain:
             sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
             if not sampler:
                 self.close()
-                raise EngineError("the format could not be turned into a grammar")
+                raise GrammarError("invalid format: llama.cpp could not use the grammar it became")
             add(sampler)
         if last_n and (
             params.repeat_penalty != 1.0 or params.presence_penalty != 0.0 or params.frequency_penalty != 0.0

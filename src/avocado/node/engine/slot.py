@@ -79,6 +79,7 @@ class Slot:
         self.job: GenerateJob | None = None
         self.last_used = 0.0
         self.logits_index = -1  # where this slot's logits are in the current batch, or -1
+        self.batch_from = -1  # the first position this slot has in the current batch, or -1
         self._reset()
 
     def _reset(self) -> None:
@@ -87,6 +88,7 @@ class Slot:
         self.reused = 0
         self.next_token = -1  # sampled but not yet evaluated
         self.generated = 0
+        self.limit = math.inf  # tokens the job may generate
         self.started = self.prompt_done = 0
         self.stops = StopMatcher([])
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -96,8 +98,25 @@ class Slot:
         return self.job is not None
 
     @property
+    def runnable(self) -> bool:
+        """Whether the next step has something to do for this slot (a paused job waits, unless it
+        has been cancelled meanwhile)."""
+        job = self.job
+        return job is not None and (not job.paused or job.cancelled.is_set())
+
+    @property
     def prefilling(self) -> bool:
         return self.job is not None and self.prompt_pos < len(self.job.prompt)
+
+    def rewind(self) -> None:
+        """Forget what the current batch added (its decode failed): ``cached`` and the prompt
+        position go back to where the batch began. The caller drops the same from KV memory."""
+        start = self.batch_from
+        if start < 0:
+            return
+        del self.cached[start:]
+        self.prompt_pos = min(self.prompt_pos, start)  # a generating slot's prompt is all before it
+        self.batch_from = self.logits_index = -1
 
     def common_prefix(self, prompt: list[int]) -> int:
         """How many of ``prompt``'s first tokens this slot's KV memory holds."""
@@ -111,6 +130,7 @@ class Slot:
         self.cached = self.cached[:reuse]
         self.prompt_pos = self.reused = reuse
         self.stops = StopMatcher(job.stop)
+        self.limit = math.inf if job.num_predict < 0 else job.num_predict
         self.started = time.perf_counter_ns()
 
     def accept(self, token: int, model: LlamaModel) -> Done | None:
@@ -127,8 +147,7 @@ class Slot:
         self._emit(text)
         if hit:
             return self.finish("stop", [token])
-        limit = math.inf if job.num_predict < 0 else job.num_predict
-        if self.generated >= limit:  # no need to evaluate a token nobody will continue from
+        if self.generated >= self.limit:  # no need to evaluate a token nobody will continue from
             self._emit(self.decoder.decode(b"", final=True) + self.stops.flush())
             return self.finish("length", [token])
         self.next_token = token

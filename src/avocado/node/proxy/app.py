@@ -16,6 +16,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -26,8 +27,10 @@ from avocado.discovery import ModelInfo
 from avocado.headers import HOP_BY_HOP
 from avocado.node.api import credentials, status
 from avocado.node.api.errors import error_body
+from avocado.node.api.health import HealthMiddleware
 from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from avocado.node.api.request_limits import RequestLimitsMiddleware
 from avocado.node.credentials import ApiKeys
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
@@ -151,6 +154,9 @@ class OllamaProxy:
             response = await self._send(client, request)
         except _ClientGone:
             return
+        except HTTPException as exc:  # the body went past a limit (RequestLimitsMiddleware) on its way
+            await _answer(scope, send, exc.status_code, exc.detail, close=True)
+            return
         except httpx.TransportError as exc:
             await self._bad_gateway(scope, send, exc)
             return
@@ -198,15 +204,17 @@ class OllamaProxy:
         else:
             message = f"ollama at {self.shown} failed before answering: {self._describe(exc)}"
         log.warning("%s", message)
-        body = json.dumps(error_body(scope["path"], 502, message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 502,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(scope, send, 502, message)
+
+
+async def _answer(scope: Scope, send: Send, status: int, message: str, *, close: bool = False) -> None:
+    """An error of the node's own, in the shape of the route's API."""
+    body = json.dumps(error_body(scope["path"], status, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if close:  # what is left of the request's body is not read
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _describe(exc: BaseException) -> str:
@@ -248,9 +256,28 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
                 await supervisor.stop()
             await client.aclose()
 
+    async def readiness() -> str | None:
+        if presence.status != "online":
+            return f"the node is {presence.status}"
+        try:
+            answer = await (proxy.client or proxy.open()).get(f"{proxy.upstream}/", timeout=3.0)
+        except httpx.HTTPError as exc:
+            return f"ollama at {proxy.upstream} does not answer: {_describe(exc)}"
+        if answer.status_code != 200:
+            return f"ollama at {proxy.upstream} answers {answer.status_code}"
+        return None
+
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(RequestLogMiddleware),
+        Middleware(
+            RequestLimitsMiddleware,
+            max_body=settings.max_body_bytes,
+            max_upload=settings.max_upload_bytes,
+            read_timeout=settings.read_timeout_seconds,
+        ),
+        # Outside the key and the Host check, as GET / is: probes reach the node by any address.
+        Middleware(HealthMiddleware, readiness=readiness),
         Middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url)),
         cors_middleware(settings.origins),  # outside the key: a browser's preflight carries none
         *([Middleware(ApiKeyMiddleware, keys=api_keys)] if api_keys is not None else []),

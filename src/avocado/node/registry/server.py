@@ -27,14 +27,19 @@ from avocado.node.registry.errors import RegistryError
 from avocado.node.store.errors import StoreError
 from avocado.node.store.store import BlobWriter, MediaType, ModelStore
 
-__all__ = ["router"]
+__all__ = ["MAX_UPLOADS", "UPLOAD_IDLE_SECONDS", "Uploads", "router"]
 
 router = APIRouter(tags=["registry"])
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
-UPLOAD_IDLE_SECONDS = 15 * 60  # an upload without news for this long is abandoned
+UPLOAD_IDLE_SECONDS = 15 * 60  # an upload without news for this long is abandoned (upload_expiry)
+MAX_UPLOADS = 32  # upload sessions open at once (ollama push sends a model's few blobs one by one)
 _MAX_MANIFEST = 4 << 20
 _BUFFER = 1 << 20
+
+
+class UploadTooLarge(Exception):
+    """An upload session received more than ``max_upload`` bytes in all."""
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -73,47 +78,61 @@ class _Upload:
             self.writer.abort()
 
 
-class _Uploads:
-    """Uploads in progress on one node; their data waits in ``.upload-*`` files in the blobs directory."""
+class Uploads:
+    """Uploads in progress on one node; their data waits in ``.upload-*`` files in the blobs directory.
 
-    def __init__(self) -> None:
+    A session that hears nothing for ``expiry`` seconds is dropped with its data, and so is an
+    ``.upload-*`` file nothing writes to any more (left by a crash or a restart): :meth:`sweep`
+    runs every so often while the node runs (:meth:`sweep_forever`).
+    """
+
+    def __init__(self, store: ModelStore, expiry: float = UPLOAD_IDLE_SECONDS) -> None:
+        self.store = store
+        self.expiry = expiry
         self.sessions: dict[str, _Upload] = {}
-        self._swept_files = False
 
-    def sweep(self, store: ModelStore) -> None:
-        """Drop abandoned uploads, and once per process leftovers of uploads cut off by a restart."""
+    def sweep(self) -> None:
         now = time.monotonic()
         for key, upload in list(self.sessions.items()):
-            if now - upload.touched > UPLOAD_IDLE_SECONDS and not upload.lock.locked():
+            if now - upload.touched > self.expiry and not upload.lock.locked():
                 self.sessions.pop(key, None)
                 upload.abort()
-        if not self._swept_files:
-            self._swept_files = True
-            for leftover in store.blobs_dir.glob(".upload-*"):
-                try:
-                    if time.time() - leftover.stat().st_mtime > UPLOAD_IDLE_SECONDS:
-                        leftover.unlink()
-                except OSError:
-                    pass
+        live = set(self.store.writing)  # uploads still being received or in a session
+        for leftover in self.store.blobs_dir.glob(".upload-*"):
+            try:
+                if leftover not in live and time.time() - leftover.stat().st_mtime > self.expiry:
+                    leftover.unlink()
+            except OSError:
+                pass
+
+    async def sweep_forever(self) -> None:
+        """Sweep every quarter of ``expiry`` (at most every minute) until cancelled."""
+        while True:
+            await asyncio.to_thread(self.sweep)
+            await asyncio.sleep(min(self.expiry / 4, 60.0))
 
 
-def _uploads(request: Request) -> _Uploads:
-    state = request.app.state
-    uploads: _Uploads | None = getattr(state, "registry_uploads", None)
-    if uploads is None:
-        uploads = state.registry_uploads = _Uploads()
+def _uploads(request: Request) -> Uploads:
+    uploads: Uploads = request.app.state.registry_uploads
     return uploads
 
 
-async def _receive(request: Request, writer: BlobWriter) -> None:
+async def _receive(request: Request, writer: BlobWriter, limit: int) -> None:
     buffer = bytearray()
     async for chunk in request.stream():
         buffer += chunk
+        if writer.size + len(buffer) > limit:
+            raise UploadTooLarge(f"the upload is larger than {limit} bytes (max_upload)")
         if len(buffer) >= _BUFFER:
             await asyncio.to_thread(writer.write, bytes(buffer))
             buffer.clear()
     if buffer:
         await asyncio.to_thread(writer.write, bytes(buffer))
+
+
+def _max_upload(request: Request) -> int:
+    limit: int = request.app.state.settings.max_upload_bytes
+    return limit
 
 
 def _upload_location(namespace: str, model: str, key: str) -> str:
@@ -158,7 +177,8 @@ async def start_upload(namespace: str, model: str, svc: Service, request: Reques
     if _name(namespace, model) is None:
         return _error(400, "NAME_INVALID", f"invalid repository name {namespace}/{model}")
     uploads = _uploads(request)
-    uploads.sweep(svc.store)
+    if len(uploads.sessions) >= MAX_UPLOADS:
+        return _error(429, "TOOMANYREQUESTS", f"{MAX_UPLOADS} uploads are in progress already; try later")
     key = uuid.uuid4().hex
     uploads.sessions[key] = _Upload()
     location = _upload_location(namespace, model, key)
@@ -176,7 +196,11 @@ async def upload_chunk(namespace: str, model: str, key: str, svc: Service, reque
         try:
             if upload.writer is None:
                 upload.writer = svc.store.blob_writer()  # the digest comes with the final PUT
-            await _receive(request, upload.writer)
+            await _receive(request, upload.writer, _max_upload(request))
+        except UploadTooLarge as exc:
+            uploads.sessions.pop(key, None)
+            upload.abort()
+            return _error(413, "SIZE_INVALID", str(exc))
         except OSError as exc:
             uploads.sessions.pop(key, None)
             upload.abort()
@@ -213,8 +237,11 @@ async def finish_upload(
         try:
             if upload.writer is None:
                 upload.writer = svc.store.blob_writer(digest)
-            await _receive(request, upload.writer)
+            await _receive(request, upload.writer, _max_upload(request))
             await asyncio.to_thread(upload.writer.commit, digest)
+        except UploadTooLarge as exc:
+            upload.abort()
+            return _error(413, "SIZE_INVALID", str(exc))
         except StoreError:  # commit already removed the data
             return _error(400, "DIGEST_INVALID", f"the uploaded content does not match digest {digest}")
         except OSError as exc:

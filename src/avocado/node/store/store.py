@@ -102,6 +102,12 @@ class BlobWriter:
         self.size = 0
         fd, self._tmp = tempfile.mkstemp(dir=store.blobs_dir, prefix=".upload-")
         self._file = os.fdopen(fd, "wb")
+        store.writing.add(self.path)
+
+    @property
+    def path(self) -> Path:
+        """Where the data waits until :meth:`commit`."""
+        return Path(self._tmp)
 
     def write(self, chunk: bytes) -> None:
         self._hasher.update(chunk)
@@ -119,12 +125,14 @@ class BlobWriter:
             self.abort()
             raise StoreError("digest mismatch: the uploaded content does not match its digest")
         os.replace(self._tmp, path)
+        self._store.writing.discard(self.path)
         return Layer("", digest, self.size)
 
     def abort(self) -> None:
         self._file.close()
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
+        self._store.writing.discard(self.path)
 
 
 class ModelStore:
@@ -139,6 +147,7 @@ class ModelStore:
             directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._held: Counter[str] = Counter()  # blobs an unfinished pull or create is about to name
+        self.writing: set[Path] = set()  # the temporary files of BlobWriters not finished yet
 
     @contextmanager
     def hold(self, digests: Iterable[str]) -> Iterator[None]:

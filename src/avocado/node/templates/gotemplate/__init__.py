@@ -14,13 +14,17 @@ other object. Deliberate differences from Go, all towards leniency:
 - ``None`` acts as an empty collection for ``len``, ``range`` and ``slice``;
 - ``eq``/``lt``/... compare an int with a float numerically instead of failing.
 
+Unlike Go, a rendering has :class:`Limits` (``range`` iterations, output size, time): templates
+may come with requests.
+
 Strings follow Go's byte semantics where Go's do: ``len``, ``index`` and ``slice`` count UTF-8 bytes.
 """
 
 from __future__ import annotations
 
-from .errors import TemplateError
+from .errors import LimitExceeded, TemplateError
+from .limits import Limits
 from .template import GoTemplate
 from .values import format_value
 
-__all__ = ["GoTemplate", "TemplateError", "format_value"]
+__all__ = ["GoTemplate", "LimitExceeded", "Limits", "TemplateError", "format_value"]

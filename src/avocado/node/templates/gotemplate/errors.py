@@ -13,3 +13,11 @@ class FuncError(Exception):
 
 class ExecError(Exception):
     """An execution error not yet tagged with its line."""
+
+
+class LimitExceeded(TemplateError):
+    """A rendering went past one of its :class:`~.limits.Limits`; ``limit`` names which."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import ExecError, FuncError, TemplateError
 from .functions import FUNCS
+from .limits import Budget, Limits
 from .nodes import (
     Action,
     Branch,
@@ -53,19 +54,21 @@ def _field(value: Any, name: str) -> Any:
     return getattr(value, name, None)
 
 
-def _range_items(value: Any, n_vars: int) -> list[tuple[Any, Any]]:
-    """(index or key, element) pairs of a range; maps in sorted key order, ints count up (Go 1.22)."""
+def _range_items(value: Any, n_vars: int) -> tuple[Iterable[tuple[Any, Any]], bool]:
+    """(index or key, element) pairs of a range, and whether there are none; maps in sorted key
+    order, ints count up (Go 1.22), one at a time: ``range 1000000000`` builds no list."""
     if value is None:
-        return []
+        return (), True
     if isinstance(value, Mapping):
-        return [(k, value[k]) for k in sorted_keys(value)]
+        return [(k, value[k]) for k in sorted_keys(value)], not value
     if is_int(value):
         if n_vars > 1:
             raise ExecError(f"can't use {value} to iterate over more than one variable")
-        return [(i, i) for i in range(value)]
+        return enumerate(range(value)), value <= 0
     if isinstance(value, (str, bytes, bool, float)) or not isinstance(value, Iterable):
         raise ExecError(f"range can't iterate over {format_value(value)}")
-    return list(enumerate(value))
+    items = list(value)
+    return enumerate(items), not items
 
 
 def _expr_text(expr: Expr) -> str:
@@ -90,18 +93,23 @@ def _expr_text(expr: Expr) -> str:
 class Exec:
     """One rendering: output buffer and Go's variable stack (name, value), searched from the top."""
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, limits: Limits) -> None:
         self.out: list[str] = []
         self.vars: list[list[Any]] = [["$", data]]
+        self.budget = Budget(limits)
+
+    def write(self, text: str) -> None:
+        self.budget.output(len(text))
+        self.out.append(text)
 
     def walk(self, dot: Any, nodes: list[Node]) -> None:
         for node in nodes:
             if isinstance(node, Text):
-                self.out.append(node.text)
+                self.write(node.text)
             elif isinstance(node, Action):
                 value = self.pipeline(dot, node.pipe)
                 if not node.pipe.decl:
-                    self.out.append("" if value is None else format_value(value))
+                    self.write("" if value is None else format_value(value))
             elif isinstance(node, Branch):
                 if node.kind == "range":
                     self.walk_range(dot, node)
@@ -128,15 +136,16 @@ class Exec:
         try:
             value = self.pipeline(dot, node.pipe)
             try:
-                items = _range_items(value, len(node.pipe.decl))
+                items, empty = _range_items(value, len(node.pipe.decl))
             except ExecError as exc:
                 raise TemplateError(f"line {node.line}: {exc}") from None
-            if not items:
+            if empty:
                 if node.else_body is not None:
                     self.walk(dot, node.else_body)
                 return
             body_mark = len(self.vars)
             for index, elem in items:
+                self.budget.iteration()
                 self.bind_range_vars(node.pipe, body_mark, index, elem)
                 try:
                     self.walk(elem, node.body)
@@ -240,6 +249,9 @@ class Exec:
         if final is not _MISSING:
             values.append(final)
         try:
-            return func(*values)
+            result = func(*values)
         except (FuncError, ArithmeticError, TypeError, ValueError) as exc:
             raise ExecError(f"error calling {name}: {exc}") from None
+        if isinstance(result, str):
+            self.budget.value(len(result))
+        return result

@@ -11,6 +11,9 @@ from typing import Any
 from .values import format_value, go_float, go_quote, go_type, sorted_keys
 
 _PRINTF_RE = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d*))?(.?)", re.S)
+# Go's fmt reads a width or precision only while it stays at most this large before its next digit
+# (about ten million at most): a longer number ends the format with %!(NOVERB).
+_TOO_LARGE = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,18 @@ def _format_arg(value: Any, verb: str, spec: _Spec) -> str:
     return _pad(str(value), spec) if verb in "sv" else _bad_verb(value, verb)
 
 
+def _number(digits: str | None) -> int | None:
+    """Go's ``parsenum``: the value of ``digits``, or None when it grows too large (``""``: 0)."""
+    if digits is None:
+        return None
+    value = 0
+    for digit in digits:
+        if value > _TOO_LARGE:
+            return None
+        value = value * 10 + ord(digit) - 48
+    return value
+
+
 def sprintf(fmt: str, args: Sequence[Any]) -> str:
     """Go's fmt.Sprintf for the common verbs, flags, width and precision."""
     out: list[str] = []
@@ -163,6 +178,10 @@ def sprintf(fmt: str, args: Sequence[Any]) -> str:
         assert match is not None
         flags, width, prec, verb = match.groups()
         pos = match.end()
+        size, precision = _number(width), _number(prec)
+        if (width and size is None) or (prec and precision is None):  # Go gives up on the rest
+            out.append("%!(NOVERB)")
+            break
         if not verb:
             out.append("%!(NOVERB)")
         elif verb == "%":
@@ -170,7 +189,7 @@ def sprintf(fmt: str, args: Sequence[Any]) -> str:
         elif used >= len(args):
             out.append(f"%!{verb}(MISSING)")
         else:
-            spec = _Spec(flags, int(width) if width else None, int(prec or 0) if prec is not None else None)
+            spec = _Spec(flags, size, precision)
             out.append(_format_arg(args[used], verb, spec))
             used += 1
     if used < len(args):

@@ -8,8 +8,11 @@ from typing import Any
 from .errors import TemplateError
 from .executor import Exec
 from .lexer import Lexer
+from .limits import Limits
 from .nodes import Action, Branch, Chain, Expr, Field, Node, Pipeline, Variable
 from .parser import Parser
+
+DEFAULT_LIMITS = Limits()
 
 
 def _collect_fields(nodes: list[Node], found: set[str]) -> None:
@@ -54,9 +57,10 @@ class GoTemplate:
     def __repr__(self) -> str:
         return f"GoTemplate({self.source!r})"
 
-    def render(self, data: Mapping[str, Any]) -> str:
-        """Execute the template with ``data`` as both ``.`` and ``$``."""
-        state = Exec(data)
+    def render(self, data: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> str:
+        """Execute the template with ``data`` as both ``.`` and ``$``, within ``limits``
+        (:class:`~.errors.LimitExceeded` names the one it went past)."""
+        state = Exec(data, limits)
         try:
             state.walk(data, self._nodes)
         except RecursionError:
