@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
             max_memory=settings.memory_budget,
             prompt_cache=settings.prompt_cache_bytes,
             stream_interval=settings.stream_interval_seconds,
+            num_ctx=settings.num_ctx,
         )
     )
 

@@ -382,6 +382,7 @@ def test_supervisor_errors_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_serve_engine_ollama_runs_and_stops_the_daemon(standin: Path, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "AVOCADO_HOME": str(tmp_path / "home"), "AVOCADO_PORT": str(port)}
+    env["AVOCADO_LOG_LEVEL"] = "debug"  # GET /api/version is routine traffic, logged at debug
     env.pop("AVOCADO_API_KEY", None)
     process = subprocess.Popen(
         [*AVOCADO, "serve", "--engine", "ollama"],

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["EngineError", "GrammarError", "InvalidRequest", "ModelLoadError", "ModelTooLarge", "QueueFull"]
+__all__ = [
+    "ContextTooLarge",
+    "EngineError",
+    "GrammarError",
+    "InvalidRequest",
+    "ModelLoadError",
+    "ModelTooLarge",
+    "QueueFull",
+]
 
 
 class EngineError(Exception):
@@ -17,8 +25,12 @@ class InvalidRequest(EngineError):
     """The request cannot run as given (the client's mistake, HTTP 400)."""
 
 
-class ModelTooLarge(InvalidRequest):
-    """A model would not fit the memory this node may use, even alone."""
+class ModelTooLarge(EngineError):
+    """A model would not fit the memory this node may use, even alone (the node's limit)."""
+
+
+class ContextTooLarge(ModelTooLarge, InvalidRequest):
+    """A model would fit the node's memory, but not with the context the request asks for."""
 
 
 class QueueFull(EngineError):

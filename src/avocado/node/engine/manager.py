@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from avocado.node.engine.delivery import Delivery
-from avocado.node.engine.errors import EngineError, ModelTooLarge, QueueFull
+from avocado.node.engine.errors import ContextTooLarge, EngineError, ModelTooLarge, QueueFull
 from avocado.node.engine.jobs import Done, EmbedJob, Event, GenerateJob, Text
 from avocado.node.engine.memory import estimate_model_bytes
 from avocado.node.engine.runner import Runner, RunnerConfig
@@ -59,6 +59,7 @@ class ManagerConfig:
     prompt_cache: int = 0  # bytes per model for prompts that left their slot
     stream_interval: float = 0.0  # seconds between hand-overs of generated text (0: every step)
     stall: float = STALL  # seconds a paused generation waits for its reader before it is cancelled
+    num_ctx: int = 4096  # the node's default context: one a request asks beyond it is the request's
     backlog: int = HIGH  # events waiting for their reader before the generation pauses
 
 
@@ -164,13 +165,20 @@ class ModelManager:
         """
         cfg = self.config
         file_size = model.model_path.stat().st_size
-        needed = estimate_model_bytes(model.info, file_size, num_ctx, cfg.parallel) + cfg.prompt_cache
+
+        def needs(context: int) -> int:
+            return estimate_model_bytes(model.info, file_size, context, cfg.parallel) + cfg.prompt_cache
+
+        needed = needs(num_ctx)
         if needed > cfg.max_memory:
-            raise ModelTooLarge(
+            message = (
                 f"model '{model.name}' needs about {format_size(needed)} of memory ({cfg.parallel} slots "
                 f"of {num_ctx} tokens, {format_size(cfg.prompt_cache)} of prompt cache), more than the "
                 f"{format_size(cfg.max_memory)} this node may use (--max-memory)"
             )
+            if num_ctx > cfg.num_ctx and needs(cfg.num_ctx) <= cfg.max_memory:  # the request's num_ctx
+                raise ContextTooLarge(f"num_ctx {num_ctx} is too large: {message}")
+            raise ModelTooLarge(message)
         while True:
             others = [loaded for name, loaded in self.loaded.items() if name != model.name]
             used = sum(loaded.runner.memory_size for loaded in others)
