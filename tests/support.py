@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 
 from avocado.config import Settings
 from avocado.node.app import create_app
-from avocado.node.http_protocol import uvicorn_options
 from avocado.node.service import NodeService
+from avocado.serving.protocol import uvicorn_options
 
 SMOLLM = "smollm2:135m"
 GEMMA = "gemma3:270m"

@@ -57,6 +57,23 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _positive_duration(value: str) -> str:
+    seconds = _duration(value)
+    if seconds is None or not 0 < seconds < math.inf:
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return value
+
+
+def _size(value: str | None) -> str | None:
+    """A size setting (``"32MiB"``) as given; a validation error for one that cannot be read."""
+    if value is not None:
+        try:
+            parse_size(value)
+        except SizeError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 def comma_list(value: object) -> object:
     """A comma-separated environment value as a list (other values pass through to validation)."""
     if isinstance(value, str):
@@ -76,6 +93,27 @@ class AvocadoSettings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    max_body: str = Field(
+        default="32MiB", description="Largest request body, model uploads aside (413 past it)"
+    )
+    max_upload: str = Field(
+        default="256GiB", description="Largest model upload (POST /api/blobs, a /v2 upload session)"
+    )
+    read_timeout: str = Field(
+        default="30s",
+        description="Time for a request's line and headers, and for its body on top of 1 KiB/s",
+    )
+
+    @field_validator("max_body", "max_upload")
+    @classmethod
+    def _check_body_size(cls, value: str) -> str:
+        _size(value)
+        return value
+
+    @field_validator("read_timeout")
+    @classmethod
+    def _check_read_timeout(cls, value: str) -> str:
+        return _positive_duration(value)
 
     @field_validator("origins", mode="before")
     @classmethod
@@ -97,6 +135,18 @@ class AvocadoSettings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def read_timeout_seconds(self) -> float:
+        return _seconds(self.read_timeout)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return parse_size(self.max_body)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return parse_size(self.max_upload)
 
 
 S = TypeVar("S", bound=AvocadoSettings)
@@ -129,18 +179,8 @@ class Settings(AvocadoSettings):
         default="20ms",
         description="A fast stream's tokens go out at most this often, one chunk each (0: each at once)",
     )
-    max_body: str = Field(
-        default="32MiB", description="Largest request body, blob uploads aside (413 past it)"
-    )
-    max_upload: str = Field(
-        default="256GiB", description="Largest blob upload (POST /api/blobs, a /v2 upload session)"
-    )
     upload_expiry: str = Field(
         default="15m", description="An unfinished /v2 upload session idle this long is dropped with its data"
-    )
-    read_timeout: str = Field(
-        default="30s",
-        description="Time for a request's line and headers, and for its body on top of 1 KiB/s",
     )
     num_ctx: int = Field(default=4096, ge=256, le=1 << 20)
     max_predict: int = Field(
@@ -214,13 +254,10 @@ class Settings(AvocadoSettings):
         _duration(value)
         return value
 
-    @field_validator("read_timeout", "upload_expiry")
+    @field_validator("upload_expiry")
     @classmethod
-    def _check_timeout(cls, value: str) -> str:
-        seconds = _duration(value)
-        if seconds is None or not 0 < seconds < float("inf"):
-            raise ValueError(f"must be a positive duration, got {value!r}")
-        return value
+    def _check_upload_expiry(cls, value: str) -> str:
+        return _positive_duration(value)
 
     @field_validator("stream_interval")
     @classmethod
@@ -265,15 +302,10 @@ class Settings(AvocadoSettings):
             raise ValueError(f"tunnel_url must be an http(s) URL, got {value!r}")
         return value.strip().rstrip("/")
 
-    @field_validator("max_memory", "prompt_cache", "max_pull_size", "max_body", "max_upload")
+    @field_validator("max_memory", "prompt_cache", "max_pull_size")
     @classmethod
     def _check_size(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_size(value)
-            except SizeError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+        return _size(value)
 
     @field_validator("api_key")
     @classmethod
@@ -313,20 +345,8 @@ class Settings(AvocadoSettings):
         return _seconds(self.stream_interval)
 
     @property
-    def read_timeout_seconds(self) -> float:
-        return _seconds(self.read_timeout)
-
-    @property
     def upload_expiry_seconds(self) -> float:
         return _seconds(self.upload_expiry)
-
-    @property
-    def max_body_bytes(self) -> int:
-        return parse_size(self.max_body)
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return parse_size(self.max_upload)
 
     @property
     def memory_budget(self) -> int:
@@ -436,10 +456,7 @@ class GatewaySettings(AvocadoSettings):
     @field_validator("first_byte_timeout", "stream_idle_timeout")
     @classmethod
     def _check_timeout(cls, value: str) -> str:
-        seconds = _duration(value)
-        if seconds is None or not 0 < seconds < math.inf:
-            raise ValueError(f"a timeout must be a positive duration, got {value!r}")
-        return value
+        return _positive_duration(value)
 
     @model_validator(mode="after")
     def _production_needs_a_master_key(self) -> GatewaySettings:

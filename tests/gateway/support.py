@@ -34,6 +34,7 @@ from avocado.gateway.build import build_gateway
 from avocado.gateway.hooks import Outcome, Refused, Ticket
 from avocado.gateway.nodes import NodePool
 from avocado.gateway.proxy import Observer
+from avocado.serving import uvicorn_options
 from tests.support import RunningServer, serve
 
 __all__ = [
@@ -141,9 +142,11 @@ class Built:
 
 
 def start_built(**settings: Any) -> Built:
-    """``build_gateway`` over ``GatewaySettings(**settings)`` (give it a ``home``), served in a thread."""
-    app = build_gateway(GatewaySettings(**settings))
-    running = serve(app)
+    """``build_gateway`` over ``GatewaySettings(**settings)`` (give it a ``home``), served in a thread
+    with the HTTP protocol ``avocado gateway`` runs (bounds on a request's head)."""
+    built = GatewaySettings(**settings)
+    app = build_gateway(built)
+    running = serve(app, http=uvicorn_options(built)["http"])
     return Built(running.url, app, running)
 
 

@@ -78,11 +78,12 @@ def _serve(settings: GatewaySettings, banner: str) -> None:
 
     from avocado.gateway.build import build_gateway
     from avocado.logs import configure_logging
+    from avocado.serving import uvicorn_options
 
     configure_logging(settings.log_level, settings.log_format, settings.logs_dir)
     application = build_gateway(settings)
     typer.echo(banner, err=True)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(application, host=settings.host, port=settings.port, **uvicorn_options(settings))
 
 
 @gateway_app.callback()

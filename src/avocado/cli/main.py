@@ -191,7 +191,7 @@ def serve(
     import uvicorn
 
     from avocado.logs import configure_logging
-    from avocado.node.http_protocol import uvicorn_options
+    from avocado.serving.protocol import uvicorn_options
 
     try:
         settings = load_settings(

@@ -36,9 +36,10 @@ from avocado.gateway.hooks import Admission, OpenAdmission, Outcome, Refused, Ti
 from avocado.gateway.manage import Management, ManagementGuard
 from avocado.gateway.nodes import Node, NodePool, normalize_model
 from avocado.gateway.openapi import install_openapi
-from avocado.gateway.proxy import MODEL_ROUTES, GatewayProxy, Observer
+from avocado.gateway.proxy import MAX_BODY, MODEL_ROUTES, GatewayProxy, Observer
 from avocado.gateway.routing import Router
 from avocado.request_id import RequestIdMiddleware, request_id_of
+from avocado.serving import Limits, RequestLimitsMiddleware
 
 __all__ = ["AdminGuard", "Lifespan", "create_gateway_app", "merged_tags"]
 
@@ -58,16 +59,19 @@ def create_gateway_app(
     manage_guard: ManagementGuard | None = None,
     lifespan: Lifespan | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The gateway over ``pool``; its lifespan enters ``lifespan`` (if any), then starts the pool's checks.
 
     ``admin_guard`` checks callers of ``GET /api/avocado/nodes`` (default: the admission, as listings);
     ``manage_guard`` callers of the model management routes (default: none, everyone may).
     ``ready_checks`` are what ``/health/ready`` asks besides a routable node (the database).
+    ``limits`` bound request bodies (size, and how slowly they may come), model requests included.
     """
     gate = admission if admission is not None else OpenAdmission()
     router = Router(pool, max_attempts)
-    proxy = GatewayProxy(pool, router, gate, observers)
+    max_body = MAX_BODY if limits is None else limits["max_body"]
+    proxy = GatewayProxy(pool, router, gate, observers, max_body)
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
@@ -82,7 +86,7 @@ def create_gateway_app(
     # its observers (Prometheus) instead.
     quiet: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
     app = _GatewayApp(title="Avocado gateway", version=avocado.__version__, lifespan=run, telemetry=quiet)
-    app.fast = RequestIdMiddleware(proxy)
+    app.fast = RequestIdMiddleware(proxy if limits is None else RequestLimitsMiddleware(proxy, **limits))
     app.state.pool = pool
     app.state.router = router
     app.state.proxy = proxy
@@ -92,6 +96,8 @@ def create_gateway_app(
     app.router.routes.extend(health_routes(pool, ready_checks))
     install_openapi(app)
     add_cors(app, origins)
+    if limits is not None:
+        app.add_middleware(RequestLimitsMiddleware, **limits)
     app.add_middleware(RequestIdMiddleware)
     return app
 

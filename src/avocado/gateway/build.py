@@ -25,6 +25,7 @@ from avocado.gateway.keys import KeyAdmission, KeyService, keys_router, master_g
 from avocado.gateway.limits import Limiter, MemoryLimiter, RedisLimiter
 from avocado.gateway.metrics import GatewayMetrics, metrics_route
 from avocado.gateway.nodes import NodePool
+from avocado.serving import limits_of
 
 __all__ = ["build_gateway"]
 
@@ -82,6 +83,7 @@ def build_gateway(settings: GatewaySettings) -> FastAPI:
         manage_guard=master_guard(master, settings.keys_required, settings.open_management),
         lifespan=lifespan,
         ready_checks=[database_check(engine)],
+        limits=limits_of(settings),
     )
     guard = metrics_guard(master, metrics_token, settings.keys_required)
     app.router.routes.append(metrics_route(metrics, pool, guard))

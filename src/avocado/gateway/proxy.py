@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -37,6 +38,7 @@ from avocado.gateway.nodes import Node, NodePool, normalize_model
 from avocado.gateway.routing import Router
 from avocado.gateway.upstream import TimedOut, UpstreamError, UpstreamResponse
 from avocado.request_id import request_id_of
+from avocado.units import format_size
 
 __all__ = ["MAX_BODY", "MODEL_ROUTES", "GatewayProxy", "Observer"]
 
@@ -56,12 +58,13 @@ MODEL_ROUTES = (
     "/v1/completions",
     "/v1/embeddings",
 )
-MAX_BODY = 64 * 1024 * 1024  # images in chat requests are base64 in the body
+MAX_BODY = 32 * 1024 * 1024  # max_body's default: images in chat requests are base64 in the body
 TAIL_CHUNKS = 16  # chunks kept (by reference) to read token counts from at the end
 TAIL_BYTES = 256 * 1024
 NODE_FAULTS = frozenset({500, 502, 504})  # answers that count against a node's breaker
 BUSY = 503  # the node is overloaded (queue full): another may take the request
 UNAUTHORIZED = frozenset({401, 403})  # the node refuses the gateway's key for it (clients' keys stay here)
+CLOSE = ((b"connection", b"close"),)
 _RETRIED = NODE_FAULTS | UNAUTHORIZED | {BUSY, 404}
 
 
@@ -69,22 +72,34 @@ class GatewayProxy:
     """The ASGI app behind :data:`MODEL_ROUTES`."""
 
     def __init__(
-        self, pool: NodePool, router: Router, admission: Admission, observers: Sequence[Observer] = ()
+        self,
+        pool: NodePool,
+        router: Router,
+        admission: Admission,
+        observers: Sequence[Observer] = (),
+        max_body: int = MAX_BODY,
     ) -> None:
         self.pool = pool
+        self.max_body = max_body
         self.router = router
         self.admission = admission
         self.observers = tuple(observers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ex = Exchange(scope["method"], scope["path"], request_id_of(scope), time.perf_counter())
-        body = await read_body(receive, MAX_BODY)
+        try:
+            body = await read_body(receive, self.max_body)
+        except HTTPException as exc:  # RequestLimitsMiddleware's: the body came too slowly, or too big
+            ex.headers = CLOSE  # what is left of the body is not read
+            await self._error(ex, send, exc.status_code, str(exc.detail), "bad_request")
+            await self._report(ex, None)
+            return
         if body is None:
             return  # the client left before it finished sending
         ex.body = body
         problem: tuple[int, str] | None = None
-        if len(body) > MAX_BODY:
-            problem = (413, f"request body over {MAX_BODY // (1024 * 1024)} MB")
+        if len(body) > self.max_body:
+            problem = (413, f"request body too large: at most {format_size(self.max_body)}")
         else:
             try:
                 ex.model = model_of(ex.path, body)

@@ -25,7 +25,6 @@ from avocado.node.api.middleware import (
     JsonBodyMiddleware,
     RequestLogMiddleware,
 )
-from avocado.node.api.request_limits import RequestLimitsMiddleware
 from avocado.node.credentials import ApiKeys
 from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.presence import Presence
@@ -35,6 +34,7 @@ from avocado.node.service import NodeService
 from avocado.node.store.bundled import register_bundled_models
 from avocado.node.store.store import ModelStore
 from avocado.request_id import RequestIdMiddleware
+from avocado.serving import RequestLimitsMiddleware, limits_of
 
 __all__ = ["CAPABILITIES", "create_app", "open_store"]
 
@@ -146,12 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # Outside the key and the Host check, as GET / is: probes reach the node by any address.
     app.add_middleware(HealthMiddleware, readiness=readiness)
-    app.add_middleware(
-        RequestLimitsMiddleware,
-        max_body=settings.max_body_bytes,
-        max_upload=settings.max_upload_bytes,
-        read_timeout=settings.read_timeout_seconds,
-    )
+    app.add_middleware(RequestLimitsMiddleware, **limits_of(settings))
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response, 401s included, carries the id

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from avocado.node.http_protocol import MAX_HEAD
+from avocado.serving.protocol import MAX_HEAD
 from tests.node.api.support import assert_error, wait_until
 from tests.node.proxy.test_proxy import start_proxy
 from tests.support import SMOLLM, RunningNode, linked_home, start_node

@@ -30,12 +30,12 @@ from avocado.node.api.errors import error_body
 from avocado.node.api.health import HealthMiddleware
 from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
 from avocado.node.api.middleware import ApiKeyMiddleware, RequestLogMiddleware
-from avocado.node.api.request_limits import RequestLimitsMiddleware
 from avocado.node.credentials import ApiKeys
 from avocado.node.presence import Presence
 from avocado.node.proxy.supervisor import OllamaSupervisor
 from avocado.redact import redact_text, redact_url
 from avocado.request_id import RequestIdMiddleware
+from avocado.serving import RequestLimitsMiddleware, limits_of
 
 __all__ = ["create_proxy_app"]
 
@@ -270,12 +270,7 @@ def create_proxy_app(settings: Settings, upstream_url: str | None = None) -> Sta
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(RequestLogMiddleware),
-        Middleware(
-            RequestLimitsMiddleware,
-            max_body=settings.max_body_bytes,
-            max_upload=settings.max_upload_bytes,
-            read_timeout=settings.read_timeout_seconds,
-        ),
+        Middleware(RequestLimitsMiddleware, **limits_of(settings)),
         # Outside the key and the Host check, as GET / is: probes reach the node by any address.
         Middleware(HealthMiddleware, readiness=readiness),
         Middleware(HostCheckMiddleware, policy=HostPolicy.for_node(settings, lambda: presence.public_url)),

@@ -4,7 +4,7 @@ uvicorn times out idle keep-alive connections (``timeout_keep_alive``), but a ne
 sends nothing, or sends its headers a byte at a time (slowloris), is held for ever; and httptools
 (llhttp) takes headers of any size, which uvicorn keeps in memory. Here a request's head must
 arrive within ``read_timeout`` (``408`` otherwise) and be at most ``MAX_HEAD`` bytes (``431``); the
-body is bounded by :class:`~avocado.node.api.request_limits.RequestLimitsMiddleware`.
+body is bounded by :class:`~avocado.serving.request_limits.RequestLimitsMiddleware`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from avocado.config import Settings
+from avocado.config import AvocadoSettings
 
 __all__ = ["MAX_HEAD", "guarded_protocol", "uvicorn_options"]
 
@@ -98,6 +98,6 @@ def guarded_protocol(read_timeout: float) -> type[GuardedProtocol]:
     return type("GuardedProtocol", (GuardedProtocol,), {"read_timeout": read_timeout})
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """What a node's uvicorn runs with, besides the app, host and port."""
+def uvicorn_options(settings: AvocadoSettings) -> dict[str, Any]:
+    """What a node's or a gateway's uvicorn runs with, besides the app, host and port."""
     return {"http": guarded_protocol(settings.read_timeout_seconds), "log_config": None, "access_log": False}

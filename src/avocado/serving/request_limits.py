@@ -5,7 +5,7 @@ when its ``Content-Length`` says so, else as soon as that much has arrived. A bo
 within ``read_timeout`` plus one second per :data:`MIN_RATE` bytes received (Apache's
 ``mod_reqtimeout`` rule): a client that sends a byte now and then (slowloris) gets ``408``. Only
 time spent waiting for the client counts, not time the route takes to store what came. The
-request's head is bounded by :mod:`avocado.node.http_protocol`.
+request's head is bounded by :mod:`avocado.serving.protocol`.
 
 Plain ASGI: the limits apply while a route reads, so the route's own error shape answers them
 (an ``HTTPException`` raised while FastAPI reads a body reaches its handler as it is).
@@ -17,14 +17,16 @@ import asyncio
 import json
 import re
 import time
+from typing import TypedDict
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from avocado.api_errors import error_body
+from avocado.config import AvocadoSettings
 from avocado.units import format_size
 
-__all__ = ["MIN_RATE", "RequestLimitsMiddleware", "is_upload"]
+__all__ = ["MIN_RATE", "Limits", "RequestLimitsMiddleware", "is_upload", "limits_of"]
 
 MIN_RATE = 1024  # bytes per second a body must keep up, on average, after read_timeout
 CLOSE = {"connection": "close"}  # what is left of a refused body is not read
@@ -34,6 +36,23 @@ _UPLOAD = re.compile(r"^/api/blobs/|^/v2/.+/blobs/uploads/")
 def is_upload(path: str) -> bool:
     """Routes that receive model files, bounded by ``max_upload`` rather than ``max_body``."""
     return _UPLOAD.match(path) is not None
+
+
+class Limits(TypedDict):
+    """:class:`RequestLimitsMiddleware`'s bounds: bytes of a body, of an upload; seconds to send them."""
+
+    max_body: int
+    max_upload: int
+    read_timeout: float
+
+
+def limits_of(settings: AvocadoSettings) -> Limits:
+    """The bounds a server's settings give (``max_body``, ``max_upload``, ``read_timeout``)."""
+    return Limits(
+        max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
+        read_timeout=settings.read_timeout_seconds,
+    )
 
 
 class RequestLimitsMiddleware:
