@@ -1,6 +1,7 @@
 """Soak: streaming clients through the gateway to two nodes for minutes, with nodes and the broker failing.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--clients 64] [--broker-restart app|connections]
+                                   [--prompt-cache 32MiB] [--warm-up 60]
 
 One run on loopback, every part real and in its own process:
 - a RabbitMQ virtual host of the run's own (made with ``rabbitmqctl``, deleted after), so no other
@@ -18,8 +19,10 @@ One run on loopback, every part real and in its own process:
 Figures: requests, failures before the first byte (target 0), streams cut after their first byte
 (the kills cut the streams node A was serving: counted, not failures of the gateway), time to first
 byte, tokens/s; each node process's RSS at the end of its warm-up and its range after (target within
-±10 %); announcements: each node's starts and its final ``offline`` seen by the bench, its outbox
-empty at the end, gaps in its sequence (heartbeats the node coalesced while the broker was away).
+±10 %; the nodes run with a small ``--prompt-cache`` so that bounded cache is full by the end of the
+warm-up instead of growing towards its 512 MiB default through the run); announcements: each node's
+starts and its final ``offline`` seen by the bench, its outbox empty at the end, gaps in its
+sequence (heartbeats the node coalesced while the broker was away).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from avocado.discovery import EXCHANGE, OUTBOX_FILE, ROUTING_KEY
 from avocado.node.app import open_store
 
 MODEL = "smollm2:135m"
-WARM_UP = 60.0  # seconds after a node starts before its RSS counts as settled
+WARM_UP = 60.0  # default seconds after a node starts before its RSS counts as settled
 RESTART_AFTER = 30.0  # seconds a killed node stays down
 UP_WITHIN = 120.0  # seconds a process may take to answer
 SAMPLE_EVERY = 2.0  # seconds between RSS samples
@@ -106,10 +109,11 @@ class Life:
     """One run of a node process: when it started, and its RSS samples (seconds since start, MiB)."""
 
     started: float
+    warm_up: float = WARM_UP
     samples: list[tuple[float, float]] = field(default_factory=list)
 
     def summary(self) -> str:
-        settled = [rss for at, rss in self.samples if at >= WARM_UP]
+        settled = [rss for at, rss in self.samples if at >= self.warm_up]
         if not settled:
             return f"ran {self.samples[-1][0] if self.samples else 0:.0f} s: shorter than the warm-up"
         base = settled[0]
@@ -118,15 +122,16 @@ class Life:
         return (
             f"after warm-up {base:.0f} MiB, then {low:.0f}-{high:.0f} MiB "
             f"({(low / base - 1) * 100:+.1f}% / {(high / base - 1) * 100:+.1f}%) over "
-            f"{self.samples[-1][0] - WARM_UP:.0f} s: {'flat' if flat else 'NOT FLAT'}"
+            f"{self.samples[-1][0] - self.warm_up:.0f} s: {'flat' if flat else 'NOT FLAT'}"
         )
 
 
 class NodeProcess:
     """``avocado serve`` as a process that the bench kills and starts again on the same home and port."""
 
-    def __init__(self, name: str, home: Path, amqp_url: str, log_dir: Path) -> None:
+    def __init__(self, name: str, home: Path, amqp_url: str, log_dir: Path, args: argparse.Namespace) -> None:
         self.name, self.home, self.port = name, home, free_port()
+        self.warm_up = args.warm_up
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -135,6 +140,7 @@ class NodeProcess:
             "AVOCADO_AMQP_URL": amqp_url,
             "AVOCADO_ANNOUNCE_INTERVAL": "5",
             "AVOCADO_NUM_CTX": "1024",
+            "AVOCADO_PROMPT_CACHE": args.prompt_cache,
             "AVOCADO_LOG_LEVEL": "warning",
         }
         self.log = (log_dir / f"{name}.log").open("ab")
@@ -144,7 +150,7 @@ class NodeProcess:
     async def start(self) -> None:
         command = [sys.executable, "-m", "avocado", "serve"]
         self.process = launch(command, self.env, self.log)
-        self.lives.append(Life(time.monotonic()))
+        self.lives.append(Life(time.monotonic(), self.warm_up))
         await wait_until_up(self.url + "/", self.process)
 
     def kill(self) -> None:
@@ -295,7 +301,7 @@ async def run(args: argparse.Namespace) -> int:
         home = work / name
         shutil.copytree(models / "models", home / "models", copy_function=os.link)
         shutil.copytree(models / "state", home / "state")
-        nodes.append(NodeProcess(name, home, amqp_url, work))
+        nodes.append(NodeProcess(name, home, amqp_url, work, args))
     heard = Heard()
     listener = await listen(amqp_url, heard, f"soak-{uuid.uuid4().hex[:8]}")
     gateway_port = free_port()
@@ -446,6 +452,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--broker-restart", choices=("app", "connections"), default="app")
+    parser.add_argument("--prompt-cache", default="32MiB", help="each node's prompt cache (bounded)")
+    parser.add_argument("--warm-up", type=float, default=WARM_UP, help="seconds before RSS counts")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, homes)")
     raise SystemExit(asyncio.run(run(parser.parse_args())))
 
