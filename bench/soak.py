@@ -1,7 +1,7 @@
 """Soak: streaming clients through the gateway to two nodes for minutes, with nodes and the broker failing.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--clients 64] [--broker-restart app|connections]
-                                   [--prompt-cache 32MiB] [--warm-up 60]
+                                   [--prompt-cache 32MiB] [--warm-up 60] [--warm-requests 64]
 
 One run on loopback, every part real and in its own process:
 - a RabbitMQ virtual host of the run's own (made with ``rabbitmqctl``, deleted after), so no other
@@ -19,8 +19,11 @@ One run on loopback, every part real and in its own process:
 Figures: requests, failures before the first byte (target 0), streams cut after their first byte
 (the kills cut the streams node A was serving: counted, not failures of the gateway), time to first
 byte, tokens/s; each node process's RSS at the end of its warm-up and its range after (target within
-±10 %; the nodes run with a small ``--prompt-cache`` so that bounded cache is full by the end of the
-warm-up instead of growing towards its 512 MiB default through the run); announcements: each node's
+±10 %). A node's warm-up is ``--warm-requests`` chats sent to it directly after each start and at
+least ``--warm-up`` seconds: counted in requests, since its allocations (slots, the prompt cache)
+settle after some dozens of requests, however long those take on a busy machine. The nodes run with a
+small ``--prompt-cache`` so that bounded cache is full by the end of the warm-up instead of growing
+towards its 512 MiB default through the run; announcements: each node's
 starts and its final ``offline`` seen by the bench, its outbox empty at the end, gaps in its
 sequence (heartbeats the node coalesced while the broker was away).
 """
@@ -131,7 +134,7 @@ class NodeProcess:
 
     def __init__(self, name: str, home: Path, amqp_url: str, log_dir: Path, args: argparse.Namespace) -> None:
         self.name, self.home, self.port = name, home, free_port()
-        self.warm_up = args.warm_up
+        self.warm_up, self.warm_requests = args.warm_up, args.warm_requests
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -150,8 +153,27 @@ class NodeProcess:
     async def start(self) -> None:
         command = [sys.executable, "-m", "avocado", "serve"]
         self.process = launch(command, self.env, self.log)
-        self.lives.append(Life(time.monotonic(), self.warm_up))
+        life = Life(time.monotonic(), self.warm_up)
+        self.lives.append(life)
         await wait_until_up(self.url + "/", self.process)
+        await self.warm()
+        life.warm_up = max(self.warm_up, time.monotonic() - life.started)
+
+    async def warm(self) -> None:
+        """``warm_requests`` chats straight to this node, eight at a time."""
+        body = {"model": MODEL, "stream": False, "options": {"num_predict": 24, "temperature": 0.7}}
+        queue = iter(range(self.warm_requests))
+        async with httpx.AsyncClient(base_url=self.url, timeout=600) as client:
+
+            async def worker() -> None:
+                for number in queue:
+                    messages = [
+                        {"role": "user", "content": f"{PROMPTS[number % len(PROMPTS)]} (warm {number})"}
+                    ]
+                    with contextlib.suppress(httpx.HTTPError):
+                        await client.post("/api/chat", json={**body, "messages": messages})
+
+            await asyncio.gather(*(worker() for _ in range(8)))
 
     def kill(self) -> None:
         assert self.process is not None
@@ -453,7 +475,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--broker-restart", choices=("app", "connections"), default="app")
     parser.add_argument("--prompt-cache", default="32MiB", help="each node's prompt cache (bounded)")
-    parser.add_argument("--warm-up", type=float, default=WARM_UP, help="seconds before RSS counts")
+    parser.add_argument("--warm-up", type=float, default=WARM_UP, help="seconds before RSS counts, at least")
+    parser.add_argument("--warm-requests", type=int, default=64, help="chats each node serves to warm up")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, homes)")
     raise SystemExit(asyncio.run(run(parser.parse_args())))
 
