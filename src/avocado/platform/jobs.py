@@ -1,0 +1,103 @@
+"""Background jobs on ``taskiq``: in this process by default, on RabbitMQ or Redis across replicas.
+
+Without ``broker_url`` jobs run on the event loop of the process that queued them
+(``InMemoryBroker``). With ``amqp://`` (``taskiq-aio-pika``) or ``redis://`` (``taskiq-redis``'s
+stream broker, acknowledged deliveries) every replica both queues jobs and works on them: a job
+queued by one may run on another. E-mail is the first job; chat generation stays in-process,
+next to the stream it feeds. docs/benchmarks.md has why taskiq (against dramatiq) and its figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from taskiq import AsyncBroker, InMemoryBroker
+from taskiq.receiver import Receiver
+
+from avocado.platform.mail import Mailer
+from avocado.redact import redact_url
+
+__all__ = ["QUEUE", "Jobs", "make_broker"]
+
+log = logging.getLogger(__name__)
+
+QUEUE = "avocado.platform.jobs"
+
+
+def make_broker(url: str | None, queue: str = QUEUE) -> AsyncBroker:
+    """The broker for ``url``: ``None`` in-process, ``amqp(s)://`` RabbitMQ, ``redis(s)://`` Redis."""
+    if url is None:
+        return InMemoryBroker(max_async_tasks=16)
+    if url.startswith(("amqp://", "amqps://")):
+        from taskiq_aio_pika import AioPikaBroker
+        from taskiq_aio_pika.exchange import Exchange
+        from taskiq_aio_pika.queue import Queue
+
+        return AioPikaBroker(url, exchange=Exchange(name=queue), task_queues=[Queue(name=queue)])
+    if url.startswith(("redis://", "rediss://")):
+        from taskiq_redis import RedisStreamBroker
+
+        return RedisStreamBroker(url, queue_name=queue, consumer_group_name=queue)
+    raise ValueError("broker_url must be amqp(s):// or redis(s)://")
+
+
+class Jobs:
+    def __init__(self, broker_url: str | None, mailer: Mailer | None, *, queue: str = QUEUE) -> None:
+        self.distributed = broker_url is not None
+        self.where = redact_url(broker_url) if broker_url else "in-process"
+        self.broker = make_broker(broker_url, queue)
+        self.mailer = mailer
+        self._mail = self.broker.register_task(self._send_mail, task_name="avocado.platform.send_mail")
+        self._stop = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def can_mail(self) -> bool:
+        return self.mailer is not None
+
+    async def start(self) -> None:
+        """Connect; with a shared broker, also start working on the queue in this process."""
+        if self.distributed:
+            self.broker.is_worker_process = True
+        await self.broker.startup()
+        if self.distributed:
+            receiver = Receiver(self.broker, run_startup=False, max_async_tasks=16)
+            self._worker = asyncio.create_task(receiver.listen(self._stop), name="platform-jobs")
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            try:
+                await asyncio.wait_for(self._worker, timeout=10)
+            except TimeoutError:
+                self._worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._worker
+            self._worker = None
+        await self.broker.shutdown()
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    async def _send_mail(self, to: str, subject: str, body: str) -> None:
+        if self.mailer is None:
+            log.warning("a mail job for %s came to a replica without smtp_url; dropped", to)
+            return
+        try:
+            await asyncio.to_thread(self.mailer.send, to, subject, body)
+        except Exception as exc:
+            log.error("could not send mail to %s: %s", to, exc)
+            raise
+
+    async def send_mail(self, to: str, subject: str, body: str) -> None:
+        await self._mail.kiq(to, subject, body)
+
+    async def send_reset_link(self, to: str, url: str, expires: datetime) -> None:
+        body = (
+            "Someone (hopefully you) asked to reset the password of your Avocado account.\n\n"
+            f"Open this link to choose a new one (it works once, until {expires:%Y-%m-%d %H:%M} UTC):\n\n"
+            f"{url}\n\nIf you did not ask, ignore this message: your password stays as it is.\n"
+        )
+        await self.send_mail(to, "Reset your Avocado password", body)
