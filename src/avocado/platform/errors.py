@@ -3,7 +3,7 @@
 Domains raise :class:`PlatformError` (or a subclass) with a status and a readable message. Bad
 input answers ``422`` with ``detail`` naming each field (``email: value is not a valid email
 address``) and ``errors`` listing them one by one (``{"field": "email", "message": ...}``), so a
-form can put each message next to its field; a body that is not JSON answers ``400``. Unknown
+form can put each message next to its field; a body that is not a JSON object answers ``400``. Unknown
 routes are ``404``, anything unexpected a plain ``500`` (logged, not sent).
 """
 
@@ -87,9 +87,9 @@ def _problems(exc: RequestValidationError) -> list[dict[str, str]] | None:
     """Each problem as ``{"field", "message"}``; ``None`` when the body is not JSON at all."""
     problems = []
     for error in exc.errors():
-        if error.get("type") == "json_invalid":
-            return None
         field = _field(tuple(error.get("loc", ())))
+        if error.get("type") == "json_invalid" or (not field and error.get("type") == "model_attributes_type"):
+            return None
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if not field and error.get("type") == "missing":
             message = "a JSON body is required"
@@ -100,7 +100,7 @@ def _problems(exc: RequestValidationError) -> list[dict[str, str]] | None:
 def _validation_response(exc: RequestValidationError) -> JSONResponse:
     problems = _problems(exc)
     if problems is None:
-        return JSONResponse({"detail": "invalid JSON in request body"}, status_code=400)
+        return JSONResponse({"detail": "the request body must be a JSON object"}, status_code=400)
     detail = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems)
     return JSONResponse({"detail": detail or "invalid request", "errors": problems}, status_code=422)
 

@@ -50,7 +50,11 @@ class Jobs:
         self.where = redact_url(broker_url) if broker_url else "in-process"
         self.broker = make_broker(broker_url, queue)
         self.mailer = mailer
-        self._mail = self.broker.register_task(self._send_mail, task_name="avocado.platform.send_mail")
+        # taskiq renames the function it registers, so it gets one of its own (not a bound method).
+        async def send_mail(to: str, subject: str, body: str) -> None:
+            await self._send_mail(to, subject, body)
+
+        self._mail = self.broker.register_task(send_mail, task_name="avocado.platform.send_mail")
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
