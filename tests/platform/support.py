@@ -46,7 +46,9 @@ class RunningPlatform:
 
     def register(self, email: str, name: str = "Someone", password: str = PASSWORD) -> dict[str, Any]:
         with self.client() as http:
-            response = http.post("/api/v1/auth/register", json={"email": email, "password": password, "name": name})
+            response = http.post(
+                "/api/v1/auth/register", json={"email": email, "password": password, "name": name}
+            )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body

@@ -88,7 +88,8 @@ def _problems(exc: RequestValidationError) -> list[dict[str, str]] | None:
     problems = []
     for error in exc.errors():
         field = _field(tuple(error.get("loc", ())))
-        if error.get("type") == "json_invalid" or (not field and error.get("type") == "model_attributes_type"):
+        not_an_object = not field and error.get("type") == "model_attributes_type"
+        if error.get("type") == "json_invalid" or not_an_object:
             return None
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if not field and error.get("type") == "missing":

@@ -50,6 +50,7 @@ class Jobs:
         self.where = redact_url(broker_url) if broker_url else "in-process"
         self.broker = make_broker(broker_url, queue)
         self.mailer = mailer
+
         # taskiq renames the function it registers, so it gets one of its own (not a bound method).
         async def send_mail(to: str, subject: str, body: str) -> None:
             await self._send_mail(to, subject, body)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import jwt
-import pytest
 
 from tests.platform.support import PASSWORD, RunningPlatform
 
 USER_FIELDS = {"id", "email", "name", "role", "status", "created_at", "last_login_at"}
 
 
-def test_the_first_account_is_an_active_admin_and_the_next_waits_for_approval(platform: RunningPlatform) -> None:
+def test_the_first_account_is_an_active_admin_and_the_next_waits_for_approval(
+    platform: RunningPlatform,
+) -> None:
     first = platform.register("Ada@Example.com", "Ada")
     assert set(first) == USER_FIELDS  # the user only: no tokens
     assert (first["email"], first["role"], first["status"]) == ("ada@example.com", "admin", "active")
@@ -70,7 +72,10 @@ def test_refresh_rotates_and_a_reused_token_ends_the_whole_session(platform: Run
         reused = http.post("/api/v1/auth/refresh", json={"refresh_token": first})  # a stolen copy
         assert reused.status_code == 401 and "already used" in reused.json()["detail"]
         # The whole family is gone: the newest refresh token and its access token as well.
-        assert http.post("/api/v1/auth/refresh", json={"refresh_token": latest["refresh_token"]}).status_code == 401
+        assert (
+            http.post("/api/v1/auth/refresh", json={"refresh_token": latest["refresh_token"]}).status_code
+            == 401
+        )
         assert http.get("/api/v1/users/me", headers=_bearer(latest)).status_code == 401
     admin = platform.sign_in("ada@example.com")
     events = admin.get("/api/v1/admin/audit", params={"action": "session.reuse_detected"}).json()["items"]
@@ -91,7 +96,12 @@ def test_logout_ends_the_session_and_its_access_token_at_once(platform: RunningP
     platform.register("ada@example.com")
     session = platform.sign_in("ada@example.com")
     with platform.client() as http:
-        assert http.post("/api/v1/auth/logout", json={"refresh_token": session.tokens["refresh_token"]}).status_code == 204
+        assert (
+            http.post(
+                "/api/v1/auth/logout", json={"refresh_token": session.tokens["refresh_token"]}
+            ).status_code
+            == 204
+        )
     assert session.get("/api/v1/users/me").status_code == 401
     with platform.client() as http:
         again = http.post("/api/v1/auth/refresh", json={"refresh_token": session.tokens["refresh_token"]})
@@ -158,11 +168,11 @@ def test_cookie_sign_in_needs_the_csrf_echo(sqlite_platform: RunningPlatform) ->
         assert browser.get("/api/v1/users/me", headers=_bearer(refreshed.json())).status_code == 401
 
 
-def test_cookies_are_secure_behind_https(tmp_path: pytest.TempPathFactory) -> None:
+def test_cookies_are_secure_behind_https(tmp_path: Path) -> None:
     from tests.platform.support import platform_settings, running
 
     settings = platform_settings(
-        tmp_path / "home",  # type: ignore[operator]
+        tmp_path / "home",
         f"sqlite:///{tmp_path}/p.sqlite3",
         public_url="https://chat.example.com",
     )
@@ -175,13 +185,13 @@ def test_cookies_are_secure_behind_https(tmp_path: pytest.TempPathFactory) -> No
         assert all("Secure" in cookie for cookie in login.headers.get_list("set-cookie"))
 
 
-def test_no_account_enumeration_at_sign_in(tmp_path: pytest.TempPathFactory) -> None:
+def test_no_account_enumeration_at_sign_in(tmp_path: Path) -> None:
     """An unknown e-mail gets the same answer as a wrong password, after as long: a password is
     hashed either way (with costs high enough here that skipping the hash would show)."""
     from tests.platform.support import platform_settings, running
 
     settings = platform_settings(
-        tmp_path / "home",  # type: ignore[operator]
+        tmp_path / "home",
         f"sqlite:///{tmp_path}/p.sqlite3",
         argon2_memory=16384,
         argon2_time=2,
@@ -189,12 +199,15 @@ def test_no_account_enumeration_at_sign_in(tmp_path: pytest.TempPathFactory) -> 
     )
     for started in running(settings):
         started.register("ada@example.com")
-        known, unknown = [], []
+        known: list[float] = []
+        unknown: list[float] = []
         with started.client() as http:
             for attempt in range(4):
                 for email, times in (("ada@example.com", known), (f"nobody{attempt}@example.com", unknown)):
                     began = time.perf_counter()
-                    answer = http.post("/api/v1/auth/login", json={"email": email, "password": "wrong password"})
+                    answer = http.post(
+                        "/api/v1/auth/login", json={"email": email, "password": "wrong password"}
+                    )
                     times.append(time.perf_counter() - began)
                     assert answer.status_code == 401
                     assert answer.json() == {"detail": "wrong e-mail or password"}

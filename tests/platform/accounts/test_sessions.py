@@ -15,7 +15,9 @@ from tests.platform.support import PASSWORD, RunningPlatform, platform_settings,
 
 def test_my_sessions_list_and_revoke_and_sign_out_everywhere(platform: RunningPlatform) -> None:
     platform.register("ada@example.com")
-    laptop = platform.sign_in("ada@example.com", **{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"})
+    laptop = platform.sign_in(
+        "ada@example.com", **{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
+    )
     phone = platform.sign_in("ada@example.com", **{"User-Agent": "Mozilla/5.0 (iPhone) Safari/604.1"})
     listed = laptop.get("/api/v1/users/me/sessions").json()
     assert listed["next_cursor"] is None
@@ -28,7 +30,9 @@ def test_my_sessions_list_and_revoke_and_sign_out_everywhere(platform: RunningPl
     second_page = laptop.get(
         "/api/v1/users/me/sessions", params={"limit": 1, "cursor": first_page["next_cursor"]}
     ).json()
-    assert {first_page["items"][0]["id"], second_page["items"][0]["id"]} == {d["id"] for d in devices.values()}
+    assert {first_page["items"][0]["id"], second_page["items"][0]["id"]} == {
+        d["id"] for d in devices.values()
+    }
     assert second_page["next_cursor"] is None
 
     assert laptop.delete(f"/api/v1/users/me/sessions/{devices['Safari on iOS']['id']}").status_code == 204
@@ -58,9 +62,13 @@ def test_change_password_needs_the_current_one_and_ends_the_other_sessions(platf
     platform.register("ada@example.com")
     here = platform.sign_in("ada@example.com")
     elsewhere = platform.sign_in("ada@example.com")
-    wrong = here.post("/api/v1/users/me/password", json={"current_password": "nope", "new_password": "a new secret"})
+    wrong = here.post(
+        "/api/v1/users/me/password", json={"current_password": "nope", "new_password": "a new secret"}
+    )
     assert wrong.status_code == 403 and "current_password" in wrong.json()["detail"]
-    weak = here.post("/api/v1/users/me/password", json={"current_password": PASSWORD, "new_password": "password"})
+    weak = here.post(
+        "/api/v1/users/me/password", json={"current_password": PASSWORD, "new_password": "password"}
+    )
     assert weak.status_code == 422 and weak.json()["errors"][0]["field"] == "new_password"
     changed = here.post(
         "/api/v1/users/me/password", json={"current_password": PASSWORD, "new_password": "a new secret"}
@@ -86,7 +94,12 @@ def test_a_reset_link_works_once_and_ends_every_session(platform: RunningPlatfor
     with platform.client() as http:
         weak = http.post("/api/v1/auth/password-reset", json={"token": token, "password": "bob@example.com"})
         assert weak.status_code == 422  # the e-mail as a password: refused, the link still good
-        assert http.post("/api/v1/auth/password-reset", json={"token": token, "password": "brand new pass"}).status_code == 204
+        assert (
+            http.post(
+                "/api/v1/auth/password-reset", json={"token": token, "password": "brand new pass"}
+            ).status_code
+            == 204
+        )
         again = http.post("/api/v1/auth/password-reset", json={"token": token, "password": "another new one"})
         assert again.status_code == 400 and "already used" in again.json()["detail"]
     assert bob.get("/api/v1/users/me").status_code == 401
@@ -151,7 +164,10 @@ def test_the_last_admin_cannot_be_demoted_or_disabled(platform: RunningPlatform)
     for change in ({"role": "user"}, {"status": "disabled"}, {"status": "pending"}):
         answer = admin.patch(f"/api/v1/admin/users/{admin_id}", json=change)
         assert answer.status_code == 409 and "last active administrator" in answer.json()["detail"]
-    assert admin.patch(f"/api/v1/admin/users/{bob_id}", json={"status": "active", "role": "admin"}).status_code == 200
+    assert (
+        admin.patch(f"/api/v1/admin/users/{bob_id}", json={"status": "active", "role": "admin"}).status_code
+        == 200
+    )
     demoted = admin.patch(f"/api/v1/admin/users/{admin_id}", json={"role": "user"})
     assert demoted.status_code == 200 and demoted.json()["role"] == "user"
     # The role is read from the database on every admin request, not from the token.
@@ -170,7 +186,9 @@ def test_disabling_an_account_ends_its_sessions_and_says_why_at_sign_in(platform
         refused = http.post("/api/v1/auth/login", json={"email": "bob@example.com", "password": PASSWORD})
         assert refused.status_code == 403 and "disabled" in refused.json()["detail"]
         # A wrong password says nothing about the account's status.
-        wrong = http.post("/api/v1/auth/login", json={"email": "bob@example.com", "password": "not it at all"})
+        wrong = http.post(
+            "/api/v1/auth/login", json={"email": "bob@example.com", "password": "not it at all"}
+        )
         assert wrong.status_code == 401
     audit = admin.get("/api/v1/admin/audit", params={"subject_id": bob_id}).json()["items"]
     actions = [event["action"] for event in audit]
@@ -185,7 +203,9 @@ def test_failed_sign_ins_are_delayed_per_account_with_retry_after(tmp_path: Path
         with started.client() as http:
 
             def attempt(password: str, email: str = "ada@example.com") -> int:
-                return http.post("/api/v1/auth/login", json={"email": email, "password": password}).status_code
+                return http.post(
+                    "/api/v1/auth/login", json={"email": email, "password": password}
+                ).status_code
 
             assert [attempt("wrong one!") for _ in range(3)] == [401, 401, 401]
             blocked = http.post("/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
@@ -204,11 +224,15 @@ def test_failed_sign_ins_are_delayed_per_account_with_retry_after(tmp_path: Path
 
 
 def test_failed_sign_ins_are_delayed_per_address(tmp_path: Path) -> None:
-    settings = platform_settings(tmp_path / "home", f"sqlite:///{tmp_path}/p.sqlite3", address_free_attempts=4)
+    settings = platform_settings(
+        tmp_path / "home", f"sqlite:///{tmp_path}/p.sqlite3", address_free_attempts=4
+    )
     for started in running(settings):
         with started.client() as http:
             codes = [
-                http.post("/api/v1/auth/login", json={"email": f"u{i}@example.com", "password": "x" * 9}).status_code
+                http.post(
+                    "/api/v1/auth/login", json={"email": f"u{i}@example.com", "password": "x" * 9}
+                ).status_code
                 for i in range(5)
             ]
         assert codes == [401, 401, 401, 401, 429]
