@@ -9,6 +9,7 @@ same code runs on embedded defaults: SQLite in the home, in-process limits and j
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from avocado.platform.settings import PlatformSettings, signing_key_file
 from avocado.platform.state import Platform
 from avocado.secret_file import load_or_create_secret
 
-__all__ = ["Built", "PlatformRefused", "build_platform", "open_services", "signing_keys"]
+__all__ = ["Built", "PlatformRefused", "build_platform", "open_accounts", "open_services", "signing_keys"]
 
 
 class PlatformRefused(RuntimeError):
@@ -56,8 +57,36 @@ def signing_keys(settings: PlatformSettings) -> tuple[list[str], bool]:
     return [current, *previous], created
 
 
+def _passwords(settings: PlatformSettings) -> Passwords:
+    return Passwords(
+        memory=settings.argon2_memory, time=settings.argon2_time, parallelism=settings.argon2_parallelism
+    )
+
+
+def open_accounts(settings: PlatformSettings) -> tuple[AccountService, Engine]:
+    """The accounts on a migrated database, for ``avocado users``: it acts on the database directly,
+    as a framework's management command does. Running platforms learn of the sessions it ends from
+    their poll of the database. Tokens it would sign are never used (it starts no sessions)."""
+    engine = make_engine(settings.database)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    audit = Audit(sessions)
+    site = SiteSettings(sessions, audit, production=settings.production)
+    signer = TokenSigner([secrets.token_urlsafe(32)], settings.access_ttl_seconds)
+    accounts = AccountService(
+        sessions,
+        _passwords(settings),
+        signer,
+        audit,
+        site,
+        refresh_ttl=settings.refresh_ttl_seconds,
+        reset_ttl=settings.reset_ttl_seconds,
+    )
+    return accounts, engine
+
+
 def open_services(settings: PlatformSettings) -> Built:
-    """The platform's services on a migrated database (also what ``avocado users`` acts through)."""
+    """The platform's services on a migrated database."""
     engine = make_engine(settings.database)
     upgrade(engine)
     sessions = make_sessionmaker(engine)
@@ -74,12 +103,9 @@ def open_services(settings: PlatformSettings) -> Built:
     revocations = Revocations(
         sessions, ttl=settings.access_ttl_seconds, poll=settings.revocation_poll_seconds, redis_url=redis_url
     )
-    passwords = Passwords(
-        memory=settings.argon2_memory, time=settings.argon2_time, parallelism=settings.argon2_parallelism
-    )
     accounts = AccountService(
         sessions,
-        passwords,
+        _passwords(settings),
         TokenSigner(keys, settings.access_ttl_seconds),
         audit,
         site,
