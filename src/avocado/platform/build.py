@@ -119,7 +119,8 @@ def open_services(settings: PlatformSettings) -> Built:
         else MemoryThrottle(settings.login_max_delay_seconds)
     )
     mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
-    jobs = Jobs(settings.broker_url.get_secret_value() if settings.broker_url else None, mailer)
+    broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
+    jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
     catalog = Catalog(
         settings.upstream_url, settings.upstream_key.get_secret_value() if settings.upstream_key else None
     )

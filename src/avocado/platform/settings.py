@@ -143,6 +143,11 @@ class PlatformSettings(AvocadoSettings):
         default=None,
         description="Background jobs across replicas: amqp:// (RabbitMQ) or redis://; none: in-process",
     )
+    broker_queue: str = Field(
+        default="avocado.platform.jobs",
+        pattern=r"^[A-Za-z0-9._:-]{1,200}$",
+        description="The queue (RabbitMQ) or stream (Redis) jobs go through; platforms sharing it share work",
+    )
     smtp_url: SecretStr | None = Field(
         default=None,
         description="Mail server, smtp://user:password@host:port (smtps:// for TLS, ?starttls=1)",
