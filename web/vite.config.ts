@@ -8,5 +8,7 @@ const platform = process.env.AVOCADO_PLATFORM_URL ?? 'http://127.0.0.1:8080';
 export default defineConfig({
 	plugins: [sveltekit()],
 	server: { proxy: { '/api': platform, '/v1': platform } },
+	// The plugin-timing report is advice for plugin authors, printed on every build of a slow machine.
+	build: { rolldownOptions: { checks: { pluginTimings: false } } },
 	test: { include: ['src/**/*.test.ts'], environment: 'node' }
 });
