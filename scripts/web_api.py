@@ -21,12 +21,14 @@ WEB = ROOT / "web"
 
 def openapi_document() -> dict[str, Any]:
     """The platform's OpenAPI, from an app built on a throwaway home (nothing is started)."""
+    from pydantic import SecretStr
+
     from avocado.platform.app import create_platform_app
     from avocado.platform.build import open_services
     from avocado.platform.settings import PlatformSettings
 
     with tempfile.TemporaryDirectory() as home:
-        settings = PlatformSettings(home=Path(home), database_url=f"sqlite:///{home}/platform.sqlite3")
+        settings = PlatformSettings(home=Path(home), database_url=SecretStr(f"sqlite:///{home}/db.sqlite3"))
         built = open_services(settings)
         try:
             document: dict[str, Any] = create_platform_app(built.platform).openapi()
