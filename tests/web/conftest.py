@@ -44,6 +44,10 @@ def browser() -> Iterator[Browser]:
 NewContext = Callable[..., BrowserContext]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "platform_settings(**settings): AVOCADO_PLATFORM_* for the platform")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
@@ -59,9 +63,12 @@ FAILED = pytest.StashKey[bool]()
 def platform(
     request: pytest.FixtureRequest, web_build: Path, node: RunningNode, postgres_database: str, tmp_path: Path
 ) -> Iterator[PlatformProcess]:
-    """A platform process on an empty PostgreSQL database, listing the test node's models."""
+    """A platform process on an empty PostgreSQL database, listing the test node's models; a test
+    marked ``platform_settings(name=value)`` starts it with those settings."""
+    marker = request.node.get_closest_marker("platform_settings")
+    settings: dict[str, str] = dict(marker.kwargs) if marker else {}
     empty_public_schema(postgres_database)
-    with platform_process(tmp_path / "home", postgres_database, node.url, web_build) as running:
+    with platform_process(tmp_path / "home", postgres_database, node.url, web_build, **settings) as running:
         yield running
         if request.node.stash.get(FAILED, False):
             print(f"--- the platform's log ---\n{running.tail()}")

@@ -82,8 +82,11 @@ class PlatformProcess:
 
 
 @contextmanager
-def platform_process(home: Path, database_url: str, upstream: str, web: Path) -> Iterator[PlatformProcess]:
-    """``avocado platform`` as users start it, in its own process, serving ``web`` at ``/``."""
+def platform_process(
+    home: Path, database_url: str, upstream: str, web: Path, **settings: str
+) -> Iterator[PlatformProcess]:
+    """``avocado platform`` as users start it, in its own process, serving ``web`` at ``/``; ``settings``
+    become ``AVOCADO_PLATFORM_<NAME>`` variables."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home / "platform.log"
@@ -94,6 +97,7 @@ def platform_process(home: Path, database_url: str, upstream: str, web: Path) ->
         "AVOCADO_DATABASE_URL": database_url,
         "AVOCADO_PLATFORM_WEB_DIR": str(web),
         "AVOCADO_PLATFORM_UPSTREAM_URL": upstream,
+        **{f"AVOCADO_PLATFORM_{name.upper()}": value for name, value in settings.items()},
     }
     command = [sys.executable, "-m", "avocado", "platform", "--port", str(port)]
     with log.open("wb") as out:

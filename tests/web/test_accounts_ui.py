@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.conftest import NewContext
@@ -255,3 +256,83 @@ def test_addresses_reload_and_keys_work_on_a_phone_in_the_dark(
         page = http.get("/admin/users")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.platform_settings(access_ttl="2s")
+def test_expired_access_tokens_are_renewed_without_signing_out_any_tab(
+    platform: PlatformProcess, new_context: NewContext
+) -> None:
+    """Two tabs of one browser share the refresh cookie. When both find their access token expired
+    at once they must not both spend the same refresh token: that is reuse, which ends the session."""
+    register(platform, "ada@example.com", "Ada Lovelace")
+    context = new_context()
+    first, second = context.new_page(), context.new_page()
+    first.goto("/settings/profile")
+    sign_in(first, "ada@example.com")
+    second.goto("/settings/profile")
+    for page in (first, second):
+        expect(page.get_by_role("heading", name="Profile")).to_be_visible()
+
+    for _ in range(2):
+        first.wait_for_timeout(2500)  # both access tokens expire
+        for page in (first, second):  # both tabs ask at once
+            page.get_by_role("link", name="Sessions").click(no_wait_after=True)
+        for page in (first, second):
+            expect(page.get_by_role("heading", name="Where you are signed in")).to_be_visible()
+            expect(page.get_by_role("list", name="Sessions").get_by_role("listitem")).to_have_count(1)
+        for page in (first, second):
+            page.get_by_role("link", name="Profile").click()
+
+    with platform.api() as http:
+        token = http.post("/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        reuse = http.get("/api/v1/admin/audit", params={"action": "session.reuse_detected"}, headers=auth)
+    assert reuse.json()["items"] == []
+
+
+def test_an_administrator_hands_out_a_reset_link(platform: PlatformProcess, new_context: NewContext) -> None:
+    register(platform, "ada@example.com", "Ada Lovelace")
+    register(platform, "bob@example.com", "Bob Babbage")  # waits for approval
+    admin = new_context().new_page()
+    admin.goto("/admin/users")
+    sign_in(admin, "ada@example.com")
+    admin.get_by_role("button", name="Actions for bob@example.com").click()
+    admin.get_by_role("menuitem", name="Make administrator").click()
+    expect(admin.locator('[data-email="bob@example.com"]')).to_contain_text("Administrator")
+    admin.get_by_role("button", name="Actions for bob@example.com").click()
+    admin.get_by_role("menuitem", name="Create a password reset link").click()
+    dialog = admin.get_by_role("dialog", name="Password reset link")
+    link = dialog.get_by_label("Reset link").input_value()
+    assert link.startswith(f"{platform.url}/reset-password#token=")
+    assert_accessible(admin)
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+
+    # Bob forgot his password: the form answers the same whether or not mail is set up.
+    bob = new_context().new_page()
+    bob.goto("/signin")
+    bob.get_by_role("link", name="Forgot your password?").click()
+    bob.get_by_label("E-mail").fill("bob@example.com")
+    bob.get_by_role("button", name="Send the link").click()
+    expect(bob.get_by_role("status").filter(has_text="a link to set a new password")).to_be_visible()
+    assert_accessible(bob)
+
+    bob.goto(link)
+    bob.get_by_label("New password", exact=True).fill("bob's own new password")
+    bob.get_by_label("New password again").fill("bob's own new password")
+    assert_accessible(bob)
+    bob.get_by_role("button", name="Set password").click()
+    expect(bob.get_by_role("status").filter(has_text="Your password is set")).to_be_visible()
+    bob.goto("/signin")
+    bob.goto(link)  # a reset link works once
+    bob.get_by_label("New password", exact=True).fill("yet another password")
+    bob.get_by_label("New password again").fill("yet another password")
+    bob.get_by_role("button", name="Set password").click()
+    expect(bob.get_by_role("alert")).to_contain_text("invalid, already used or expired")
+
+    # Approval is still needed: the admin approves, Bob signs in with his new password.
+    admin.get_by_role("button", name="Approve bob@example.com").click()
+    expect(admin.locator('[data-email="bob@example.com"]')).to_contain_text("Active")
+    bob.goto("/signin")
+    sign_in(bob, "bob@example.com", "bob's own new password")
+    expect(bob.get_by_role("heading", name="Hello, Bob")).to_be_visible()
