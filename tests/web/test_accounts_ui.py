@@ -127,6 +127,8 @@ def test_first_admin_signs_up_and_approves_the_next_person(
         ("/settings/security", "Change password"),
         ("/settings/sessions", "Where you are signed in"),
         ("/settings/appearance", "Appearance"),
+        ("/settings/two-factor", "Two-factor sign-in"),  # "not offered yet" until the platform has it
+        ("/settings/api-keys", "API keys"),
     ]:
         admin.goto(path)
         expect(admin.get_by_role("heading", name=heading, exact=True)).to_be_visible()

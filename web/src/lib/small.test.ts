@@ -111,3 +111,19 @@ describe('readCookie', () => {
 		expect(readCookie('', 'avocado_csrf')).toBeNull();
 	});
 });
+
+describe('pending contract helpers', async () => {
+	const { curlExample, groupSecret } = await import('./api/pending');
+
+	it('groups a TOTP secret by four', () => {
+		expect(groupSecret('JBSWY3DPEHPK3PXP')).toBe('JBSW Y3DP EHPK 3PXP');
+		expect(groupSecret('JBS WY3')).toBe('JBSW Y3');
+	});
+
+	it('writes a curl call against the OpenAI-compatible API', () => {
+		const example = curlExample('http://127.0.0.1:8080', 'avk_123', 'smollm2:135m');
+		expect(example).toContain('http://127.0.0.1:8080/v1/chat/completions');
+		expect(example).toContain('Bearer avk_123');
+		expect(example).toContain('"model":"smollm2:135m"');
+	});
+});
