@@ -54,10 +54,26 @@ CHROMIUM_FLAGS = [
 FAST_ARGON2 = {"AVOCADO_PLATFORM_ARGON2_MEMORY": "64", "AVOCADO_PLATFORM_ARGON2_TIME": "1"}
 
 
+SOURCES = ("src", "static", "package-lock.json", "svelte.config.js", "vite.config.ts")
+
+
+def _stale(index: Path) -> bool:
+    if not index.is_file():
+        return True
+    built = index.stat().st_mtime
+    for name in SOURCES:
+        source = WEB / name
+        files = source.rglob("*") if source.is_dir() else [source]
+        if any(path.stat().st_mtime > built for path in files if path.is_file()):
+            return True
+    return False
+
+
 def build_web() -> Path:
-    """``web/build``, built now (``npm ci`` + ``npm run build``) unless the install script built it."""
+    """``web/build``, built now (``npm ci`` + ``npm run build``) unless it is newer than its sources, as
+    the install script leaves it."""
     build = WEB / "build"
-    if not (build / "index.html").is_file():
+    if _stale(build / "index.html"):
         if not (WEB / "node_modules").is_dir():
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True)
         subprocess.run(["npm", "run", "build"], cwd=WEB, check=True)
