@@ -8,7 +8,22 @@ const config = {
 		// A single page app: every path the platform does not own gets index.html, and the
 		// router in the browser picks the page (so /c/<id> works on reload and from a pasted link).
 		adapter: adapter({ pages: 'build', assets: 'build', fallback: 'index.html', strict: true }),
-		alias: { $components: 'src/lib/components' }
+		alias: { $components: 'src/lib/components' },
+		// A Content Security Policy in every page (a <meta> tag, with hashes of SvelteKit's own inline
+		// script): the access token lives in the page, so injected script must not run.
+		csp: {
+			mode: 'hash',
+			directives: {
+				'default-src': ['self'],
+				'script-src': ['self'],
+				'style-src': ['self', 'unsafe-inline'],
+				'img-src': ['self', 'data:', 'blob:'],
+				'connect-src': ['self'],
+				'object-src': ['none'],
+				'base-uri': ['self'],
+				'form-action': ['self']
+			}
+		}
 	}
 };
 

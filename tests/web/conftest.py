@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, sync_playwright
 
 from tests.db.support import empty_public_schema, postgres_database
 from tests.support import RunningNode
@@ -76,16 +76,26 @@ def platform(
 
 @pytest.fixture
 def new_context(browser: Browser, platform: PlatformProcess) -> Iterator[NewContext]:
-    """A factory of browser contexts (each one a separate browser profile with its own cookies)."""
+    """A factory of browser contexts (each one a separate browser profile with its own cookies). A
+    script error or a console error in any of them (a CSP refusal, an exception) fails the test;
+    the browser's notes about answers like 401 or 409 are expected and left out."""
     opened: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(f"console: {message.text} ({message.location.get('url')})")
 
     def make(**options: Any) -> BrowserContext:
         options.setdefault("viewport", {"width": 1280, "height": 800})
         context = browser.new_context(base_url=platform.url, **options)
         context.set_default_timeout(10_000)
+        context.on("console", console)
+        context.on("weberror", lambda error: errors.append(f"script error: {error.error}"))
         opened.append(context)
         return context
 
     yield make
     for context in opened:
         context.close()
+    assert not errors, "\n".join(errors)
