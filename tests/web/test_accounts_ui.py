@@ -338,3 +338,18 @@ def test_an_administrator_hands_out_a_reset_link(platform: PlatformProcess, new_
     bob.goto("/signin")
     sign_in(bob, "bob@example.com", "bob's own new password")
     expect(bob.get_by_role("heading", name="Hello, Bob")).to_be_visible()
+
+
+@pytest.mark.platform_settings(upstream_url="http://127.0.0.1:9")  # nothing listens there
+def test_the_model_picker_says_when_the_model_server_is_down(
+    platform: PlatformProcess, new_context: NewContext
+) -> None:
+    register(platform, "ada@example.com", "Ada Lovelace")
+    page = new_context().new_page()
+    page.goto("/signin")
+    sign_in(page, "ada@example.com")
+    expect(page.get_by_role("alert")).to_have_text(
+        re.compile(r"model server at http://127\.0\.0\.1:9 cannot be reached")
+    )
+    expect(page.get_by_role("button", name="Try again")).to_be_visible()
+    assert_accessible(page)
