@@ -112,9 +112,11 @@ async def _taskiq(broker_url: str | None, queue: str, jobs: int, samples: int) -
         return summary(latencies, jobs, elapsed)
     finally:
         stop.set()
-        if worker is not None:
-            await asyncio.wait_for(worker, 10)
-        await broker.shutdown()
+        if worker is not None:  # bounded as the platform bounds it (avocado.platform.jobs.Jobs.close)
+            await asyncio.wait({worker}, timeout=10)
+            worker.cancel()
+            await asyncio.wait({worker}, timeout=2)
+        await asyncio.wait({asyncio.ensure_future(broker.shutdown())}, timeout=10)
 
 
 def taskiq_run(broker_url: str | None, queue: str, jobs: int, samples: int) -> dict[str, float]:

@@ -10,7 +10,6 @@ next to the stream it feeds. docs/benchmarks.md has why taskiq (against dramatiq
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
@@ -25,6 +24,7 @@ __all__ = ["QUEUE", "Jobs", "make_broker"]
 log = logging.getLogger(__name__)
 
 QUEUE = "avocado.platform.jobs"
+GRACE = 10.0  # seconds jobs under way get to finish at shutdown
 
 
 def make_broker(url: str | None, queue: str = QUEUE) -> AsyncBroker:
@@ -42,6 +42,14 @@ def make_broker(url: str | None, queue: str = QUEUE) -> AsyncBroker:
 
         return RedisStreamBroker(url, queue_name=queue, consumer_group_name=queue)
     raise ValueError("broker_url must be amqp(s):// or redis(s)://")
+
+
+async def _settled(task: asyncio.Future[None], seconds: float) -> bool:
+    """Whether ``task`` finished within ``seconds`` (its error, if any, is logged, not raised)."""
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if done and not task.cancelled() and task.exception() is not None:
+        log.warning("job worker ended with %r", task.exception())
+    return bool(done)
 
 
 class Jobs:
@@ -73,16 +81,20 @@ class Jobs:
             self._worker = asyncio.create_task(receiver.listen(self._stop), name="platform-jobs")
 
     async def close(self) -> None:
+        """Stop working on the queue (jobs under way get ``GRACE`` seconds) and disconnect.
+
+        Every wait is bounded: taskiq's receiver on a Redis stream sometimes neither stops at its
+        finish event nor at cancellation (its blocking read), and a platform must still shut down.
+        """
         self._stop.set()
         if self._worker is not None:
-            try:
-                await asyncio.wait_for(self._worker, timeout=10)
-            except TimeoutError:
-                self._worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._worker
-            self._worker = None
-        await self.broker.shutdown()
+            worker, self._worker = self._worker, None
+            if not await _settled(worker, GRACE):
+                worker.cancel()
+                if not await _settled(worker, 2.0):
+                    log.warning("the job worker did not stop in time; leaving it behind")
+        if not await _settled(asyncio.ensure_future(self.broker.shutdown()), GRACE):
+            log.warning("the job broker did not disconnect in time")
 
     # -- jobs ---------------------------------------------------------------------------------------
 
