@@ -88,7 +88,8 @@ def new_context(browser: Browser, platform: PlatformProcess) -> Iterator[NewCont
 
     def make(**options: Any) -> BrowserContext:
         options.setdefault("viewport", {"width": 1280, "height": 800})
-        context = browser.new_context(base_url=platform.url, **options)
+        options.setdefault("base_url", platform.url)
+        context = browser.new_context(**options)
         context.set_default_timeout(10_000)
         context.on("console", console)
         context.on("weberror", lambda error: errors.append(f"script error: {error.error}"))

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ __all__ = [
     "axe_violations",
     "build_web",
     "chromium_present",
+    "lan_address",
     "launch_chromium",
     "npm_present",
     "platform_process",
@@ -118,7 +120,7 @@ def platform_process(
     command = [sys.executable, "-m", "avocado", "platform", "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = PlatformProcess(f"http://127.0.0.1:{port}", process, log)
+    running = PlatformProcess(f"http://{settings.get('host', '127.0.0.1')}:{port}", process, log)
     try:
         _wait_healthy(running)
         yield running
@@ -164,6 +166,18 @@ def axe_violations(page: Page, impacts: tuple[str, ...] = ("serious", "critical"
         targets = [json.dumps(node["target"]) for node in violation["nodes"][:5]]
         lines.append(f"{violation['impact']} {violation['id']}: {violation['help']} at {', '.join(targets)}")
     return lines
+
+
+def lan_address() -> str | None:
+    """This machine's address on its network (not loopback), if it has one: a page from there is not
+    a secure context, as a platform reached over plain http on a LAN is not."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing address
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
 
 
 def chromium_present() -> bool:

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.conftest import NewContext
-from tests.web.support import PlatformProcess, axe_violations
+from tests.web.support import PlatformProcess, axe_violations, lan_address
 
 PASSWORD = "correct horse battery"
 LAPTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
@@ -260,16 +260,35 @@ def test_addresses_reload_and_keys_work_on_a_phone_in_the_dark(
         assert page.headers["content-type"].startswith("text/html")
 
 
-@pytest.mark.platform_settings(access_ttl="1s")
+LAN = lan_address()
+
+
+@pytest.mark.parametrize(
+    "secure",
+    [
+        pytest.param(True, id="secure-context", marks=pytest.mark.platform_settings(access_ttl="1s")),
+        pytest.param(
+            False,
+            id="plain-http-on-a-lan",
+            marks=[
+                pytest.mark.platform_settings(access_ttl="1s", host=LAN or "127.0.0.1"),
+                pytest.mark.skipif(LAN is None, reason="this machine has no network address but loopback"),
+            ],
+        ),
+    ],
+)
 def test_expired_access_tokens_are_renewed_without_signing_out_any_tab(
-    platform: PlatformProcess, new_context: NewContext
+    platform: PlatformProcess, new_context: NewContext, secure: bool
 ) -> None:
     """Two tabs of one browser share the refresh cookie. When both find their access token expired
-    at once they must not both spend the same refresh token: that is reuse, which ends the session."""
+    at once they must not both spend the same refresh token: that is reuse, which ends the session.
+    Tabs take turns through a Web Lock, or through localStorage where the page is not a secure
+    context and has no Web Locks (a platform reached over plain http on a LAN)."""
     register(platform, "ada@example.com", "Ada Lovelace")
     context = new_context()
     first, second = context.new_page(), context.new_page()
     first.goto("/settings/profile")
+    assert first.evaluate("window.isSecureContext && typeof navigator.locks === 'object'") is secure
     sign_in(first, "ada@example.com")
     second.goto("/settings/profile")
     for page in (first, second):

@@ -52,9 +52,44 @@ function csrfHeaders(): Record<string, string> {
 }
 
 async function locked<T>(work: () => Promise<T>): Promise<T> {
-	// Web Locks need a secure context (https, or localhost); elsewhere one tab's promise must do.
 	if (typeof navigator !== 'undefined' && navigator.locks) return navigator.locks.request(LOCK, work);
-	return work();
+	return storageLocked(work);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Holder = { id: string; until: number };
+
+/** Web Locks exist only in secure contexts (https, localhost); a platform reached over plain http on a
+ * LAN has none. There, tabs take turns through localStorage: claim the lock, wait for a competing
+ * claim to land, and go ahead only if the claim is still ours. A claim lapses after 5 s, so a tab
+ * closed mid-refresh blocks no one for long. */
+export async function storageLocked<T>(work: () => Promise<T>, storage: Storage = localStorage): Promise<T> {
+	const id = Math.random().toString(36).slice(2);
+	const read = (): Holder | null => {
+		try {
+			return JSON.parse(storage.getItem(LOCK) ?? 'null') as Holder | null;
+		} catch {
+			return null;
+		}
+	};
+	const deadline = Date.now() + 10_000;
+	while (Date.now() < deadline) {
+		const held = read();
+		if (held === null || held.until < Date.now()) {
+			storage.setItem(LOCK, JSON.stringify({ id, until: Date.now() + 5_000 }));
+			await sleep(40);
+			if (read()?.id === id) {
+				try {
+					return await work();
+				} finally {
+					if (read()?.id === id) storage.removeItem(LOCK);
+				}
+			}
+		}
+		await sleep(50 + Math.random() * 100);
+	}
+	return work(); // the lock stayed taken for 10 s: a stuck tab must not stop this one for good
 }
 
 async function refreshNow(): Promise<boolean> {
