@@ -19,3 +19,24 @@ target="."
 [ "${1:-}" = "--dev" ] && target=".[dev]"
 echo "installing $target into .venv (the first install compiles llama.cpp: a few minutes)" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target"
+
+# The web UI the platform serves at /: built from web/ when Node.js (20.19 or newer) and npm are here
+# (npm ci on the committed lockfile, then a static build into web/build). Without them the platform
+# serves its API only.
+node_ok() {
+  command -v npm >/dev/null 2>&1 && node -e '
+    const [major, minor] = process.versions.node.split(".").map(Number);
+    process.exit(major > 20 || (major === 20 && minor >= 19) ? 0 : 1)' 2>/dev/null
+}
+if node_ok; then
+  if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+    echo "installing the web UI's packages (npm ci)" >&2
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ ! -f web/build/index.html ] || [ -n "$(find web/src web/static web/package-lock.json web/svelte.config.js web/vite.config.ts -newer web/build/index.html -print -quit)" ]; then
+    echo "building the web UI into web/build" >&2
+    (cd web && npm run --silent build >/dev/null)
+  fi
+else
+  echo "Node.js 20.19+ and npm not found: the web UI is not built (the platform serves its API only)" >&2
+fi

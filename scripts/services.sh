@@ -32,4 +32,9 @@ if [ ! -x /usr/sbin/sshd ]; then
   echo "installing openssh-server (for the ssh tunnel tests)" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null || echo "could not install sshd" >&2
 fi
+# The browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (for the web UI's browser tests)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || echo "could not install chromium" >&2
+fi
 exit 0

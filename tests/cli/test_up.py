@@ -1,4 +1,5 @@
-"""``avocado up`` (what ``make run`` starts): a node and a gateway in front of it, used as a user would."""
+"""``avocado up`` (what ``make run`` starts): a node, a gateway in front of it and the platform on the
+gateway, used as a user would."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Up:
     process: subprocess.Popen[str]
     gateway: str
     node: str
+    platform: str
     home: Path
 
 
@@ -32,10 +34,13 @@ class Up:
 def up(home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Up]:
     """``avocado up`` on a home of its own; ``@pytest.mark.up_env(NAME=value)`` adds to its environment."""
     marker = request.node.get_closest_marker("up_env")
-    port, node_port = free_port(), free_port()
+    port, node_port, platform_port = free_port(), free_port(), free_port()
     up_home = linked_home(home, tmp_path / "up-home")
     env = {**os.environ, "AVOCADO_HOME": str(up_home)}
+    for name in [name for name in env if name.startswith("AVOCADO_PLATFORM_")]:
+        env.pop(name)
     for name in (
+        "AVOCADO_DATABASE_URL",
         "AVOCADO_API_KEY",
         "AVOCADO_MASTER_KEY",
         "AVOCADO_PORT",
@@ -45,10 +50,12 @@ def up(home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[U
         env.pop(name, None)
     env.update(marker.kwargs if marker else {})
     command = [*AVOCADO, "up", "--port", str(port), "--node-port", str(node_port)]
+    command += ["--platform-port", str(platform_port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_serve(process, port, 120)
-        yield Up(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{node_port}", up_home)
+        gateway, node = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{node_port}"
+        yield Up(process, gateway, node, f"http://127.0.0.1:{platform_port}", up_home)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -73,6 +80,18 @@ def test_up_serves_through_the_gateway_and_stops_both(up: Up) -> None:
     nodes = httpx.get(f"{up.gateway}/api/avocado/nodes", timeout=10).json()["nodes"]
     assert [n["url"] for n in nodes] == [up.node] and nodes[0]["healthy"]
 
+    # The platform runs on the gateway: the first account is the admin, and sees the gateway's models.
+    with httpx.Client(base_url=up.platform, timeout=30) as platform:
+        account = {"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"}
+        first = platform.post("/api/v1/auth/register", json=account)
+        assert first.status_code == 201 and first.json()["role"] == "admin"
+        login = {"email": account["email"], "password": account["password"]}
+        tokens = platform.post("/api/v1/auth/login", json=login).json()
+        auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+        models = platform.get("/api/v1/models", headers=auth).json()["items"]
+        assert SMOLLM in {m["name"] for m in models}
+    assert (up.home / "state" / "platform-signing-key").is_file()
+
     # The client commands work against the gateway's address, management included.
     listing = cli(up, "gateway", "nodes")
     assert listing.returncode == 0 and up.node in listing.stdout and "healthy" in listing.stdout
@@ -86,9 +105,9 @@ def test_up_serves_through_the_gateway_and_stops_both(up: Up) -> None:
 
     up.process.send_signal(signal.SIGTERM)
     _, err = up.process.communicate(timeout=60)
-    assert "is up" in err and up.gateway in err and up.node in err
+    assert "is up" in err and up.gateway in err and up.node in err and up.platform in err
     assert up.process.returncode == 0, err
-    for url in (up.gateway, up.node):
+    for url in (up.gateway, up.node, up.platform):
         with pytest.raises(httpx.TransportError):
             httpx.get(url, timeout=2)
 
@@ -128,11 +147,12 @@ def test_up_lets_sdk_clients_in_and_avocado_keys_manage_its_keys(up: Up) -> None
     assert master_file.read_text().strip() not in err
 
 
-def test_a_killed_up_takes_its_node_along(up: Up) -> None:
+def test_a_killed_up_takes_its_node_and_platform_along(up: Up) -> None:
     up.process.kill()
-    up.process.communicate(timeout=60)  # returns only once the node, which shares the pipes, is gone too
-    with pytest.raises(httpx.TransportError):
-        httpx.get(up.node, timeout=2)
+    up.process.communicate(timeout=60)  # returns only once the children, which share the pipes, are gone
+    for url in (up.node, up.platform):
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url, timeout=2)
 
 
 @pytest.mark.up_env(AVOCADO_TUNNEL_URL="https://avocado-up.example")

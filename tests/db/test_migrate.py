@@ -15,13 +15,20 @@ from tests.db.support import empty_public_schema
 def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
     assert current(database_url) is None
     upgrade(database_url)
-    assert current(database_url) == head() == "0001"
+    assert current(database_url) == head() == "0002"
     engine = make_engine(database_url)
     try:
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert {"alembic_version", "api_keys"} <= tables
+    assert {
+        "alembic_version",
+        "api_keys",
+        "users",
+        "auth_sessions",
+        "refresh_tokens",
+        "audit_events",
+    } <= tables
 
 
 def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
@@ -76,4 +83,5 @@ def test_migration_scripts_are_packaged() -> None:
             ):
                 revisions[script.name] = node.value.value
     assert revisions["v0001_api_keys.py"] == "0001"
+    assert revisions["v0002_platform_accounts.py"] == "0002"
     assert head() in revisions.values()

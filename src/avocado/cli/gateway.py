@@ -27,6 +27,7 @@ from avocado.config import (
     master_key_file,
 )
 from avocado.node.access import KEY_FILE
+from avocado.platform.settings import DEFAULT_PLATFORM_PORT
 from avocado.secret_file import SecretFileError, load_or_create_secret, read_secret
 from avocado.tunnel.process import orphan_guard
 
@@ -155,12 +156,16 @@ def _columns(header: list[str], rows: list[list[str]]) -> None:
 def up(
     port: Annotated[int, typer.Option(help="The gateway's port: what clients use")] = DEFAULT_PORT,
     node_port: Annotated[int, typer.Option(help="The node's port (loopback only)")] = DEFAULT_PORT + 1,
+    platform_port: Annotated[
+        int, typer.Option(help="The platform's port: accounts, models and the web UI for people")
+    ] = DEFAULT_PLATFORM_PORT,
     home: Home = None,
 ) -> None:
-    """Start a node and a gateway in front of it, on embedded defaults; Ctrl-C stops both.
+    """Start a node, a gateway in front of it and the platform on the gateway; Ctrl-C stops them all.
 
     The gateway gets a master key of its own (AVOCADO_MASTER_KEY, else one generated once into the
-    home) for ``avocado keys``, and requires no key on requests: one person, on loopback.
+    home) for ``avocado keys``, and requires no key on requests: one person, on loopback. The
+    platform shares the gateway's database; on a fresh home the first account registered is the admin.
     """
     env = dict(os.environ)
     if home is not None:
@@ -172,6 +177,7 @@ def up(
     node = subprocess.Popen([*orphan_guard(), *serve], env=env)
     # uvicorn re-raises SIGTERM once it has shut down; as SystemExit it runs the ``finally`` below.
     signal.signal(signal.SIGTERM, _exit_quietly)
+    platform: subprocess.Popen[bytes] | None = None
     try:
         _wait_for_node(node, node_url)
         key = env.get("AVOCADO_API_KEY") or _kept_node_key(env)
@@ -187,6 +193,8 @@ def up(
             open_management=True,
         )
         gateway_url = f"http://{settings.host}:{settings.port}"
+        platform_url = f"http://127.0.0.1:{platform_port}"
+        platform = _start_platform(env, settings, platform_port, gateway_url)
         nodes_command = "avocado gateway nodes"
         if gateway_url != gateway_base_url():
             nodes_command += f" --gateway {gateway_url}"
@@ -195,11 +203,35 @@ def up(
             f"  gateway  {gateway_url}   (Ollama and OpenAI APIs: OLLAMA_HOST={gateway_url}, "
             f"base_url={gateway_url}/v1)\n"
             f"  node     {node_url}\n"
-            f"  metrics  {gateway_url}/metrics   nodes: {nodes_command}"
+            f"  metrics  {gateway_url}/metrics   nodes: {nodes_command}\n"
+            f"  platform {platform_url}   (open it in a browser; the first account registered is the admin)"
         )
         _serve(settings, banner)
     finally:
+        if platform is not None:
+            _stop(platform)
         _stop(node)
+
+
+def _start_platform(
+    env: dict[str, str], settings: GatewaySettings, port: int, gateway_url: str
+) -> subprocess.Popen[bytes]:
+    """The platform on the gateway, on the same database, which is migrated here first: two servers
+    starting together must not both create the tables."""
+    from avocado.db import upgrade
+
+    try:
+        upgrade(settings.database)
+    except Exception as exc:
+        errors.print(f"[red]Error:[/red] cannot prepare the database: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    command = [sys.executable, "-m", "avocado", "platform", "--host", "127.0.0.1", "--port", str(port)]
+    platform_env = {**env, "AVOCADO_PLATFORM_UPSTREAM_URL": gateway_url}
+    if settings.database_url is not None:
+        platform_env["AVOCADO_DATABASE_URL"] = settings.database_url.get_secret_value()
+    platform = subprocess.Popen([*orphan_guard(), *command], env=platform_env)
+    _wait_for_server(platform, f"http://127.0.0.1:{port}/api/v1/health", "the platform", timeout=60)
+    return platform
 
 
 def _master_key(env: dict[str, str]) -> str | None:
@@ -231,10 +263,14 @@ def _exit_quietly(signum: int, frame: object) -> None:
 
 
 def _wait_for_node(node: subprocess.Popen[bytes], url: str, timeout: float = 120.0) -> None:
+    _wait_for_server(node, url, "the node", timeout)
+
+
+def _wait_for_server(process: subprocess.Popen[bytes], url: str, name: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if node.poll() is not None:
-            errors.print(f"[red]Error:[/red] the node exited with status {node.returncode}", highlight=False)
+        if process.poll() is not None:
+            errors.print(f"[red]Error:[/red] {name} exited with status {process.returncode}", highlight=False)
             raise typer.Exit(1)
         try:
             if httpx.get(url, timeout=1).is_success:
@@ -242,8 +278,8 @@ def _wait_for_node(node: subprocess.Popen[bytes], url: str, timeout: float = 120
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    _stop(node)
-    errors.print(f"[red]Error:[/red] the node did not answer at {url} within {timeout:g} s", highlight=False)
+    _stop(process)
+    errors.print(f"[red]Error:[/red] {name} did not answer at {url} within {timeout:g} s", highlight=False)
     raise typer.Exit(1)
 
 

@@ -15,6 +15,7 @@ from avocado.cli import credentials as credentials_commands
 from avocado.cli import gateway as gateway_commands
 from avocado.cli import keys as key_commands
 from avocado.cli import models as model_commands
+from avocado.cli import platform as platform_commands
 from avocado.cli import presence as presence_commands
 from avocado.config import Settings, load_settings
 from avocado.home import Holder, HomeInUse, HomeLock
@@ -36,6 +37,7 @@ presence_commands.register(app)
 credentials_commands.register(app)
 gateway_commands.register(app)
 key_commands.register(app)
+platform_commands.register(app)
 
 
 def _version(value: bool) -> None:

@@ -14,7 +14,11 @@ from avocado.db.base import Base
 
 __all__ = ["MODEL_MODULES", "load_metadata"]
 
-MODEL_MODULES = ("avocado.gateway.keys.models",)
+MODEL_MODULES = (
+    "avocado.gateway.keys.models",
+    "avocado.platform.accounts.models",
+    "avocado.platform.admin.models",
+)
 
 
 def load_metadata() -> MetaData:

@@ -17,7 +17,7 @@ import asyncio
 import json
 import re
 import time
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,8 +56,19 @@ def limits_of(settings: AvocadoSettings) -> Limits:
 
 
 class RequestLimitsMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int, read_timeout: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        max_upload: int,
+        read_timeout: float,
+        error_key: Literal["error", "detail"] = "error",
+    ) -> None:
+        """``error_key``: ``"error"`` answers as Ollama and OpenAI do (the node, the gateway),
+        ``"detail"`` as the platform's API does."""
         self.app = app
+        self.error_key = error_key
         self.max_body = max_body
         self.max_upload = max_upload
         self.read_timeout = read_timeout
@@ -69,7 +80,7 @@ class RequestLimitsMiddleware:
         limit = self.max_upload if is_upload(scope["path"]) else self.max_body
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _refuse(scope, send, 413, _too_large(limit))
+            await _refuse(scope, send, 413, _too_large(limit), self.error_key)
             return
         await self.app(scope, _Body(receive, limit, self.read_timeout), send)
 
@@ -124,8 +135,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
-    body = json.dumps(error_body(scope["path"], status, message)).encode()
+async def _refuse(scope: Scope, send: Send, status: int, message: str, error_key: str) -> None:
+    shaped = {"detail": message} if error_key == "detail" else error_body(scope["path"], status, message)
+    body = json.dumps(shaped).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -1,0 +1,68 @@
+"""The accounts tables: users, their sessions, the refresh tokens of each session, password resets.
+
+Secrets are never stored: a refresh token or a reset token is kept as its SHA-256 (they are 256
+random bits, so a slow hash would add cost and no safety: see ``gateway/keys/models.py``), a password
+as its argon2id hash. A session is one sign-in on one device: the family of refresh tokens that
+rotate from it (RFC 9700 §4.14), so presenting one already rotated revokes the session.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from avocado.db.base import Base, UtcDateTime
+
+__all__ = ["AuthSession", "PasswordReset", "RefreshToken", "User"]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a uuid4, as text
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # normalized, lower case
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # None: cannot sign in
+    role: Mapped[str] = mapped_column(String(16))  # admin | user
+    status: Mapped[str] = mapped_column(String(16))  # pending | active | disabled
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)
+
+
+class AuthSession(Base):
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)  # moved on by every refresh
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str] = mapped_column(String(64))
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
+    session_id: Mapped[str] = mapped_column(ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # used: spent
+
+
+class PasswordReset(Base):
+    __tablename__ = "password_resets"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

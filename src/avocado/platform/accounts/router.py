@@ -1,0 +1,393 @@
+"""The accounts API: ``/api/v1/auth/*`` (sign-up, sign-in, tokens), ``/api/v1/users/me*`` (my account,
+my sessions) and ``/api/v1/admin/users*`` (administrators).
+
+Browsers keep the refresh token in an ``HttpOnly``, ``SameSite=Lax`` cookie scoped to
+``/api/v1/auth`` (``Secure`` behind https) and send the access token as a bearer header like any
+API client. A request that relies on the cookie must echo the ``avocado_csrf`` cookie (readable
+by the page, not by other sites) in ``X-CSRF-Token``: the double-submit defence against
+cross-site requests riding on the cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import secrets
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from avocado.platform.accounts.dependencies import bearer, principal_from
+from avocado.platform.accounts.errors import InvalidCredentials, InvalidRefresh, WrongPassword
+from avocado.platform.accounts.schemas import (
+    AdminUserCreate,
+    AdminUserUpdate,
+    LoginRequest,
+    LogoutRequest,
+    PasswordChange,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    RegisterRequest,
+    ResetLinkPublic,
+    SessionPublic,
+    Status,
+    TokenResponse,
+    UserPublic,
+    UserUpdate,
+)
+from avocado.platform.accounts.service import SessionRecord, Tokens, UserRecord, describe_device
+from avocado.platform.accounts.throttle import Rule
+from avocado.platform.deps import AdminUser, ClientInfo, CurrentUser, PrincipalDep, Services
+from avocado.platform.errors import Forbidden, NotFound, TooManyRequests, error_responses
+from avocado.platform.pages import Cursor, Limit, Page
+from avocado.platform.state import Platform
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "REFRESH_COOKIE",
+    "admin_users_router",
+    "auth_router",
+    "users_router",
+]
+
+REFRESH_COOKIE = "avocado_refresh"
+CSRF_COOKIE = "avocado_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+AUTH_PATH = "/api/v1/auth"
+
+auth_router = APIRouter(prefix=AUTH_PATH, tags=["auth"])
+users_router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=error_responses(401))
+admin_users_router = APIRouter(
+    prefix="/api/v1/admin/users", tags=["admin"], responses=error_responses(401, 403)
+)
+
+
+def public(user: UserRecord) -> UserPublic:
+    return UserPublic(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,  # type: ignore[arg-type]
+        status=user.status,  # type: ignore[arg-type]
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+# -- cookies ----------------------------------------------------------------------------------------
+
+
+def _secure(platform: Platform, request: Request) -> bool:
+    if platform.settings.public_url is not None:
+        return platform.settings.public_url.startswith("https://")
+    return platform.proxies.scheme(request) == "https"
+
+
+def _set_cookies(platform: Platform, request: Request, response: Response, refresh_token: str) -> None:
+    secure, max_age = _secure(platform, request), int(platform.settings.refresh_ttl_seconds)
+    response.set_cookie(
+        REFRESH_COOKIE,
+        refresh_token,
+        max_age=max_age,
+        path=AUTH_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response.set_cookie(
+        CSRF_COOKIE, csrf, max_age=max_age, path="/", httponly=False, samesite="lax", secure=secure
+    )
+
+
+def _clear_cookies(platform: Platform, request: Request, response: Response) -> None:
+    secure = _secure(platform, request)
+    response.delete_cookie(REFRESH_COOKIE, path=AUTH_PATH, httponly=True, samesite="lax", secure=secure)
+    response.delete_cookie(CSRF_COOKIE, path="/", samesite="lax", secure=secure)
+
+
+def _cookie_token(request: Request) -> str:
+    """The refresh cookie, once the request proves it comes from our page (double submit)."""
+    token = request.cookies.get(REFRESH_COOKIE)
+    if not token:
+        raise InvalidRefresh("no refresh token: send refresh_token, or sign in with cookie: true")
+    expected, given = request.cookies.get(CSRF_COOKIE, ""), request.headers.get(CSRF_HEADER, "")
+    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise Forbidden(
+            f"missing or wrong CSRF token: send the {CSRF_COOKIE} cookie's value in {CSRF_HEADER}"
+        )
+    return token
+
+
+def _tokens(
+    platform: Platform, request: Request, response: Response, tokens: Tokens, cookie: bool
+) -> TokenResponse:
+    if cookie:
+        _set_cookies(platform, request, response, tokens.refresh_token)
+        return TokenResponse(access_token=tokens.access_token, expires_in=tokens.expires_in)
+    return TokenResponse(
+        access_token=tokens.access_token, expires_in=tokens.expires_in, refresh_token=tokens.refresh_token
+    )
+
+
+# -- sign-up and sign-in ----------------------------------------------------------------------------
+
+
+@auth_router.post("/register", status_code=201, responses=error_responses(403, 409, 422))
+async def register(body: RegisterRequest, platform: Services, client: ClientInfo) -> UserPublic:
+    """A new account: the first one is an active admin; then the sign-up policy decides."""
+    user = await run_in_threadpool(platform.accounts.register, body.email, body.password, body.name, client)
+    return public(user)
+
+
+def _sign_in_rules(platform: Platform, email: str, address: str) -> list[Rule]:
+    settings = platform.settings
+    return [
+        Rule(f"account:{email}", settings.login_free_attempts),
+        Rule(f"address:{address}", settings.address_free_attempts),
+    ]
+
+
+async def _check_throttle(platform: Platform, rules: list[Rule]) -> None:
+    wait = await platform.throttle.wait(rules)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
+
+
+@auth_router.post("/login", response_model_exclude_none=True, responses=error_responses(401, 403, 422, 429))
+async def login(
+    body: LoginRequest, request: Request, response: Response, platform: Services, client: ClientInfo
+) -> TokenResponse:
+    """Tokens for an e-mail and password. ``cookie: true`` puts the refresh token in a cookie."""
+    rules = _sign_in_rules(platform, body.email, client.address)
+    await _check_throttle(platform, rules)
+    try:
+        user = await run_in_threadpool(platform.accounts.authenticate, body.email, body.password, client)
+    except InvalidCredentials:
+        await platform.throttle.failed(rules)
+        raise
+    await platform.throttle.succeeded(rules[0])
+    tokens = await run_in_threadpool(platform.accounts.start_session, user, client)
+    return _tokens(platform, request, response, tokens, body.cookie)
+
+
+@auth_router.post("/refresh", response_model_exclude_none=True, responses=error_responses(401, 403, 422))
+async def refresh(
+    request: Request,
+    response: Response,
+    platform: Services,
+    client: ClientInfo,
+    body: RefreshRequest | None = None,
+) -> TokenResponse:
+    """A new token pair; the refresh token given (in the body, or the cookie) is spent."""
+    from_cookie = body is None or body.refresh_token is None
+    token = _cookie_token(request) if from_cookie else body.refresh_token  # type: ignore[union-attr]
+    assert token is not None
+    try:
+        tokens = await run_in_threadpool(platform.accounts.refresh, token, client)
+    except InvalidRefresh:
+        if from_cookie:  # a dead cookie is of no use to the browser: drop it with the answer
+            raise InvalidRefresh("this session has ended: sign in again") from None
+        raise
+    return _tokens(platform, request, response, tokens, from_cookie)
+
+
+@auth_router.post("/logout", status_code=204, responses=error_responses(403, 422))
+async def logout(
+    request: Request, platform: Services, client: ClientInfo, body: LogoutRequest | None = None
+) -> Response:
+    """End a session: the one of the refresh token given, of the cookie, or of the bearer token."""
+    response = Response(status_code=204)
+    token = body.refresh_token if body is not None else None
+    if token is None and request.cookies.get(REFRESH_COOKIE):
+        token = _cookie_token(request)
+        _clear_cookies(platform, request, response)
+    if token is not None:
+        owner = await run_in_threadpool(platform.accounts.session_of_refresh, token)
+        if owner is not None:
+            await run_in_threadpool(platform.accounts.sign_out, owner[1], owner[0], client)
+        return response
+    principal = principal_from(request, await bearer(request))
+    await run_in_threadpool(platform.accounts.sign_out, principal.user_id, principal.session_id, client)
+    return response
+
+
+@auth_router.post("/password-reset/request", status_code=202, responses=error_responses(422, 429))
+async def request_reset(body: PasswordResetRequest, platform: Services, client: ClientInfo) -> dict[str, str]:
+    """Mail a reset link if the address has an account and mail is set up; the answer is the same
+    either way (no account enumeration)."""
+    rules = [Rule(f"reset:{client.address}", platform.settings.login_free_attempts)]
+    await _check_throttle(platform, rules)
+    await platform.throttle.failed(rules)  # every request counts: a mailbox is not to be flooded
+    user = await run_in_threadpool(platform.accounts.find, body.email)
+    if user is not None and user.status != "disabled" and platform.jobs.can_mail:
+        token, expires = await run_in_threadpool(
+            platform.accounts.issue_reset, user.id, actor_id=None, client=client
+        )
+        await platform.jobs.send_reset_link(user.email, reset_url(platform, token), expires)
+    return {"detail": "if this address has an account, a reset link is on its way"}
+
+
+@auth_router.post("/password-reset", status_code=204, responses=error_responses(400, 422))
+async def reset_password(body: PasswordResetConfirm, platform: Services, client: ClientInfo) -> Response:
+    """Set a new password with a reset link's token; every session of the account ends."""
+    await run_in_threadpool(platform.accounts.reset_password, body.token, body.password, client)
+    return Response(status_code=204)
+
+
+def reset_url(platform: Platform, token: str) -> str:
+    """The link a person opens; the token rides in the fragment, which browsers never send to servers."""
+    return f"{platform.settings.base_url}/reset-password#token={token}"
+
+
+# -- my account -------------------------------------------------------------------------------------
+
+
+@users_router.get("/me")
+async def me(user: CurrentUser) -> UserPublic:
+    return public(user)
+
+
+@users_router.patch("/me", responses=error_responses(422))
+async def update_me(body: UserUpdate, user: CurrentUser, platform: Services) -> UserPublic:
+    if body.name is None:
+        return public(user)
+    return public(await run_in_threadpool(platform.accounts.rename, user.id, body.name))
+
+
+@users_router.post("/me/password", status_code=204, responses=error_responses(403, 422, 429))
+async def change_password(
+    body: PasswordChange, user: CurrentUser, principal: PrincipalDep, platform: Services, client: ClientInfo
+) -> Response:
+    """Change my password (the current one is needed); my other sessions end."""
+    rules = _sign_in_rules(platform, user.email, client.address)
+    await _check_throttle(platform, rules)
+    try:
+        await run_in_threadpool(
+            platform.accounts.change_password,
+            user.id,
+            principal.session_id,
+            body.current_password,
+            body.new_password,
+            client,
+        )
+    except WrongPassword:
+        await platform.throttle.failed(rules)
+        raise
+    return Response(status_code=204)
+
+
+def _session_public(record: SessionRecord, current: str) -> SessionPublic:
+    return SessionPublic(
+        id=record.id,
+        device=describe_device(record.user_agent),
+        user_agent=record.user_agent,
+        address=record.address,
+        created_at=record.created_at,
+        last_used_at=record.last_used_at,
+        expires_at=record.expires_at,
+        current=record.id == current,
+    )
+
+
+@users_router.get("/me/sessions")
+async def my_sessions(
+    user: CurrentUser, principal: PrincipalDep, platform: Services, cursor: Cursor = None, limit: Limit = 50
+) -> Page[SessionPublic]:
+    """Where I am signed in: device, address, last use."""
+    rows, next_cursor = await run_in_threadpool(platform.accounts.list_sessions, user.id, cursor, limit)
+    return Page(items=[_session_public(row, principal.session_id) for row in rows], next_cursor=next_cursor)
+
+
+@users_router.delete("/me/sessions/{session_id}", status_code=204, responses=error_responses(404))
+async def revoke_my_session(
+    session_id: str, user: CurrentUser, platform: Services, client: ClientInfo
+) -> Response:
+    await run_in_threadpool(
+        lambda: platform.accounts.revoke_session(user.id, session_id, actor_id=user.id, client=client)
+    )
+    return Response(status_code=204)
+
+
+@users_router.delete("/me/sessions", status_code=204)
+async def sign_out_everywhere(user: CurrentUser, platform: Services, client: ClientInfo) -> Response:
+    """End all my sessions, this one included."""
+    await run_in_threadpool(lambda: platform.accounts.revoke_all(user.id, actor_id=user.id, client=client))
+    return Response(status_code=204)
+
+
+# -- administration ---------------------------------------------------------------------------------
+
+
+async def _target(platform: Platform, user_id: str) -> UserRecord:
+    user = await run_in_threadpool(platform.accounts.get, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+@admin_users_router.get("")
+async def list_users(
+    admin: AdminUser,
+    platform: Services,
+    status: Status | None = None,
+    q: str | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[UserPublic]:
+    """Accounts, oldest first; ``status`` filters (``pending``: those waiting for approval), ``q``
+    searches e-mail and name."""
+    rows, next_cursor = await run_in_threadpool(platform.accounts.list_users, status, q, cursor, limit)
+    return Page(items=[public(row) for row in rows], next_cursor=next_cursor)
+
+
+@admin_users_router.post("", status_code=201, responses=error_responses(409, 422))
+async def create_user(
+    body: AdminUserCreate, admin: AdminUser, platform: Services, client: ClientInfo
+) -> UserPublic:
+    user = await run_in_threadpool(
+        lambda: platform.accounts.create_user(
+            body.email, body.password, body.name, body.role, body.status, actor_id=admin.id, client=client
+        )
+    )
+    return public(user)
+
+
+@admin_users_router.get("/{user_id}", responses=error_responses(404))
+async def get_user(user_id: str, admin: AdminUser, platform: Services) -> UserPublic:
+    return public(await _target(platform, user_id))
+
+
+@admin_users_router.patch("/{user_id}", responses=error_responses(404, 409, 422))
+async def update_user(
+    user_id: str, body: AdminUserUpdate, admin: AdminUser, platform: Services, client: ClientInfo
+) -> UserPublic:
+    """Approve (``status: active``), disable (every session ends) or change a role; the last active
+    admin keeps their role and status."""
+    user = await run_in_threadpool(
+        lambda: platform.accounts.update_user(
+            user_id, role=body.role, status=body.status, actor_id=admin.id, client=client
+        )
+    )
+    return public(user)
+
+
+@admin_users_router.post("/{user_id}/reset-link", responses=error_responses(404))
+async def issue_reset_link(
+    user_id: str, admin: AdminUser, platform: Services, client: ClientInfo
+) -> ResetLinkPublic:
+    """A one-time password reset link to hand to the user (it expires after ``reset_ttl``)."""
+    token, expires = await run_in_threadpool(
+        lambda: platform.accounts.issue_reset(user_id, actor_id=admin.id, client=client)
+    )
+    return ResetLinkPublic(url=reset_url(platform, token), expires_at=expires)
+
+
+@admin_users_router.delete("/{user_id}/sessions", status_code=204, responses=error_responses(404))
+async def sign_user_out(user_id: str, admin: AdminUser, platform: Services, client: ClientInfo) -> Response:
+    await _target(platform, user_id)
+    await run_in_threadpool(lambda: platform.accounts.revoke_all(user_id, actor_id=admin.id, client=client))
+    return Response(status_code=204)

@@ -1,0 +1,137 @@
+"""What the accounts API takes and gives. Inputs (``*Create``, ``*Update``, requests) forbid unknown
+fields and check lengths and the password policy at the edge; outputs (``*Public``) never carry a
+hash or a secret other than the tokens a response exists to hand over."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from avocado.platform.accounts.passwords import MAX_PASSWORD, password_problem
+
+__all__ = [
+    "AdminUserCreate",
+    "AdminUserUpdate",
+    "LoginRequest",
+    "LogoutRequest",
+    "PasswordChange",
+    "PasswordResetConfirm",
+    "PasswordResetRequest",
+    "RefreshRequest",
+    "RegisterRequest",
+    "ResetLinkPublic",
+    "Role",
+    "SessionPublic",
+    "Status",
+    "TokenResponse",
+    "UserPublic",
+    "UserUpdate",
+]
+
+Role = Literal["admin", "user"]
+Status = Literal["pending", "active", "disabled"]
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+def _policy(value: str) -> str:
+    problem = password_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(_lower)]
+NewPassword = Annotated[str, AfterValidator(_policy)]
+AnyPassword = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]  # checked, not judged
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Token = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(_Input):
+    email: Email
+    password: NewPassword
+    name: Name
+
+
+class AdminUserCreate(RegisterRequest):
+    role: Role = "user"
+    status: Status = "active"
+
+
+class LoginRequest(_Input):
+    email: Email
+    password: AnyPassword
+    cookie: bool = Field(default=False, description="Put the refresh token in a cookie (the web UI)")
+
+
+class RefreshRequest(_Input):
+    refresh_token: Token | None = Field(default=None, description="Omit to use the cookie")
+
+
+class LogoutRequest(_Input):
+    refresh_token: Token | None = None
+
+
+class PasswordChange(_Input):
+    current_password: AnyPassword
+    new_password: NewPassword
+
+
+class PasswordResetRequest(_Input):
+    email: Email
+
+
+class PasswordResetConfirm(_Input):
+    token: Token
+    password: NewPassword
+
+
+class UserUpdate(_Input):
+    name: Name | None = None
+
+
+class AdminUserUpdate(_Input):
+    role: Role | None = None
+    status: Status | None = None
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str | None = Field(default=None, description="Absent when it went into the cookie")
+
+
+class UserPublic(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: Role
+    status: Status
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class SessionPublic(BaseModel):
+    id: str
+    device: str
+    user_agent: str
+    address: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    current: bool
+
+
+class ResetLinkPublic(BaseModel):
+    url: str
+    expires_at: datetime

@@ -1,0 +1,94 @@
+"""Access tokens (JWT, HS256, with a key id) and the opaque tokens kept only as hashes.
+
+An access token names the user (``sub``), the session (``sid``) and the role at issue time; it
+lives ``access_ttl`` (15 minutes by default). Each signing key has an id (``kid``, from its hash),
+so a key can be rotated: the new one signs, the ones given in ``previous_signing_keys`` still
+verify until the tokens they signed have expired. Refresh and reset tokens are 256 random bits,
+stored as SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jwt
+
+__all__ = ["AccessClaims", "InvalidToken", "TokenSigner", "digest", "key_id", "new_token"]
+
+ISSUER = "avocado-platform"
+_ALGORITHM = "HS256"
+
+
+class InvalidToken(Exception):
+    """An access token that is malformed, forged, signed by an unknown key, or expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: str
+    session_id: str
+    role: str
+    expires_at: float  # epoch seconds
+
+
+def new_token(prefix: str) -> str:
+    """``prefix`` and 43 URL-safe characters (256 bits)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def key_id(key: str) -> str:
+    """A key's public name: the first 16 hex digits of its SHA-256 (the key itself stays secret)."""
+    return hashlib.sha256(b"avocado-kid:" + key.encode()).hexdigest()[:16]
+
+
+class TokenSigner:
+    """Signs access tokens with the first of ``keys``; verifies with any of them."""
+
+    def __init__(self, keys: Sequence[str], ttl: float, clock: Callable[[], float] = time.time) -> None:
+        if not keys:
+            raise ValueError("at least one signing key is needed")
+        self._keys = {key_id(key): key.encode() for key in keys}
+        self._kid = key_id(keys[0])
+        self.ttl = ttl
+        self.clock = clock
+
+    def issue(self, user_id: str, session_id: str, role: str) -> tuple[str, int]:
+        """A new access token and its lifetime in seconds."""
+        now = int(self.clock())
+        claims = {"iss": ISSUER, "sub": user_id, "sid": session_id, "role": role, "iat": now}
+        claims["exp"] = now + int(self.ttl)
+        token = jwt.encode(claims, self._keys[self._kid], algorithm=_ALGORITHM, headers={"kid": self._kid})
+        return token, int(self.ttl)
+
+    def verify(self, token: str) -> AccessClaims:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            raise InvalidToken("malformed access token") from None
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("access token signed by an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[_ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "sid"], "verify_iat": False},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("access token expired: refresh it") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("invalid access token") from None
+        if self.clock() > claims["exp"] + 5:  # the clock given, not the machine's (tests move it)
+            raise InvalidToken("access token expired: refresh it")
+        return AccessClaims(str(claims["sub"]), str(claims["sid"]), str(claims.get("role")), claims["exp"])

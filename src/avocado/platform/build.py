@@ -1,0 +1,160 @@
+"""``build_platform(settings)``: database, secrets, services and background work, wired into the app.
+
+Everything replicas share lives outside the process: accounts and sessions in the database
+(PostgreSQL through ``AVOCADO_DATABASE_URL``), revocations and sign-in limits in Redis
+(``AVOCADO_REDIS_URL``), jobs on a broker (``AVOCADO_PLATFORM_BROKER_URL``). Without them the
+same code runs on embedded defaults: SQLite in the home, in-process limits and jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from avocado.db import make_engine, make_sessionmaker, upgrade
+from avocado.platform.accounts.passwords import Passwords
+from avocado.platform.accounts.revocation import Revocations
+from avocado.platform.accounts.service import AccountService
+from avocado.platform.accounts.throttle import MemoryThrottle, RedisThrottle, Throttle
+from avocado.platform.accounts.tokens import TokenSigner
+from avocado.platform.admin.service import Audit, SiteSettings
+from avocado.platform.app import create_platform_app
+from avocado.platform.catalog.service import Catalog
+from avocado.platform.jobs import Jobs
+from avocado.platform.mail import Mailer
+from avocado.platform.net import ProxyTrust
+from avocado.platform.settings import PlatformSettings, signing_key_file
+from avocado.platform.state import Platform
+from avocado.secret_file import load_or_create_secret
+
+__all__ = ["Built", "PlatformRefused", "build_platform", "open_accounts", "open_services", "signing_keys"]
+
+
+class PlatformRefused(RuntimeError):
+    """The platform will not start as configured (production mode's checks)."""
+
+
+@dataclass
+class Built:
+    platform: Platform
+    engine: Engine
+    generated_key: bool  # the signing key was made into the home just now
+
+
+def signing_keys(settings: PlatformSettings) -> tuple[list[str], bool]:
+    """The keys tokens are signed (first) and verified with; whether one was generated just now."""
+    created = False
+    if settings.signing_key is not None:
+        current = settings.signing_key.get_secret_value()
+    else:
+        current, created = load_or_create_secret(signing_key_file(settings.home))
+    previous = [key.get_secret_value() for key in settings.previous_signing_keys]
+    return [current, *previous], created
+
+
+def _passwords(settings: PlatformSettings) -> Passwords:
+    return Passwords(
+        memory=settings.argon2_memory, time=settings.argon2_time, parallelism=settings.argon2_parallelism
+    )
+
+
+def open_accounts(settings: PlatformSettings) -> tuple[AccountService, Engine]:
+    """The accounts on a migrated database, for ``avocado users``: it acts on the database directly,
+    as a framework's management command does. Running platforms learn of the sessions it ends from
+    their poll of the database. Tokens it would sign are never used (it starts no sessions)."""
+    engine = make_engine(settings.database)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    audit = Audit(sessions)
+    site = SiteSettings(sessions, audit, production=settings.production)
+    signer = TokenSigner([secrets.token_urlsafe(32)], settings.access_ttl_seconds)
+    accounts = AccountService(
+        sessions,
+        _passwords(settings),
+        signer,
+        audit,
+        site,
+        refresh_ttl=settings.refresh_ttl_seconds,
+        reset_ttl=settings.reset_ttl_seconds,
+    )
+    return accounts, engine
+
+
+def open_services(settings: PlatformSettings) -> Built:
+    """The platform's services on a migrated database."""
+    engine = make_engine(settings.database)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    audit = Audit(sessions)
+    site = SiteSettings(sessions, audit, production=settings.production)
+    if settings.production and site.all()["signup_policy"] == "open":
+        engine.dispose()
+        raise PlatformRefused(
+            "production mode refuses sign-up open to all: set it to approval or closed "
+            "(PATCH /api/v1/admin/settings, outside production mode)"
+        )
+    keys, created = signing_keys(settings)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    revocations = Revocations(
+        sessions, ttl=settings.access_ttl_seconds, poll=settings.revocation_poll_seconds, redis_url=redis_url
+    )
+    accounts = AccountService(
+        sessions,
+        _passwords(settings),
+        TokenSigner(keys, settings.access_ttl_seconds),
+        audit,
+        site,
+        refresh_ttl=settings.refresh_ttl_seconds,
+        reset_ttl=settings.reset_ttl_seconds,
+        on_revoked=revocations.add,
+    )
+    throttle: Throttle = (
+        RedisThrottle(redis_url, settings.login_max_delay_seconds)
+        if redis_url
+        else MemoryThrottle(settings.login_max_delay_seconds)
+    )
+    mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
+    broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
+    jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
+    catalog = Catalog(
+        settings.upstream_url, settings.upstream_key.get_secret_value() if settings.upstream_key else None
+    )
+    platform = Platform(
+        settings=settings,
+        accounts=accounts,
+        audit=audit,
+        site=site,
+        revocations=revocations,
+        throttle=throttle,
+        proxies=ProxyTrust(settings.trusted_proxies),
+        jobs=jobs,
+        catalog=catalog,
+    )
+    return Built(platform, engine, created)
+
+
+def build_platform(settings: PlatformSettings) -> FastAPI:
+    built = open_services(settings)
+    platform = built.platform
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await platform.revocations.start()
+        await platform.jobs.start()
+        try:
+            yield
+        finally:
+            await platform.jobs.close()
+            await platform.revocations.close()
+            await platform.throttle.aclose()
+            await platform.catalog.aclose()
+            built.engine.dispose()
+
+    app = create_platform_app(platform, lifespan)
+    app.state.generated_key = built.generated_key
+    return app

@@ -1,0 +1,43 @@
+"""Every dependency routes declare, as ``Annotated`` types: ``user: CurrentUser``, ``admin: AdminUser``.
+
+Domains import from here, so a route's signature says what it needs and the checks live in one
+place (:mod:`avocado.platform.accounts.dependencies`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from avocado.platform.accounts import dependencies as auth
+from avocado.platform.accounts.service import Client, UserRecord
+from avocado.platform.state import Platform, platform_of
+
+__all__ = ["AdminUser", "ClientInfo", "CurrentUser", "PrincipalDep", "Services"]
+
+Services = Annotated[Platform, Depends(platform_of)]
+ClientInfo = Annotated[Client, Depends(auth.client_of)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(auth.bearer)]
+
+
+async def _principal(request: Request, credentials: Credentials) -> auth.Principal:
+    return await auth.current_principal(request, credentials)
+
+
+PrincipalDep = Annotated[auth.Principal, Depends(_principal)]
+
+
+async def _user(request: Request, principal: PrincipalDep) -> UserRecord:
+    return await auth.current_user(request, principal)
+
+
+CurrentUser = Annotated[UserRecord, Depends(_user)]
+
+
+async def _admin(user: CurrentUser) -> UserRecord:
+    return await auth.current_admin(user)
+
+
+AdminUser = Annotated[UserRecord, Depends(_admin)]

@@ -1,0 +1,36 @@
+"""What a running platform holds: its settings and services, kept on ``app.state.platform``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from avocado.platform.accounts.revocation import Revocations
+from avocado.platform.accounts.service import AccountService
+from avocado.platform.accounts.throttle import Throttle
+from avocado.platform.admin.service import Audit, SiteSettings
+from avocado.platform.catalog.service import Catalog
+from avocado.platform.jobs import Jobs
+from avocado.platform.net import ProxyTrust
+from avocado.platform.settings import PlatformSettings
+
+__all__ = ["Platform", "platform_of"]
+
+
+@dataclass
+class Platform:
+    settings: PlatformSettings
+    accounts: AccountService
+    audit: Audit
+    site: SiteSettings
+    revocations: Revocations
+    throttle: Throttle
+    proxies: ProxyTrust
+    jobs: Jobs
+    catalog: Catalog
+
+
+def platform_of(connection: HTTPConnection) -> Platform:
+    platform: Platform = connection.app.state.platform
+    return platform
