@@ -31,8 +31,10 @@ def web_build() -> Path:
     return build_web()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    # Package scope: Playwright's sync API keeps an event loop running in this thread while it is open,
+    # and a test after it that calls asyncio.run() would fail.
     if not chromium_present():
         pytest.skip("Debian's chromium is not installed (scripts/services.sh installs it)")
     with sync_playwright() as playwright:
