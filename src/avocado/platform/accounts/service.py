@@ -160,6 +160,11 @@ class AccountService:
         """Decisions about who is (the first, the last) admin happen one at a time, across replicas."""
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        else:
+            # pysqlite defers BEGIN to the first write, so the counts read next would be read outside
+            # any transaction and another process could change them before the write: take SQLite's
+            # write lock first (other writers wait on busy_timeout), as SQLAlchemy's pysqlite recipe does.
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
     def _revoke(self, session: Session, where: ColumnElement[bool], reason: str) -> list[str]:
         ids = list(session.scalars(select(AuthSession.id).where(where, AuthSession.revoked_at.is_(None))))
