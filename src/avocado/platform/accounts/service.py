@@ -222,11 +222,15 @@ class AccountService:
         *,
         actor_id: str | None,
         client: Client,
+        first_is_admin: bool = False,
     ) -> UserRecord:
-        """An account made by an administrator (or the CLI): any role and status, no sign-up policy."""
+        """An account made by an administrator (or the CLI): any role and status, no sign-up policy.
+        ``first_is_admin``: on an empty database the account is an active admin, as at sign-up."""
         password_hash = self._checked_password("password", password, email)
         with self._roles_lock, self._sessions.begin() as session:
             self._serialize_roles(session)
+            if first_is_admin and session.scalar(select(User.id).limit(1)) is None:
+                role, status = "admin", "active"
             row = self._insert(session, email, name, password_hash, role, status)
             self.audit.record(
                 session,
