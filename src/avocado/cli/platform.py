@@ -99,7 +99,10 @@ def serve_platform(settings: PlatformSettings, banner: str) -> None:
     except (PlatformRefused, SecretFileError, OSError, ValueError) as exc:
         raise _fail(str(exc), 2) from None
     typer.echo(banner, err=True)
-    uvicorn.run(application, host=settings.host, port=settings.port, **uvicorn_options(settings))
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-* from 127.0.0.1 and rewrite
+    # the client before the platform's own ProxyTrust (trusted_proxies) can judge it.
+    options = {**uvicorn_options(settings), "proxy_headers": False}
+    uvicorn.run(application, host=settings.host, port=settings.port, **options)
 
 
 # -- avocado users ----------------------------------------------------------------------------------
