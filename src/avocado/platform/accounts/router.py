@@ -157,18 +157,30 @@ async def _check_throttle(platform: Platform, rules: list[Rule]) -> None:
         raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
 
 
+async def _reserve_attempt(platform: Platform, rules: list[Rule]) -> None:
+    """Count the attempt as failed before checking it (released if it is not): parallel attempts
+    then see each other, where check-then-count let a burst through one check."""
+    wait = await platform.throttle.reserve(rules)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
+
+
 @auth_router.post("/login", response_model_exclude_none=True, responses=error_responses(401, 403, 422, 429))
 async def login(
     body: LoginRequest, request: Request, response: Response, platform: Services, client: ClientInfo
 ) -> TokenResponse:
     """Tokens for an e-mail and password. ``cookie: true`` puts the refresh token in a cookie."""
     rules = _sign_in_rules(platform, body.email, client.address)
-    await _check_throttle(platform, rules)
+    await _reserve_attempt(platform, rules)
     try:
         user = await run_in_threadpool(platform.accounts.authenticate, body.email, body.password, client)
     except InvalidCredentials:
-        await platform.throttle.failed(rules)
+        raise  # already counted
+    except BaseException:
+        await platform.throttle.release(rules)  # right password, refused otherwise: not a guess
         raise
+    await platform.throttle.release(rules)
     await platform.throttle.succeeded(rules[0])
     tokens = await run_in_threadpool(platform.accounts.start_session, user, client)
     return _tokens(platform, request, response, tokens, body.cookie)
@@ -264,7 +276,7 @@ async def change_password(
 ) -> Response:
     """Change my password (the current one is needed); my other sessions end."""
     rules = _sign_in_rules(platform, user.email, client.address)
-    await _check_throttle(platform, rules)
+    await _reserve_attempt(platform, rules)
     try:
         await run_in_threadpool(
             platform.accounts.change_password,
@@ -275,8 +287,11 @@ async def change_password(
             client,
         )
     except WrongPassword:
-        await platform.throttle.failed(rules)
+        raise  # already counted
+    except BaseException:
+        await platform.throttle.release(rules)
         raise
+    await platform.throttle.release(rules)
     return Response(status_code=204)
 
 
