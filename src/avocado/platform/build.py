@@ -9,6 +9,7 @@ same code runs on embedded defaults: SQLite in the home, in-process limits and j
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.revocation import Revocations
+from avocado.platform.accounts.router import reset_link
 from avocado.platform.accounts.service import AccountService
 from avocado.platform.accounts.throttle import MemoryThrottle, RedisThrottle, Throttle
 from avocado.platform.accounts.tokens import TokenSigner
@@ -135,6 +137,7 @@ def open_services(settings: PlatformSettings) -> Built:
         jobs=jobs,
         catalog=catalog,
     )
+    jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +37,7 @@ from avocado.platform.accounts.schemas import (
     UserPublic,
     UserUpdate,
 )
-from avocado.platform.accounts.service import SessionRecord, Tokens, UserRecord, describe_device
+from avocado.platform.accounts.service import Client, SessionRecord, Tokens, UserRecord, describe_device
 from avocado.platform.accounts.throttle import Rule
 from avocado.platform.deps import AdminUser, ClientInfo, CurrentUser, PrincipalDep, Services
 from avocado.platform.errors import Forbidden, NotFound, TooManyRequests, error_responses
@@ -232,14 +233,8 @@ async def request_reset(body: PasswordResetRequest, platform: Services, client: 
     """Mail a reset link if the address has an account and mail is set up; the answer is the same
     either way (no account enumeration)."""
     rules = [Rule(f"reset:{client.address}", platform.settings.login_free_attempts)]
-    await _check_throttle(platform, rules)
-    await platform.throttle.failed(rules)  # every request counts: a mailbox is not to be flooded
-    user = await run_in_threadpool(platform.accounts.find, body.email)
-    if user is not None and user.status != "disabled" and platform.jobs.can_mail:
-        token, expires = await run_in_threadpool(
-            platform.accounts.issue_reset, user.id, actor_id=None, client=client
-        )
-        await platform.jobs.send_reset_link(user.email, reset_url(platform, token), expires)
+    await _reserve_attempt(platform, rules)  # every request counts: a mailbox is not to be flooded
+    await platform.jobs.send_reset(body.email, client.address, client.user_agent)
     return {"detail": "if this address has an account, a reset link is on its way"}
 
 
@@ -253,6 +248,18 @@ async def reset_password(body: PasswordResetConfirm, platform: Services, client:
 def reset_url(platform: Platform, token: str) -> str:
     """The link a person opens; the token rides in the fragment, which browsers never send to servers."""
     return f"{platform.settings.base_url}/reset-password#token={token}"
+
+
+def reset_link(
+    platform: Platform, email: str, address: str, user_agent: str
+) -> tuple[str, str, datetime] | None:
+    """A reset job's link for ``email``: made in the worker, only for an account that may have one."""
+    user = platform.accounts.find(email)
+    if user is None or user.status == "disabled":
+        return None
+    client = Client(address=address, user_agent=user_agent)
+    token, expires = platform.accounts.issue_reset(user.id, actor_id=None, client=client)
+    return user.email, reset_url(platform, token), expires
 
 
 # -- my account -------------------------------------------------------------------------------------
