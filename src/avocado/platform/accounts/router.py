@@ -16,6 +16,7 @@ import secrets
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from avocado.platform.accounts.dependencies import bearer, principal_from
@@ -97,7 +98,7 @@ def _set_cookies(platform: Platform, request: Request, response: Response, refre
         samesite="lax",
         secure=secure,
     )
-    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+    csrf = secrets.token_urlsafe(24)  # new at every sign-in and refresh: a planted or leaked one dies
     response.set_cookie(
         CSRF_COOKIE, csrf, max_age=max_age, path="/", httponly=False, samesite="lax", secure=secure
     )
@@ -187,14 +188,19 @@ async def login(
     return _tokens(platform, request, response, tokens, body.cookie)
 
 
-@auth_router.post("/refresh", response_model_exclude_none=True, responses=error_responses(401, 403, 422))
+@auth_router.post(
+    "/refresh",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=error_responses(401, 403, 422),
+)
 async def refresh(
     request: Request,
     response: Response,
     platform: Services,
     client: ClientInfo,
     body: RefreshRequest | None = None,
-) -> TokenResponse:
+) -> TokenResponse | JSONResponse:
     """A new token pair; the refresh token given (in the body, or the cookie) is spent."""
     from_cookie = body is None or body.refresh_token is None
     token = _cookie_token(request) if from_cookie else body.refresh_token  # type: ignore[union-attr]
@@ -202,9 +208,14 @@ async def refresh(
     try:
         tokens = await run_in_threadpool(platform.accounts.refresh, token, client)
     except InvalidRefresh:
-        if from_cookie:  # a dead cookie is of no use to the browser: drop it with the answer
-            raise InvalidRefresh("this session has ended: sign in again") from None
-        raise
+        if not from_cookie:
+            raise
+        # A dead cookie is of no use to the browser: drop it with the answer (a raised error would
+        # lose the Set-Cookie headers).
+        ended = InvalidRefresh("this session has ended: sign in again")
+        answer = JSONResponse({"detail": ended.detail}, status_code=ended.status, headers=ended.headers)
+        _clear_cookies(platform, request, answer)
+        return answer
     return _tokens(platform, request, response, tokens, from_cookie)
 
 
@@ -217,7 +228,8 @@ async def logout(
     token = body.refresh_token if body is not None else None
     if token is None and request.cookies.get(REFRESH_COOKIE):
         token = _cookie_token(request)
-        _clear_cookies(platform, request, response)
+    if request.cookies.get(REFRESH_COOKIE) or request.cookies.get(CSRF_COOKIE):
+        _clear_cookies(platform, request, response)  # whichever way the session ended
     if token is not None:
         owner = await run_in_threadpool(platform.accounts.session_of_refresh, token)
         if owner is not None:
