@@ -8,8 +8,10 @@ same code runs on embedded defaults: SQLite in the home, in-process limits and j
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,6 +37,10 @@ from avocado.platform.state import Platform
 from avocado.secret_file import load_or_create_secret
 
 __all__ = ["Built", "PlatformRefused", "build_platform", "open_accounts", "open_services", "signing_keys"]
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY = 3600.0  # seconds between purges of ended sessions and spent tokens
 
 
 class PlatformRefused(RuntimeError):
@@ -141,6 +147,19 @@ def open_services(settings: PlatformSettings) -> Built:
     return Built(platform, engine, created)
 
 
+async def _purge_forever(accounts: AccountService, every: float = PURGE_EVERY) -> None:
+    """Delete ended sessions, old refresh tokens and spent reset tokens now and then (every replica
+    does: the deletes are idempotent)."""
+    while True:
+        try:
+            gone = await asyncio.to_thread(accounts.purge)
+            if any(gone.values()):
+                log.info("purged %s", ", ".join(f"{count} {what}" for what, count in gone.items()))
+        except Exception as exc:  # a busy database now is no reason to stop purging later
+            log.warning("could not purge old sessions and tokens: %s", exc)
+        await asyncio.sleep(every)
+
+
 def build_platform(settings: PlatformSettings) -> FastAPI:
     built = open_services(settings)
     platform = built.platform
@@ -149,9 +168,11 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.revocations.start()
         await platform.jobs.start()
+        purging = asyncio.create_task(_purge_forever(platform.accounts), name="platform-purge")
         try:
             yield
         finally:
+            purging.cancel()
             await platform.jobs.close()
             await platform.revocations.close()
             await platform.throttle.aclose()

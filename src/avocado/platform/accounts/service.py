@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, Delete, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -623,6 +624,36 @@ class AccountService:
 
     def revoke_many(self, ids: Iterable[str]) -> None:
         self._revoked(list(ids))
+
+    def purge(self) -> dict[str, int]:
+        """Delete what can no longer be used, and how many of each went: sessions that ended (expired
+        or revoked) a day ago (or two access-token lives, if longer: replicas still learn of
+        revocations from their rows until then), with their refresh tokens; refresh tokens rotated
+        more than ``refresh_ttl`` ago (kept until then so that a stolen copy still ends its session);
+        reset tokens used or expired."""
+        now = self.now()
+        ended = now - max(timedelta(days=1), timedelta(seconds=2 * self.signer.ttl))
+        gone = or_(AuthSession.expires_at < ended, AuthSession.revoked_at < ended)
+        with self._sessions.begin() as session:
+            tokens = _deleted(
+                session,
+                delete(RefreshToken).where(RefreshToken.session_id.in_(select(AuthSession.id).where(gone))),
+            )
+            sessions = _deleted(session, delete(AuthSession).where(gone))
+            tokens += _deleted(
+                session, delete(RefreshToken).where(RefreshToken.rotated_at < now - self.refresh_ttl)
+            )
+            spent = or_(PasswordReset.used_at.is_not(None), PasswordReset.expires_at < now)
+            resets = _deleted(session, delete(PasswordReset).where(spent))
+        return {"sessions": sessions, "refresh_tokens": tokens, "password_resets": resets}
+
+
+def _deleted(session: Session, statement: Delete) -> int:
+    """Run a DELETE; how many rows it removed."""
+    result = cast(
+        "CursorResult[Any]", session.execute(statement, execution_options={"synchronize_session": False})
+    )
+    return int(result.rowcount)
 
 
 def _parse_stamp(value: str) -> datetime:
