@@ -86,10 +86,13 @@ def test_up_serves_through_the_gateway_and_stops_both(up: Up) -> None:
         first = platform.post("/api/v1/auth/register", json=account)
         assert first.status_code == 201 and first.json()["role"] == "admin"
         login = {"email": account["email"], "password": account["password"]}
-        tokens = platform.post("/api/v1/auth/login", json=login).json()
+        spoofed = {"X-Forwarded-For": "203.0.113.9"}  # no trusted proxies: uvicorn must not believe it
+        tokens = platform.post("/api/v1/auth/login", json=login, headers=spoofed).json()
         auth = {"Authorization": f"Bearer {tokens['access_token']}"}
         models = platform.get("/api/v1/models", headers=auth).json()["items"]
         assert SMOLLM in {m["name"] for m in models}
+        signins = platform.get("/api/v1/admin/audit", params={"action": "signin.succeeded"}, headers=auth)
+        assert [event["address"] for event in signins.json()["items"]] == ["127.0.0.1"]
     assert (up.home / "state" / "platform-signing-key").is_file()
 
     # The client commands work against the gateway's address, management included.

@@ -101,3 +101,30 @@ def test_mistakes_are_clear(platform: RunningPlatform) -> None:
     assert weak.exit_code == 2 and "password" in weak.output
     assert users(platform, "set-role", "eve@example.com", "king").exit_code == 2
     assert users(platform, "list", "--status", "sleeping").exit_code == 2
+
+
+def test_approve_lets_only_a_pending_account_in(platform: RunningPlatform) -> None:
+    platform.register("ada@example.com")
+    platform.register("bob@example.com")
+    assert users(platform, "approve", "bob@example.com").exit_code == 0
+    assert users(platform, "disable", "bob@example.com").exit_code == 0
+    again = users(platform, "approve", "bob@example.com")  # a disabled account is not pending
+    assert again.exit_code == 1 and "disabled, not pending" in again.output
+    listed = {u["email"]: u["status"] for u in json.loads(users(platform, "list", "--json").stdout)}
+    assert listed["bob@example.com"] == "disabled"
+    assert users(platform, "enable", "bob@example.com").exit_code == 0  # the way back in, said so
+    platform.sign_in("bob@example.com")
+
+
+def test_the_first_account_created_on_a_fresh_platform_is_its_admin(platform: RunningPlatform) -> None:
+    first = users(platform, "create", "ada@example.com", "--password-stdin", stdin=PASSWORD)
+    assert first.exit_code == 0 and "ada@example.com (admin)" in first.output
+    second = users(platform, "create", "bob@example.com", "--password-stdin", stdin=PASSWORD)
+    assert second.exit_code == 0 and "bob@example.com (user)" in second.output
+    admin = platform.sign_in("ada@example.com")
+    assert admin.get("/api/v1/admin/users").status_code == 200
+    created = admin.get("/api/v1/admin/audit", params={"action": "user.created"}).json()["items"]
+    assert [(e["detail"]["role"], e["address"], e["actor_id"]) for e in created] == [
+        ("user", "cli", None),
+        ("admin", "cli", None),
+    ]

@@ -86,7 +86,7 @@ class Session:
 
 def start_platform(settings: PlatformSettings) -> RunningPlatform:
     app = build_platform(settings)
-    server = serve(app)
+    server = serve(app, proxy_headers=False)  # as serve_platform runs it: ProxyTrust alone judges proxies
     return RunningPlatform(server.url, settings, server, app.state.platform)
 
 

@@ -99,7 +99,10 @@ def serve_platform(settings: PlatformSettings, banner: str) -> None:
     except (PlatformRefused, SecretFileError, OSError, ValueError) as exc:
         raise _fail(str(exc), 2) from None
     typer.echo(banner, err=True)
-    uvicorn.run(application, host=settings.host, port=settings.port, **uvicorn_options(settings))
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-* from 127.0.0.1 and rewrite
+    # the client before the platform's own ProxyTrust (trusted_proxies) can judge it.
+    options = {**uvicorn_options(settings), "proxy_headers": False}
+    uvicorn.run(application, host=settings.host, port=settings.port, **options)
 
 
 # -- avocado users ----------------------------------------------------------------------------------
@@ -207,16 +210,27 @@ def create_user(
 
     with _accounts(config, home) as accounts:
         user = accounts.create_user(
-            spec.email, spec.password, spec.name, spec.role, spec.status, actor_id=None, client=CLI
+            spec.email,
+            spec.password,
+            spec.name,
+            spec.role,
+            spec.status,
+            actor_id=None,
+            client=CLI,
+            first_is_admin=True,  # as in the API: a fresh platform's first account runs it
         )
     typer.echo(f"created {user.email} ({user.role})", err=True)
 
 
-def _update(email: str, config: Path | None, home: Path | None, **change: str) -> None:
+def _update(
+    email: str, config: Path | None, home: Path | None, *, only_from: str | None = None, **change: str
+) -> None:
     from avocado.platform.accounts.service import CLI
 
     with _accounts(config, home) as accounts:
         user = _user(accounts, email)
+        if only_from is not None and user.status != only_from:
+            raise _fail(f"{user.email} is {user.status}, not {only_from}: nothing to do here", 1)
         updated = accounts.update_user(
             user.id, role=change.get("role"), status=change.get("status"), actor_id=None, client=CLI
         )
@@ -225,8 +239,8 @@ def _update(email: str, config: Path | None, home: Path | None, **change: str) -
 
 @users_app.command("approve")
 def approve(email: Email, config: ConfigFile = None, home: Home = None) -> None:
-    """Let a pending account sign in."""
-    _update(email, config, home, status="active")
+    """Let a pending account sign in (a disabled one stays disabled: see enable)."""
+    _update(email, config, home, only_from="pending", status="active")
 
 
 @users_app.command("enable")

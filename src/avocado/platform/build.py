@@ -8,7 +8,10 @@ same code runs on embedded defaults: SQLite in the home, in-process limits and j
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from sqlalchemy import Engine
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.revocation import Revocations
+from avocado.platform.accounts.router import reset_link
 from avocado.platform.accounts.service import AccountService
 from avocado.platform.accounts.throttle import MemoryThrottle, RedisThrottle, Throttle
 from avocado.platform.accounts.tokens import TokenSigner
@@ -33,6 +37,10 @@ from avocado.platform.state import Platform
 from avocado.secret_file import load_or_create_secret
 
 __all__ = ["Built", "PlatformRefused", "build_platform", "open_accounts", "open_services", "signing_keys"]
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY = 3600.0  # seconds between purges of ended sessions and spent tokens
 
 
 class PlatformRefused(RuntimeError):
@@ -135,7 +143,21 @@ def open_services(settings: PlatformSettings) -> Built:
         jobs=jobs,
         catalog=catalog,
     )
+    jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
+
+
+async def _purge_forever(accounts: AccountService, every: float = PURGE_EVERY) -> None:
+    """Delete ended sessions, old refresh tokens and spent reset tokens now and then (every replica
+    does: the deletes are idempotent)."""
+    while True:
+        try:
+            gone = await asyncio.to_thread(accounts.purge)
+            if any(gone.values()):
+                log.info("purged %s", ", ".join(f"{count} {what}" for what, count in gone.items()))
+        except Exception as exc:  # a busy database now is no reason to stop purging later
+            log.warning("could not purge old sessions and tokens: %s", exc)
+        await asyncio.sleep(every)
 
 
 def build_platform(settings: PlatformSettings) -> FastAPI:
@@ -146,9 +168,11 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.revocations.start()
         await platform.jobs.start()
+        purging = asyncio.create_task(_purge_forever(platform.accounts), name="platform-purge")
         try:
             yield
         finally:
+            purging.cancel()
             await platform.jobs.close()
             await platform.revocations.close()
             await platform.throttle.aclose()

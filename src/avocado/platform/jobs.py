@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from taskiq import AsyncBroker, InMemoryBroker
@@ -19,7 +20,11 @@ from taskiq.receiver import Receiver
 from avocado.platform.mail import Mailer
 from avocado.redact import redact_url
 
-__all__ = ["QUEUE", "Jobs", "make_broker"]
+__all__ = ["QUEUE", "Jobs", "ResetLinks", "make_broker"]
+
+# (e-mail, client address, user agent) -> (to, link, expiry), or None when no link is due. Runs in
+# the worker, so the token is made where it is mailed and never rides the broker.
+ResetLinks = Callable[[str, str, str], tuple[str, str, datetime] | None]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,12 @@ class Jobs:
         async def send_mail(to: str, subject: str, body: str) -> None:
             await self._send_mail(to, subject, body)
 
+        async def send_reset(email: str, address: str, user_agent: str) -> None:
+            await self._send_reset(email, address, user_agent)
+
         self._mail = self.broker.register_task(send_mail, task_name="avocado.platform.send_mail")
+        self._reset = self.broker.register_task(send_reset, task_name="avocado.platform.send_reset")
+        self.reset_links: ResetLinks | None = None  # set once the accounts exist (build_platform)
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
@@ -111,10 +121,22 @@ class Jobs:
     async def send_mail(self, to: str, subject: str, body: str) -> None:
         await self._mail.kiq(to, subject, body)
 
-    async def send_reset_link(self, to: str, url: str, expires: datetime) -> None:
+    async def send_reset(self, email: str, address: str, user_agent: str) -> None:
+        """Queue a reset link for ``email``, whether or not it has an account: the worker decides, so
+        the request takes as long either way and nothing secret is queued."""
+        await self._reset.kiq(email, address, user_agent)
+
+    async def _send_reset(self, email: str, address: str, user_agent: str) -> None:
+        if self.mailer is None or self.reset_links is None:
+            log.debug("a reset job came to a replica without smtp_url; dropped")
+            return
+        link = await asyncio.to_thread(self.reset_links, email, address, user_agent)
+        if link is None:
+            return
+        to, url, expires = link
         body = (
             "Someone (hopefully you) asked to reset the password of your Avocado account.\n\n"
             f"Open this link to choose a new one (it works once, until {expires:%Y-%m-%d %H:%M} UTC):\n\n"
             f"{url}\n\nIf you did not ask, ignore this message: your password stays as it is.\n"
         )
-        await self.send_mail(to, "Reset your Avocado password", body)
+        await self._send_mail(to, "Reset your Avocado password", body)

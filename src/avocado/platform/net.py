@@ -34,11 +34,18 @@ class ProxyTrust:
         peer = request.client.host if request.client else "unknown"
         if not self.trusts(peer):
             return peer
-        hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+        # Every X-Forwarded-For line: a proxy may add its own line rather than extend the first.
+        lines = ",".join(request.headers.getlist("x-forwarded-for"))
+        hops = [hop.strip() for hop in lines.split(",") if hop.strip()]
+        client = peer
         for hop in reversed(hops):
-            if not self.trusts(hop):
-                return hop[:64]
-        return hops[0][:64] if hops else peer
+            try:
+                client = str(ipaddress.ip_address(hop))
+            except ValueError:  # not an address: written by the client, so stop at the last proxy
+                return client
+            if not self.trusts(client):
+                return client
+        return client
 
     def scheme(self, request: Request) -> str:
         peer = request.client.host if request.client else ""

@@ -163,9 +163,63 @@ def test_cookie_sign_in_needs_the_csrf_echo(sqlite_platform: RunningPlatform) ->
         assert me.status_code == 200
 
         assert browser.post("/api/v1/auth/logout").status_code == 403  # the cookie, without the echo
-        assert browser.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+        # The refresh rotated the CSRF token: the old one no longer passes.
+        rotated = browser.cookies["avocado_csrf"]
+        assert rotated != csrf
+        assert browser.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 403
+        assert browser.post("/api/v1/auth/logout", headers={"X-CSRF-Token": rotated}).status_code == 204
         assert "avocado_refresh" not in browser.cookies
         assert browser.get("/api/v1/users/me", headers=_bearer(refreshed.json())).status_code == 401
+
+
+def test_the_csrf_token_is_new_at_every_sign_in(sqlite_platform: RunningPlatform) -> None:
+    """A CSRF cookie planted before sign-in (or leaked from an earlier session) is replaced."""
+    sqlite_platform.register("ada@example.com")
+    body = {"email": "ada@example.com", "password": PASSWORD, "cookie": True}
+    with sqlite_platform.client() as browser:
+        planted = {"Cookie": "avocado_csrf=planted"}
+        first = _csrf_set(browser.post("/api/v1/auth/login", json=body, headers=planted))
+        assert first not in ("planted", "")
+        second = _csrf_set(
+            browser.post("/api/v1/auth/login", json=body, headers={"Cookie": f"avocado_csrf={first}"})
+        )
+        assert second not in (first, "planted", "")
+
+
+def _csrf_set(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    (cookie,) = [c for c in response.headers.get_list("set-cookie") if c.startswith("avocado_csrf=")]
+    return cookie.split(";")[0].removeprefix("avocado_csrf=")
+
+
+def test_a_dead_refresh_cookie_is_cleared_with_the_401(platform: RunningPlatform) -> None:
+    platform.register("ada@example.com")
+    with platform.client() as browser:
+        login = browser.post(
+            "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD, "cookie": True}
+        )
+        bearer = _bearer(login.json())
+        assert browser.delete("/api/v1/users/me/sessions", headers=bearer).status_code == 204  # ends it
+        csrf = browser.cookies["avocado_csrf"]
+        dead = browser.post("/api/v1/auth/refresh", headers={"X-CSRF-Token": csrf})
+        assert dead.status_code == 401 and dead.json() == {"detail": "this session has ended: sign in again"}
+        assert dead.headers["www-authenticate"] == "Bearer"
+        cleared = dead.headers.get_list("set-cookie")
+        assert any(c.startswith('avocado_refresh=""') and "Max-Age=0" in c for c in cleared), cleared
+        assert "avocado_refresh" not in browser.cookies and "avocado_csrf" not in browser.cookies
+
+
+def test_logout_with_a_refresh_token_in_the_body_clears_the_cookies_too(
+    sqlite_platform: RunningPlatform,
+) -> None:
+    sqlite_platform.register("ada@example.com")
+    with sqlite_platform.client() as browser:
+        body = {"email": "ada@example.com", "password": PASSWORD, "cookie": True}
+        assert browser.post("/api/v1/auth/login", json=body).status_code == 200
+        with sqlite_platform.client() as api:
+            token = api.post("/api/v1/auth/login", json={**body, "cookie": False}).json()["refresh_token"]
+        assert browser.post("/api/v1/auth/logout", json={"refresh_token": token}).status_code == 204
+        assert "avocado_refresh" not in browser.cookies and "avocado_csrf" not in browser.cookies
 
 
 def test_cookies_are_secure_behind_https(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from taskiq import TaskiqMessage, TaskiqMiddleware
 
 from avocado.platform.settings import PlatformSettings
 from tests.platform.support import PASSWORD, platform_settings, running
@@ -34,6 +35,18 @@ class Inbox:
             assert time.monotonic() < deadline, f"{len(self.messages)} messages came, {count} expected"
             time.sleep(0.02)
         return self.messages
+
+
+class Wire(TaskiqMiddleware):
+    """What the platform puts on the broker: each job's bytes as sent, with its task's name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, bytes]] = []
+
+    def pre_send(self, message: TaskiqMessage) -> TaskiqMessage:
+        self.sent.append((message.task_name, self.broker.formatter.dumps(message).message))
+        return message
 
 
 @pytest.fixture
@@ -98,6 +111,8 @@ def _drop_queue(broker: str | None, queue: str) -> None:
 
 def _reset_by_mail(settings: PlatformSettings, inbox: Inbox) -> None:
     for started in running(settings):
+        wire = Wire()
+        started.platform.jobs.broker.add_middlewares(wire)
         started.register("ada@example.com")
         with started.client() as http:
             asked = http.post("/api/v1/auth/password-reset/request", json={"email": "ADA@example.com"})
@@ -111,6 +126,11 @@ def _reset_by_mail(settings: PlatformSettings, inbox: Inbox) -> None:
             link = re.search(r"https://chat\.example\.com/reset-password#token=(\S+)", body.decode())
             assert link is not None
             token = link.group(1)
+            # A job per request, known address or not (the same work, the same time, either way),
+            # and no token on the broker: the worker makes it where it mails it.
+            assert [name for name, _ in wire.sent] == ["avocado.platform.send_reset"] * 2
+            assert b"ada@example.com" in wire.sent[0][1] and b"nobody@example.com" in wire.sent[1][1]
+            assert not any(token.encode() in data or b"token=" in data for _, data in wire.sent)
             assert (
                 http.post(
                     "/api/v1/auth/password-reset", json={"token": token, "password": "a new one!"}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from avocado.db.base import utcnow
@@ -236,3 +241,44 @@ def test_failed_sign_ins_are_delayed_per_address(tmp_path: Path) -> None:
                 for i in range(5)
             ]
         assert codes == [401, 401, 401, 401, 429]
+
+
+@pytest.mark.parametrize("redis_url", [None, "redis://127.0.0.1:6379/0"], ids=["memory", "redis"])
+def test_parallel_wrong_passwords_cannot_outrun_the_limit(tmp_path: Path, redis_url: str | None) -> None:
+    """Each attempt counts before its password is checked: a burst of parallel guesses gets the free
+    ones, then 429s (counting after the check let every guess of the burst through)."""
+    settings = platform_settings(
+        tmp_path / "home",
+        f"sqlite:///{tmp_path}/p.sqlite3",
+        login_free_attempts=3,
+        address_free_attempts=10_000,  # the account's limit is the one under test
+        trusted_proxies="127.0.0.1",  # each run guesses from an address of its own (Redis is shared)
+        argon2_memory=16384,  # a real hash takes a while: the window parallel guesses used
+        argon2_time=2,
+        redis_url=redis_url,
+    )
+    for started in running(settings):
+        email = f"ada-{secrets.token_hex(4)}@example.com"  # Redis is shared with other test runs
+        started.register(email)
+        together = threading.Barrier(8)
+        address = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(functools.partial(_guess, started, email, address, together), range(8)))
+        assert codes == [401] * 3 + [429] * 5
+        with started.client() as http:  # the right password, during the delay, waits as well
+            right = http.post(
+                "/api/v1/auth/login",
+                json={"email": email, "password": PASSWORD},
+                headers={"X-Forwarded-For": address},
+            )
+        assert right.status_code == 429
+
+
+def _guess(
+    platform: RunningPlatform, email: str, address: str, together: threading.Barrier, number: int
+) -> int:
+    with platform.client(headers={"X-Forwarded-For": address}) as http:
+        http.get("/api/v1/health")  # connected before the barrier: the guesses leave together
+        together.wait()
+        body = {"email": email, "password": f"wrong guess {number}"}
+        return http.post("/api/v1/auth/login", json=body).status_code

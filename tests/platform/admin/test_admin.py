@@ -34,6 +34,18 @@ def test_the_audit_log_filters_and_pages_newest_first(platform: RunningPlatform)
         assert answer.json()["detail"]
 
 
+def test_audit_times_without_an_offset_are_utc(platform: RunningPlatform) -> None:
+    platform.register("ada@example.com")
+    admin = platform.sign_in("ada@example.com")
+    since = admin.get("/api/v1/admin/audit", params={"since": "2024-01-01T00:00:00"})
+    assert since.status_code == 200, since.text
+    assert [event["action"] for event in since.json()["items"]] == ["signin.succeeded", "user.registered"]
+    until = admin.get("/api/v1/admin/audit", params={"until": "2024-01-01T00:00:00"})
+    assert until.status_code == 200 and until.json()["items"] == []
+    future = admin.get("/api/v1/admin/audit", params={"since": "2999-01-01T00:00:00"})
+    assert future.status_code == 200 and future.json()["items"] == []
+
+
 def test_settings_changes_are_validated_and_audited(platform: RunningPlatform) -> None:
     platform.register("ada@example.com")
     admin = platform.sign_in("ada@example.com")

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from avocado.platform.accounts.dependencies import bearer, principal_from
@@ -36,7 +38,7 @@ from avocado.platform.accounts.schemas import (
     UserPublic,
     UserUpdate,
 )
-from avocado.platform.accounts.service import SessionRecord, Tokens, UserRecord, describe_device
+from avocado.platform.accounts.service import Client, SessionRecord, Tokens, UserRecord, describe_device
 from avocado.platform.accounts.throttle import Rule
 from avocado.platform.deps import AdminUser, ClientInfo, CurrentUser, PrincipalDep, Services
 from avocado.platform.errors import Forbidden, NotFound, TooManyRequests, error_responses
@@ -96,7 +98,7 @@ def _set_cookies(platform: Platform, request: Request, response: Response, refre
         samesite="lax",
         secure=secure,
     )
-    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+    csrf = secrets.token_urlsafe(24)  # new at every sign-in and refresh: a planted or leaked one dies
     response.set_cookie(
         CSRF_COOKIE, csrf, max_age=max_age, path="/", httponly=False, samesite="lax", secure=secure
     )
@@ -157,31 +159,48 @@ async def _check_throttle(platform: Platform, rules: list[Rule]) -> None:
         raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
 
 
+async def _reserve_attempt(platform: Platform, rules: list[Rule]) -> None:
+    """Count the attempt as failed before checking it (released if it is not): parallel attempts
+    then see each other, where check-then-count let a burst through one check."""
+    wait = await platform.throttle.reserve(rules)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
+
+
 @auth_router.post("/login", response_model_exclude_none=True, responses=error_responses(401, 403, 422, 429))
 async def login(
     body: LoginRequest, request: Request, response: Response, platform: Services, client: ClientInfo
 ) -> TokenResponse:
     """Tokens for an e-mail and password. ``cookie: true`` puts the refresh token in a cookie."""
     rules = _sign_in_rules(platform, body.email, client.address)
-    await _check_throttle(platform, rules)
+    await _reserve_attempt(platform, rules)
     try:
         user = await run_in_threadpool(platform.accounts.authenticate, body.email, body.password, client)
     except InvalidCredentials:
-        await platform.throttle.failed(rules)
+        raise  # already counted
+    except BaseException:
+        await platform.throttle.release(rules)  # right password, refused otherwise: not a guess
         raise
+    await platform.throttle.release(rules)
     await platform.throttle.succeeded(rules[0])
     tokens = await run_in_threadpool(platform.accounts.start_session, user, client)
     return _tokens(platform, request, response, tokens, body.cookie)
 
 
-@auth_router.post("/refresh", response_model_exclude_none=True, responses=error_responses(401, 403, 422))
+@auth_router.post(
+    "/refresh",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=error_responses(401, 403, 422),
+)
 async def refresh(
     request: Request,
     response: Response,
     platform: Services,
     client: ClientInfo,
     body: RefreshRequest | None = None,
-) -> TokenResponse:
+) -> TokenResponse | JSONResponse:
     """A new token pair; the refresh token given (in the body, or the cookie) is spent."""
     from_cookie = body is None or body.refresh_token is None
     token = _cookie_token(request) if from_cookie else body.refresh_token  # type: ignore[union-attr]
@@ -189,9 +208,14 @@ async def refresh(
     try:
         tokens = await run_in_threadpool(platform.accounts.refresh, token, client)
     except InvalidRefresh:
-        if from_cookie:  # a dead cookie is of no use to the browser: drop it with the answer
-            raise InvalidRefresh("this session has ended: sign in again") from None
-        raise
+        if not from_cookie:
+            raise
+        # A dead cookie is of no use to the browser: drop it with the answer (a raised error would
+        # lose the Set-Cookie headers).
+        ended = InvalidRefresh("this session has ended: sign in again")
+        answer = JSONResponse({"detail": ended.detail}, status_code=ended.status, headers=ended.headers)
+        _clear_cookies(platform, request, answer)
+        return answer
     return _tokens(platform, request, response, tokens, from_cookie)
 
 
@@ -204,7 +228,8 @@ async def logout(
     token = body.refresh_token if body is not None else None
     if token is None and request.cookies.get(REFRESH_COOKIE):
         token = _cookie_token(request)
-        _clear_cookies(platform, request, response)
+    if request.cookies.get(REFRESH_COOKIE) or request.cookies.get(CSRF_COOKIE):
+        _clear_cookies(platform, request, response)  # whichever way the session ended
     if token is not None:
         owner = await run_in_threadpool(platform.accounts.session_of_refresh, token)
         if owner is not None:
@@ -220,14 +245,8 @@ async def request_reset(body: PasswordResetRequest, platform: Services, client: 
     """Mail a reset link if the address has an account and mail is set up; the answer is the same
     either way (no account enumeration)."""
     rules = [Rule(f"reset:{client.address}", platform.settings.login_free_attempts)]
-    await _check_throttle(platform, rules)
-    await platform.throttle.failed(rules)  # every request counts: a mailbox is not to be flooded
-    user = await run_in_threadpool(platform.accounts.find, body.email)
-    if user is not None and user.status != "disabled" and platform.jobs.can_mail:
-        token, expires = await run_in_threadpool(
-            platform.accounts.issue_reset, user.id, actor_id=None, client=client
-        )
-        await platform.jobs.send_reset_link(user.email, reset_url(platform, token), expires)
+    await _reserve_attempt(platform, rules)  # every request counts: a mailbox is not to be flooded
+    await platform.jobs.send_reset(body.email, client.address, client.user_agent)
     return {"detail": "if this address has an account, a reset link is on its way"}
 
 
@@ -241,6 +260,18 @@ async def reset_password(body: PasswordResetConfirm, platform: Services, client:
 def reset_url(platform: Platform, token: str) -> str:
     """The link a person opens; the token rides in the fragment, which browsers never send to servers."""
     return f"{platform.settings.base_url}/reset-password#token={token}"
+
+
+def reset_link(
+    platform: Platform, email: str, address: str, user_agent: str
+) -> tuple[str, str, datetime] | None:
+    """A reset job's link for ``email``: made in the worker, only for an account that may have one."""
+    user = platform.accounts.find(email)
+    if user is None or user.status == "disabled":
+        return None
+    client = Client(address=address, user_agent=user_agent)
+    token, expires = platform.accounts.issue_reset(user.id, actor_id=None, client=client)
+    return user.email, reset_url(platform, token), expires
 
 
 # -- my account -------------------------------------------------------------------------------------
@@ -264,7 +295,7 @@ async def change_password(
 ) -> Response:
     """Change my password (the current one is needed); my other sessions end."""
     rules = _sign_in_rules(platform, user.email, client.address)
-    await _check_throttle(platform, rules)
+    await _reserve_attempt(platform, rules)
     try:
         await run_in_threadpool(
             platform.accounts.change_password,
@@ -275,8 +306,11 @@ async def change_password(
             client,
         )
     except WrongPassword:
-        await platform.throttle.failed(rules)
+        raise  # already counted
+    except BaseException:
+        await platform.throttle.release(rules)
         raise
+    await platform.throttle.release(rules)
     return Response(status_code=204)
 
 

@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, Delete, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -160,6 +161,11 @@ class AccountService:
         """Decisions about who is (the first, the last) admin happen one at a time, across replicas."""
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        else:
+            # pysqlite defers BEGIN to the first write, so the counts read next would be read outside
+            # any transaction and another process could change them before the write: take SQLite's
+            # write lock first (other writers wait on busy_timeout), as SQLAlchemy's pysqlite recipe does.
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
     def _revoke(self, session: Session, where: ColumnElement[bool], reason: str) -> list[str]:
         ids = list(session.scalars(select(AuthSession.id).where(where, AuthSession.revoked_at.is_(None))))
@@ -217,11 +223,15 @@ class AccountService:
         *,
         actor_id: str | None,
         client: Client,
+        first_is_admin: bool = False,
     ) -> UserRecord:
-        """An account made by an administrator (or the CLI): any role and status, no sign-up policy."""
+        """An account made by an administrator (or the CLI): any role and status, no sign-up policy.
+        ``first_is_admin``: on an empty database the account is an active admin, as at sign-up."""
         password_hash = self._checked_password("password", password, email)
         with self._roles_lock, self._sessions.begin() as session:
             self._serialize_roles(session)
+            if first_is_admin and session.scalar(select(User.id).limit(1)) is None:
+                role, status = "admin", "active"
             row = self._insert(session, email, name, password_hash, role, status)
             self.audit.record(
                 session,
@@ -614,6 +624,36 @@ class AccountService:
 
     def revoke_many(self, ids: Iterable[str]) -> None:
         self._revoked(list(ids))
+
+    def purge(self) -> dict[str, int]:
+        """Delete what can no longer be used, and how many of each went: sessions that ended (expired
+        or revoked) a day ago (or two access-token lives, if longer: replicas still learn of
+        revocations from their rows until then), with their refresh tokens; refresh tokens rotated
+        more than ``refresh_ttl`` ago (kept until then so that a stolen copy still ends its session);
+        reset tokens used or expired."""
+        now = self.now()
+        ended = now - max(timedelta(days=1), timedelta(seconds=2 * self.signer.ttl))
+        gone = or_(AuthSession.expires_at < ended, AuthSession.revoked_at < ended)
+        with self._sessions.begin() as session:
+            tokens = _deleted(
+                session,
+                delete(RefreshToken).where(RefreshToken.session_id.in_(select(AuthSession.id).where(gone))),
+            )
+            sessions = _deleted(session, delete(AuthSession).where(gone))
+            tokens += _deleted(
+                session, delete(RefreshToken).where(RefreshToken.rotated_at < now - self.refresh_ttl)
+            )
+            spent = or_(PasswordReset.used_at.is_not(None), PasswordReset.expires_at < now)
+            resets = _deleted(session, delete(PasswordReset).where(spent))
+        return {"sessions": sessions, "refresh_tokens": tokens, "password_resets": resets}
+
+
+def _deleted(session: Session, statement: Delete) -> int:
+    """Run a DELETE; how many rows it removed."""
+    result = cast(
+        "CursorResult[Any]", session.execute(statement, execution_options={"synchronize_session": False})
+    )
+    return int(result.rowcount)
 
 
 def _parse_stamp(value: str) -> datetime:

@@ -25,6 +25,37 @@ __all__ = ["MemoryThrottle", "RedisThrottle", "Rule", "Throttle", "delay_after"]
 
 _PREFIX = "avocado:platform:signin:"
 
+# KEYS: the rules' keys; ARGV: now, max_delay, window, then each rule's free count. One script, so
+# Redis runs the check and the count with nothing in between (replicas share the keys).
+_RESERVE = """
+local now, max_delay, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local failures = tonumber(redis.call('HGET', key, 'failures') or '0')
+  local last = tonumber(redis.call('HGET', key, 'last') or '0')
+  local free = tonumber(ARGV[3 + i])
+  if failures >= free then
+    wait = math.max(wait, last + math.min(2 ^ (failures - free), max_delay) - now)
+  end
+end
+if wait > 0 then return tostring(wait) end
+for _, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'failures', 1)
+  redis.call('HSET', key, 'last', ARGV[1])
+  redis.call('EXPIRE', key, window)
+end
+return '0'
+"""
+
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 and redis.call('HINCRBY', key, 'failures', -1) <= 0 then
+    redis.call('DEL', key)
+  end
+end
+return 0
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -48,6 +79,13 @@ class Throttle(Protocol):
         """Seconds until an attempt under ``rules`` is allowed (0: now)."""
 
     async def failed(self, rules: Sequence[Rule]) -> None: ...
+
+    async def reserve(self, rules: Sequence[Rule]) -> float:
+        """Atomically: the wait if one applies (nothing counted), else count the attempt as a
+        failure now and return 0, so parallel attempts cannot all pass one check."""
+
+    async def release(self, rules: Sequence[Rule]) -> None:
+        """Take back an attempt ``reserve`` counted (it did not fail)."""
 
     async def succeeded(self, rule: Rule) -> None: ...
 
@@ -88,6 +126,33 @@ class MemoryThrottle:
                 for key in [k for k, (_, last) in self._counts.items() if now - last > self.window]:
                     del self._counts[key]
 
+    async def reserve(self, rules: Sequence[Rule]) -> float:
+        now = self._clock()
+        with self._lock:  # the check and the count under one lock: no attempt slips between them
+            wait = self._wait(rules, now)
+            if wait > 0:
+                return wait
+            for rule in rules:
+                failures, _ = self._get(rule.key, now)
+                self._counts[rule.key] = (failures + 1, now)
+        return 0.0
+
+    def _wait(self, rules: Sequence[Rule], now: float) -> float:
+        waits = [0.0]
+        for rule in rules:
+            failures, last = self._get(rule.key, now)
+            waits.append(last + delay_after(failures, rule.free, self.max_delay) - now)
+        return max(waits)
+
+    async def release(self, rules: Sequence[Rule]) -> None:
+        with self._lock:
+            for rule in rules:
+                failures, last = self._counts.get(rule.key, (0, 0.0))
+                if failures > 1:
+                    self._counts[rule.key] = (failures - 1, last)
+                else:
+                    self._counts.pop(rule.key, None)
+
     async def succeeded(self, rule: Rule) -> None:
         with self._lock:
             self._counts.pop(rule.key, None)
@@ -127,6 +192,16 @@ class RedisThrottle:
                 pipe.hset(key, "last", repr(now))
                 pipe.expire(key, math.ceil(self.window))
             await pipe.execute()
+
+    async def reserve(self, rules: Sequence[Rule]) -> float:
+        keys = [_PREFIX + rule.key for rule in rules]
+        args: list[str | int] = [repr(self._clock()), repr(self.max_delay), math.ceil(self.window)]
+        answer = await self._redis.eval(_RESERVE, len(keys), *keys, *args, *[rule.free for rule in rules])
+        return float(answer)
+
+    async def release(self, rules: Sequence[Rule]) -> None:
+        keys = [_PREFIX + rule.key for rule in rules]
+        await self._redis.eval(_RELEASE, len(keys), *keys)
 
     async def succeeded(self, rule: Rule) -> None:
         await self._redis.delete(_PREFIX + rule.key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -21,6 +21,13 @@ admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=error
 Id = Annotated[str | None, Query(max_length=36)]
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without an offset is taken as UTC (the audit log's own zone), not refused."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 @admin_router.get("/audit", responses=error_responses(422))
 async def audit_log(
     admin: AdminUser,
@@ -35,7 +42,7 @@ async def audit_log(
 ) -> Page[AuditEventPublic]:
     """Security events, newest first: sign-ins, password changes and resets, role and status
     changes, session revocations, refresh-token reuse, settings changes."""
-    where = AuditFilter(action, actor_id, subject_id, since, until)
+    where = AuditFilter(action, actor_id, subject_id, _utc(since), _utc(until))
     rows, next_cursor = await run_in_threadpool(platform.audit.page, where, cursor, limit)
     return Page(
         items=[AuditEventPublic.model_validate(row, from_attributes=True) for row in rows],
