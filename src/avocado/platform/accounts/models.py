@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
 
-__all__ = ["AuthSession", "PasswordReset", "RefreshToken", "User"]
+__all__ = ["AuthSession", "PasswordReset", "PersonalKey", "RefreshToken", "User"]
 
 
 class User(Base):
@@ -66,3 +66,20 @@ class PasswordReset(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class PersonalKey(Base):
+    """A user's personal API key for the OpenAI-compatible ``/v1`` API, kept as its SHA-256."""
+
+    __tablename__ = "personal_api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole key
+    key_prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, for lists
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_personal_api_keys_user_id_created_at", "user_id", "created_at", "id"),)

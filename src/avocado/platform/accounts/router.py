@@ -17,11 +17,15 @@ import secrets
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from avocado.platform.accounts.apikeys import KeyRecord
 from avocado.platform.accounts.dependencies import bearer, principal_from
 from avocado.platform.accounts.errors import InvalidCredentials, InvalidRefresh, WrongPassword
 from avocado.platform.accounts.schemas import (
     AdminUserCreate,
     AdminUserUpdate,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
     LoginRequest,
     LogoutRequest,
     PasswordChange,
@@ -316,6 +320,40 @@ async def revoke_my_session(
 async def sign_out_everywhere(user: CurrentUser, platform: Services, client: ClientInfo) -> Response:
     """End all my sessions, this one included."""
     await run_in_threadpool(lambda: platform.accounts.revoke_all(user.id, actor_id=user.id, client=client))
+    return Response(status_code=204)
+
+
+def _key_public(record: KeyRecord) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=record.id,
+        name=record.name,
+        prefix=record.prefix,
+        created_at=record.created_at,
+        last_used_at=record.last_used_at,
+    )
+
+
+@users_router.post("/me/api-keys", status_code=201, responses=error_responses(409, 422))
+async def create_api_key(
+    body: ApiKeyCreate, user: CurrentUser, platform: Services, client: ClientInfo
+) -> ApiKeyCreated:
+    """A personal API key for ``/v1`` (OpenAI-compatible): ``key`` is shown this once."""
+    record, secret = await run_in_threadpool(platform.keys.create, user.id, body.name, client)
+    return ApiKeyCreated(**_key_public(record).model_dump(), key=secret)
+
+
+@users_router.get("/me/api-keys")
+async def my_api_keys(
+    user: CurrentUser, platform: Services, cursor: Cursor = None, limit: Limit = 50
+) -> Page[ApiKeyPublic]:
+    """My live API keys, newest first (their secrets are not kept)."""
+    rows, next_cursor = await run_in_threadpool(platform.keys.list, user.id, cursor, limit)
+    return Page(items=[_key_public(row) for row in rows], next_cursor=next_cursor)
+
+
+@users_router.delete("/me/api-keys/{key_id}", status_code=204, responses=error_responses(404))
+async def revoke_api_key(key_id: str, user: CurrentUser, platform: Services, client: ClientInfo) -> Response:
+    await run_in_threadpool(platform.keys.revoke, user.id, key_id, client)
     return Response(status_code=204)
 
 

@@ -14,6 +14,9 @@ from avocado.platform.accounts.passwords import MAX_PASSWORD, password_problem
 __all__ = [
     "AdminUserCreate",
     "AdminUserUpdate",
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyPublic",
     "LoginRequest",
     "LogoutRequest",
     "PasswordChange",
@@ -135,3 +138,19 @@ class SessionPublic(BaseModel):
 class ResetLinkPublic(BaseModel):
     url: str
     expires_at: datetime
+
+
+class ApiKeyCreate(_Input):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself: shown this once, never again")

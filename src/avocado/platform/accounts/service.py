@@ -33,14 +33,14 @@ from avocado.platform.accounts.errors import (
     WeakPassword,
     WrongPassword,
 )
-from avocado.platform.accounts.models import AuthSession, PasswordReset, RefreshToken, User
+from avocado.platform.accounts.models import AuthSession, PasswordReset, PersonalKey, RefreshToken, User
 from avocado.platform.accounts.passwords import Passwords, password_problem
 from avocado.platform.accounts.tokens import TokenSigner, digest, new_token
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.errors import NotFound
 from avocado.platform.pages import decode_cursor, encode_cursor
 
-__all__ = ["AccountService", "Client", "Tokens", "UserRecord", "describe_device"]
+__all__ = ["AccountService", "Client", "Tokens", "UserRecord", "describe_device", "parse_stamp"]
 
 REFRESH_PREFIX = "avr_"
 RESET_PREFIX = "avp_"
@@ -170,6 +170,15 @@ class AccountService:
                 .values(revoked_at=self.now(), revoked_reason=reason)
             )
         return ids
+
+    def _revoke_keys(self, session: Session, user_id: str) -> None:
+        """A disabled account's personal API keys are revoked for good (enabling it again does not
+        bring them back: scripts holding them were cut off for a reason)."""
+        session.execute(
+            update(PersonalKey)
+            .where(PersonalKey.user_id == user_id, PersonalKey.revoked_at.is_(None))
+            .values(revoked_at=self.now())
+        )
 
     def _revoked(self, ids: list[str]) -> list[str]:
         if ids:
@@ -400,7 +409,7 @@ class AccountService:
         )
         if cursor is not None:
             at, last_id = decode_cursor(cursor, (str, str))
-            stamp = _parse_stamp(at)
+            stamp = parse_stamp(at)
             query = query.where(
                 or_(
                     AuthSession.created_at < stamp,
@@ -564,7 +573,7 @@ class AccountService:
             )
         if cursor is not None:
             at, last_id = decode_cursor(cursor, (str, str))
-            stamp = _parse_stamp(at)
+            stamp = parse_stamp(at)
             query = query.where(
                 or_(User.created_at > stamp, and_(User.created_at == stamp, User.id > last_id))
             )
@@ -602,6 +611,7 @@ class AccountService:
                 )  # fmt: skip
             if status == "disabled":
                 ids = self._revoke(session, AuthSession.user_id == user_id, "account_disabled")
+                self._revoke_keys(session, user_id)
             row.updated_at = self.now()
             record = _user(row)
         self._revoked(ids)
@@ -616,7 +626,7 @@ class AccountService:
         self._revoked(list(ids))
 
 
-def _parse_stamp(value: str) -> datetime:
+def parse_stamp(value: str) -> datetime:
     from avocado.platform.errors import PlatformError
 
     try:
