@@ -15,7 +15,7 @@ from tests.db.support import empty_public_schema
 def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
     assert current(database_url) is None
     upgrade(database_url)
-    assert current(database_url) == head() == "0004"
+    assert current(database_url) == head() == "0005"
     engine = make_engine(database_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -30,6 +30,8 @@ def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
         "audit_events",
         "personal_api_keys",
         "api_key_user_usage",
+        "mfa_factors",
+        "mfa_recovery_codes",
     } <= tables
 
 

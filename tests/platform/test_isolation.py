@@ -15,6 +15,7 @@ from tests.platform.support import RunningPlatform
 PUBLIC = {
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/mfa"),  # its own proof: the mfa_token login gave
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/logout"),
     ("POST", "/api/v1/auth/password-reset/request"),

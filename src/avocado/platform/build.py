@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
@@ -137,6 +138,7 @@ def open_services(settings: PlatformSettings) -> Built:
         catalog=catalog,
         keys=PersonalKeys(sessions, audit),
         upstream=Upstream(settings.upstream_url, upstream_key),
+        mfa=Mfa(sessions, accounts.passwords, audit),
     )
     return Built(platform, engine, created)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
 from avocado.platform.accounts.throttle import Throttle
@@ -33,6 +34,7 @@ class Platform:
     catalog: Catalog
     keys: PersonalKeys
     upstream: Upstream
+    mfa: Mfa
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

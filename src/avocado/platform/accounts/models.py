@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
 
-__all__ = ["AuthSession", "PasswordReset", "PersonalKey", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "MfaFactor",
+    "PasswordReset",
+    "PersonalKey",
+    "RecoveryCode",
+    "RefreshToken",
+    "User",
+]
 
 
 class User(Base):
@@ -83,3 +91,28 @@ class PersonalKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (Index("ix_personal_api_keys_user_id_created_at", "user_id", "created_at", "id"),)
+
+
+class MfaFactor(Base):
+    """A user's TOTP secret. Enrolment makes it unconfirmed; the first good code confirms it and
+    two-factor sign-in starts. The secret is kept as is (a verifier needs it); ``last_step`` is the
+    time step of the last code accepted, so a code is good once (RFC 6238 §5.2)."""
+
+    __tablename__ = "mfa_factors"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # base32
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code, kept as the SHA-256 of the user's id and the code."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

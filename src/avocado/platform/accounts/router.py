@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -28,9 +29,16 @@ from avocado.platform.accounts.schemas import (
     ApiKeyPublic,
     LoginRequest,
     LogoutRequest,
+    MfaChallenge,
+    MfaCode,
+    MfaDisable,
+    MfaEnrolment,
+    MfaLogin,
+    MfaStatusPublic,
     PasswordChange,
     PasswordResetConfirm,
     PasswordResetRequest,
+    RecoveryCodes,
     RefreshRequest,
     RegisterRequest,
     ResetLinkPublic,
@@ -42,8 +50,16 @@ from avocado.platform.accounts.schemas import (
 )
 from avocado.platform.accounts.service import SessionRecord, Tokens, UserRecord, describe_device
 from avocado.platform.accounts.throttle import Rule
+from avocado.platform.accounts.tokens import MFA_TTL, InvalidToken
 from avocado.platform.deps import AdminUser, ClientInfo, CurrentUser, PrincipalDep, Services
-from avocado.platform.errors import Forbidden, NotFound, TooManyRequests, error_responses
+from avocado.platform.errors import (
+    Forbidden,
+    NotFound,
+    PlatformError,
+    TooManyRequests,
+    Unauthorized,
+    error_responses,
+)
 from avocado.platform.pages import Cursor, Limit, Page
 from avocado.platform.state import Platform
 
@@ -161,11 +177,17 @@ async def _check_throttle(platform: Platform, rules: list[Rule]) -> None:
         raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
 
 
-@auth_router.post("/login", response_model_exclude_none=True, responses=error_responses(401, 403, 422, 429))
+@auth_router.post(
+    "/login",
+    response_model=TokenResponse | MfaChallenge,
+    response_model_exclude_none=True,
+    responses=error_responses(401, 403, 422, 429),
+)
 async def login(
     body: LoginRequest, request: Request, response: Response, platform: Services, client: ClientInfo
-) -> TokenResponse:
-    """Tokens for an e-mail and password. ``cookie: true`` puts the refresh token in a cookie."""
+) -> TokenResponse | MfaChallenge:
+    """Tokens for an e-mail and password. ``cookie: true`` puts the refresh token in a cookie. With
+    two-factor sign-in on, the answer is ``{mfa_required: true, mfa_token}`` for ``POST /auth/mfa``."""
     rules = _sign_in_rules(platform, body.email, client.address)
     await _check_throttle(platform, rules)
     try:
@@ -174,8 +196,42 @@ async def login(
         await platform.throttle.failed(rules)
         raise
     await platform.throttle.succeeded(rules[0])
+    if await run_in_threadpool(platform.mfa.enabled, user.id):
+        token = platform.accounts.signer.issue_mfa(user.id, body.cookie)
+        return MfaChallenge(mfa_token=token, expires_in=int(MFA_TTL))
     tokens = await run_in_threadpool(platform.accounts.start_session, user, client)
     return _tokens(platform, request, response, tokens, body.cookie)
+
+
+def _mfa_rules(platform: Platform, user_id: str, address: str) -> list[Rule]:
+    """Code attempts are limited like sign-ins: per account and per address."""
+    settings = platform.settings
+    return [
+        Rule(f"mfa:{user_id}", settings.login_free_attempts),
+        Rule(f"address:{address}", settings.address_free_attempts),
+    ]
+
+
+@auth_router.post("/mfa", response_model_exclude_none=True, responses=error_responses(401, 403, 422, 429))
+async def mfa_login(
+    body: MfaLogin, request: Request, response: Response, platform: Services, client: ClientInfo
+) -> TokenResponse:
+    """The second step of a sign-in: login's ``mfa_token`` and a TOTP code (or a recovery code)."""
+    try:
+        user_id, cookie = platform.accounts.signer.verify_mfa(body.mfa_token)
+    except InvalidToken as exc:
+        raise Unauthorized(f"{exc}: sign in again") from None
+    rules = _mfa_rules(platform, user_id, client.address)
+    await _check_throttle(platform, rules)
+    if not await run_in_threadpool(platform.mfa.verify, user_id, body.code, client):
+        await platform.throttle.failed(rules)
+        raise Unauthorized("code: wrong or already used code")
+    await platform.throttle.succeeded(rules[0])
+    user = await run_in_threadpool(platform.accounts.get, user_id)
+    if user is None or user.status != "active":
+        raise Unauthorized("this account may not sign in now")
+    tokens = await run_in_threadpool(platform.accounts.start_session, user, client)
+    return _tokens(platform, request, response, tokens, cookie or body.cookie)
 
 
 @auth_router.post("/refresh", response_model_exclude_none=True, responses=error_responses(401, 403, 422))
@@ -354,6 +410,66 @@ async def my_api_keys(
 @users_router.delete("/me/api-keys/{key_id}", status_code=204, responses=error_responses(404))
 async def revoke_api_key(key_id: str, user: CurrentUser, platform: Services, client: ClientInfo) -> Response:
     await run_in_threadpool(platform.keys.revoke, user.id, key_id, client)
+    return Response(status_code=204)
+
+
+@users_router.get("/me/mfa")
+async def my_mfa(user: CurrentUser, platform: Services) -> MfaStatusPublic:
+    status = await run_in_threadpool(platform.mfa.status, user.id)
+    return MfaStatusPublic(
+        enabled=status.enabled, pending=status.pending, recovery_codes_left=status.recovery_codes_left
+    )
+
+
+@users_router.post("/me/mfa", status_code=201, responses=error_responses(409))
+async def enrol_mfa(user: CurrentUser, platform: Services, client: ClientInfo) -> MfaEnrolment:
+    """Start two-factor sign-in: a secret and its otpauth:// URI; confirm with a first code."""
+    enrolment = await run_in_threadpool(platform.mfa.enrol, user.id, client)
+    return MfaEnrolment(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
+
+
+async def _with_code_limits(platform: Platform, user: UserRecord, client: ClientInfo, work: Any) -> Any:
+    """Run ``work`` (a code or password check) under the code limits; a wrong one counts."""
+    rules = _mfa_rules(platform, user.id, client.address)
+    await _check_throttle(platform, rules)
+    try:
+        return await run_in_threadpool(work)
+    except PlatformError as exc:  # WrongCode, or a wrong password: 403s both
+        if exc.status == 403:
+            await platform.throttle.failed(rules)
+        raise
+
+
+@users_router.post("/me/mfa/confirm", responses=error_responses(403, 409, 422, 429))
+async def confirm_mfa(
+    body: MfaCode, user: CurrentUser, platform: Services, client: ClientInfo
+) -> RecoveryCodes:
+    """Turn two-factor sign-in on with a first code; the recovery codes are shown this once."""
+    codes = await _with_code_limits(
+        platform, user, client, lambda: platform.mfa.confirm(user.id, body.code, client)
+    )
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@users_router.post("/me/mfa/recovery-codes", responses=error_responses(403, 409, 422, 429))
+async def replace_recovery_codes(
+    body: MfaCode, user: CurrentUser, platform: Services, client: ClientInfo
+) -> RecoveryCodes:
+    """New recovery codes for a TOTP code; the old ones stop working."""
+    codes = await _with_code_limits(
+        platform, user, client, lambda: platform.mfa.regenerate(user.id, body.code, client)
+    )
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@users_router.post("/me/mfa/disable", status_code=204, responses=error_responses(403, 409, 422, 429))
+async def disable_mfa(
+    body: MfaDisable, user: CurrentUser, platform: Services, client: ClientInfo
+) -> Response:
+    """Turn two-factor sign-in off, with a code (or a recovery code) or the password."""
+    await _with_code_limits(
+        platform, user, client, lambda: platform.mfa.disable(user.id, body.code, body.password, client)
+    )
     return Response(status_code=204)
 
 

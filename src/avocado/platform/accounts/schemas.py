@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from avocado.platform.accounts.passwords import MAX_PASSWORD, password_problem
 
@@ -19,9 +27,16 @@ __all__ = [
     "ApiKeyPublic",
     "LoginRequest",
     "LogoutRequest",
+    "MfaChallenge",
+    "MfaCode",
+    "MfaDisable",
+    "MfaEnrolment",
+    "MfaLogin",
+    "MfaStatusPublic",
     "PasswordChange",
     "PasswordResetConfirm",
     "PasswordResetRequest",
+    "RecoveryCodes",
     "RefreshRequest",
     "RegisterRequest",
     "ResetLinkPublic",
@@ -154,3 +169,52 @@ class ApiKeyPublic(BaseModel):
 
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The key itself: shown this once, never again")
+
+
+Code = Annotated[
+    str, Field(min_length=6, max_length=20, description="A 6-digit TOTP code, or a recovery code")
+]
+
+
+class MfaChallenge(BaseModel):
+    """Login's answer when two-factor sign-in is on: send ``mfa_token`` and a code to ``/auth/mfa``."""
+
+    mfa_required: Literal[True] = True
+    mfa_token: str
+    expires_in: int
+
+
+class MfaLogin(_Input):
+    mfa_token: Annotated[str, Field(min_length=1, max_length=2000)]
+    code: Code
+    cookie: bool = Field(default=False, description="Put the refresh token in a cookie (also if login asked)")
+
+
+class MfaCode(_Input):
+    code: Code
+
+
+class MfaDisable(_Input):
+    code: Code | None = None
+    password: AnyPassword | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> MfaDisable:
+        if self.code is None and self.password is None:
+            raise ValueError("give a code (or a recovery code) or the password")
+        return self
+
+
+class MfaEnrolment(BaseModel):
+    secret: str = Field(description="Base32, for typing into an authenticator app")
+    otpauth_uri: str = Field(description="The otpauth:// URI, for a QR code")
+
+
+class MfaStatusPublic(BaseModel):
+    enabled: bool
+    pending: bool = Field(description="Enrolled, waiting for a first code")
+    recovery_codes_left: int
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="One-time codes, shown this once")
