@@ -20,6 +20,7 @@ from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.apikeys import PersonalKeys
 from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.passwords import Passwords
+from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
 from avocado.platform.accounts.throttle import MemoryThrottle, RedisThrottle, Throttle
@@ -139,6 +140,7 @@ def open_services(settings: PlatformSettings) -> Built:
         keys=PersonalKeys(sessions, audit),
         upstream=Upstream(settings.upstream_url, upstream_key),
         mfa=Mfa(sessions, accounts.passwords, audit),
+        preferences=PreferenceStore(sessions),
     )
     return Built(platform, engine, created)
 

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from avocado.platform.accounts.apikeys import PersonalKeys
 from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
 from avocado.platform.accounts.throttle import Throttle
@@ -35,6 +36,7 @@ class Platform:
     keys: PersonalKeys
     upstream: Upstream
     mfa: Mfa
+    preferences: PreferenceStore
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

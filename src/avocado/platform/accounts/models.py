@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
@@ -20,6 +20,7 @@ __all__ = [
     "MfaFactor",
     "PasswordReset",
     "PersonalKey",
+    "Preferences",
     "RecoveryCode",
     "RefreshToken",
     "User",
@@ -116,3 +117,15 @@ class RecoveryCode(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class Preferences(Base):
+    """A user's preferences; no row means the defaults."""
+
+    __tablename__ = "user_preferences"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    default_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    theme: Mapped[str] = mapped_column(String(16))  # system | light | dark
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

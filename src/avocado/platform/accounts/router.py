@@ -21,7 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from avocado.platform.accounts.apikeys import KeyRecord
 from avocado.platform.accounts.dependencies import bearer, principal_from
 from avocado.platform.accounts.errors import InvalidCredentials, InvalidRefresh, WrongPassword
+from avocado.platform.accounts.preferences import PreferenceRecord
 from avocado.platform.accounts.schemas import (
+    AccountDelete,
     AdminUserCreate,
     AdminUserUpdate,
     ApiKeyCreate,
@@ -38,6 +40,8 @@ from avocado.platform.accounts.schemas import (
     PasswordChange,
     PasswordResetConfirm,
     PasswordResetRequest,
+    PreferencesPublic,
+    PreferencesUpdate,
     RecoveryCodes,
     RefreshRequest,
     RegisterRequest,
@@ -316,6 +320,49 @@ async def update_me(body: UserUpdate, user: CurrentUser, platform: Services) -> 
     if body.name is None:
         return public(user)
     return public(await run_in_threadpool(platform.accounts.rename, user.id, body.name))
+
+
+@users_router.delete("/me", status_code=204, responses=error_responses(403, 409, 422, 429))
+async def delete_me(
+    body: AccountDelete, user: CurrentUser, platform: Services, client: ClientInfo
+) -> Response:
+    """Delete my account and all my data (sessions, API keys, two-factor, preferences); the
+    password is needed. The last active administrator cannot (make another one first)."""
+    rules = _sign_in_rules(platform, user.email, client.address)
+    await _check_throttle(platform, rules)
+    try:
+        await run_in_threadpool(platform.accounts.delete_account, user.id, body.password, client)
+    except WrongPassword:
+        await platform.throttle.failed(rules)
+        raise
+    return Response(status_code=204)
+
+
+def _preferences_public(record: PreferenceRecord) -> PreferencesPublic:
+    return PreferencesPublic(
+        default_model=record.default_model,
+        system_prompt=record.system_prompt,
+        theme=record.theme,  # type: ignore[arg-type]
+    )
+
+
+@users_router.get("/me/preferences")
+async def my_preferences(user: CurrentUser, platform: Services) -> PreferencesPublic:
+    return _preferences_public(await run_in_threadpool(platform.preferences.get, user.id))
+
+
+@users_router.patch("/me/preferences", responses=error_responses(422))
+async def update_preferences(
+    body: PreferencesUpdate, user: CurrentUser, platform: Services
+) -> PreferencesPublic:
+    """Change the fields given. A ``default_model`` must be one of the models I may use now."""
+    changes = body.model_dump(include=body.model_fields_set)
+    model = changes.get("default_model")
+    if model is not None:
+        names = {entry.name for entry in await platform.catalog.models(user.id)}
+        if model not in names and f"{model}:latest" not in names:
+            raise PlatformError(f"default_model: '{model}' is not a model you can use", status=422)
+    return _preferences_public(await run_in_threadpool(platform.preferences.update, user.id, changes))
 
 
 @users_router.post("/me/password", status_code=204, responses=error_responses(403, 422, 429))

@@ -20,6 +20,7 @@ from pydantic import (
 from avocado.platform.accounts.passwords import MAX_PASSWORD, password_problem
 
 __all__ = [
+    "AccountDelete",
     "AdminUserCreate",
     "AdminUserUpdate",
     "ApiKeyCreate",
@@ -36,6 +37,8 @@ __all__ = [
     "PasswordChange",
     "PasswordResetConfirm",
     "PasswordResetRequest",
+    "PreferencesPublic",
+    "PreferencesUpdate",
     "RecoveryCodes",
     "RefreshRequest",
     "RegisterRequest",
@@ -218,3 +221,26 @@ class MfaStatusPublic(BaseModel):
 
 class RecoveryCodes(BaseModel):
     recovery_codes: list[str] = Field(description="One-time codes, shown this once")
+
+
+Theme = Literal["system", "light", "dark"]
+
+
+class PreferencesPublic(BaseModel):
+    default_model: str | None = Field(description="The model new chats start with (None: the first listed)")
+    system_prompt: str | None
+    theme: Theme
+
+
+class PreferencesUpdate(_Input):
+    """Only the fields given change; ``null`` clears one (``theme``: back to ``system``)."""
+
+    default_model: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None
+    ) = None
+    system_prompt: Annotated[str, Field(max_length=8000)] | None = None
+    theme: Theme | None = None
+
+
+class AccountDelete(_Input):
+    password: AnyPassword

@@ -471,6 +471,34 @@ class AccountService:
             row.name, row.updated_at = name, self.now()
             return _user(row)
 
+    def delete_account(self, user_id: str, password: str, client: Client) -> list[str]:
+        """Delete my account and everything of mine (sessions, keys, two-factor, preferences go with
+        the row); the password is needed, and the last active admin stays. The audit log keeps the
+        event, under the id only."""
+        with self._sessions() as session:
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound("no such user")
+            stored = row.password_hash
+        if not self.passwords.verify(password, stored)[0]:
+            self.audit.record_now(
+                "user.delete_failed", actor_id=user_id, subject_id=user_id, address=client.address
+            )
+            raise WrongPassword("password")
+        with self._roles_lock, self._sessions.begin() as session:
+            self._serialize_roles(session)
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound("no such user")
+            if row.role == "admin" and row.status == "active" and self._active_admins(session) <= 1:
+                raise LastAdmin()
+            ids = list(session.scalars(select(AuthSession.id).where(AuthSession.user_id == user_id)))
+            session.delete(row)
+            self.audit.record(
+                session, "user.deleted", actor_id=user_id, subject_id=user_id, address=client.address
+            )
+        return self._revoked(ids)
+
     def change_password(
         self, user_id: str, session_id: str, current: str, new: str, client: Client
     ) -> list[str]:
