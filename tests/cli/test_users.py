@@ -12,6 +12,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from avocado.cli.platform import register
+from avocado.platform.errors import Unauthorized
 from tests.platform.support import PASSWORD, RunningPlatform, platform_settings, running
 
 
@@ -71,6 +72,8 @@ def test_disable_ends_the_sessions_of_a_running_platform(platform: RunningPlatfo
     platform.register("bob@example.com")
     assert users(platform, "approve", "bob@example.com").exit_code == 0
     bob = platform.sign_in("bob@example.com")
+    key = bob.post("/api/v1/users/me/api-keys", json={"name": "script"}).json()["key"]
+    assert platform.platform.keys.authenticate(key).user_id == bob.get("/api/v1/users/me").json()["id"]
     assert users(platform, "disable", "bob@example.com").exit_code == 0
     deadline = time.monotonic() + 3
     while bob.get("/api/v1/users/me").status_code == 200:
@@ -79,6 +82,11 @@ def test_disable_ends_the_sessions_of_a_running_platform(platform: RunningPlatfo
     with platform.client() as http:
         refused = http.post("/api/v1/auth/login", json={"email": "bob@example.com", "password": PASSWORD})
     assert refused.status_code == 403
+    with pytest.raises(Unauthorized):  # the operator's disable revokes the API keys too, for good
+        platform.platform.keys.authenticate(key)
+    assert users(platform, "enable", "bob@example.com").exit_code == 0
+    with pytest.raises(Unauthorized):
+        platform.platform.keys.authenticate(key)
 
 
 def test_reset_link_prints_a_link_that_works_once(platform: RunningPlatform) -> None:
