@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 import typer
 from typer.testing import CliRunner, Result
@@ -109,3 +110,16 @@ def test_mistakes_are_clear(platform: RunningPlatform) -> None:
     assert weak.exit_code == 2 and "password" in weak.output
     assert users(platform, "set-role", "eve@example.com", "king").exit_code == 2
     assert users(platform, "list", "--status", "sleeping").exit_code == 2
+
+
+def test_reset_mfa_turns_two_factor_off(platform: RunningPlatform) -> None:
+    platform.register("ada@example.com")
+    ada = platform.sign_in("ada@example.com")
+    secret = ada.post("/api/v1/users/me/mfa").json()["secret"]
+    ada.post("/api/v1/users/me/mfa/confirm", json={"code": pyotp.TOTP(secret).now()})
+    assert platform.platform.mfa.enabled(ada.get("/api/v1/users/me").json()["id"])
+    done = users(platform, "reset-mfa", "ada@example.com")
+    assert done.exit_code == 0 and "turned off" in done.output
+    assert not platform.platform.mfa.enabled(ada.get("/api/v1/users/me").json()["id"])
+    assert "was not on" in users(platform, "reset-mfa", "ada@example.com").output
+    assert users(platform, "reset-mfa", "nobody@example.com").exit_code == 1

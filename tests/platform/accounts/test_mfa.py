@@ -171,3 +171,25 @@ def test_code_attempts_are_limited_like_sign_ins(tmp_path: Path) -> None:
             assert (
                 http.post("/api/v1/auth/mfa", json={"mfa_token": challenge, "code": code}).status_code == 200
             )
+
+
+def test_an_admin_turns_off_a_users_two_factor(platform: RunningPlatform) -> None:
+    platform.register("root@example.com")
+    root = platform.sign_in("root@example.com")
+    ada_id = platform.register("ada@example.com")["id"]
+    root.patch(f"/api/v1/admin/users/{ada_id}", json={"status": "active"})
+    ada = platform.sign_in("ada@example.com")
+    _enable(platform, ada)
+    assert ada.delete(f"/api/v1/admin/users/{ada_id}/mfa").status_code == 403  # not an admin
+    with platform.client() as http:
+        assert _login(platform, http).json()["mfa_required"] is True
+        assert root.delete(f"/api/v1/admin/users/{ada_id}/mfa").status_code == 204
+        assert "access_token" in _login(platform, http).json()  # the password alone again
+    assert ada.get("/api/v1/users/me/mfa").json() == {
+        "enabled": False,
+        "pending": False,
+        "recovery_codes_left": 0,
+    }
+    reset = root.get("/api/v1/admin/audit", params={"action": "mfa.reset"}).json()["items"]
+    assert [(e["subject_id"], e["detail"]["was_on"]) for e in reset] == [(ada_id, True)]
+    assert root.delete("/api/v1/admin/users/00000000-0000-0000-0000-000000000000/mfa").status_code == 404

@@ -587,6 +587,13 @@ async def issue_reset_link(
     return ResetLinkPublic(url=reset_url(platform, token), expires_at=expires)
 
 
+@admin_users_router.delete("/{user_id}/mfa", status_code=204, responses=error_responses(404))
+async def reset_user_mfa(user_id: str, admin: AdminUser, platform: Services, client: ClientInfo) -> Response:
+    """Turn a user's two-factor sign-in off (a lost authenticator and recovery codes)."""
+    await run_in_threadpool(lambda: platform.accounts.reset_mfa(user_id, actor_id=admin.id, client=client))
+    return Response(status_code=204)
+
+
 @admin_users_router.delete("/{user_id}/sessions", status_code=204, responses=error_responses(404))
 async def sign_user_out(user_id: str, admin: AdminUser, platform: Services, client: ClientInfo) -> Response:
     await _target(platform, user_id)

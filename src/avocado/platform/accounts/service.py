@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,7 +33,15 @@ from avocado.platform.accounts.errors import (
     WeakPassword,
     WrongPassword,
 )
-from avocado.platform.accounts.models import AuthSession, PasswordReset, PersonalKey, RefreshToken, User
+from avocado.platform.accounts.models import (
+    AuthSession,
+    MfaFactor,
+    PasswordReset,
+    PersonalKey,
+    RecoveryCode,
+    RefreshToken,
+    User,
+)
 from avocado.platform.accounts.passwords import Passwords, password_problem
 from avocado.platform.accounts.tokens import TokenSigner, digest, new_token
 from avocado.platform.admin.service import Audit, SiteSettings
@@ -644,6 +652,21 @@ class AccountService:
             record = _user(row)
         self._revoked(ids)
         return record
+
+    def reset_mfa(self, user_id: str, *, actor_id: str | None, client: Client) -> bool:
+        """Turn a user's two-factor sign-in off (a lost phone and lost recovery codes): their
+        password alone signs in again. Whether it was on; audited either way."""
+        with self._sessions.begin() as session:
+            if session.get(User, user_id) is None:
+                raise NotFound("no such user")
+            removed = session.execute(delete(MfaFactor).where(MfaFactor.user_id == user_id))
+            was_on = removed.rowcount  # type: ignore[attr-defined]
+            session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+            self.audit.record(
+                session, "mfa.reset", actor_id=actor_id, subject_id=user_id, address=client.address,
+                detail={"was_on": bool(was_on)},
+            )  # fmt: skip
+        return bool(was_on)
 
     def _active_admins(self, session: Session) -> int:
         return int(
