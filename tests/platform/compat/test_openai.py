@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.gateway.support import Built, start_built, wait_until
+from tests.gateway.support import Built, start_built, start_standin, wait_until
 from tests.platform.support import RunningPlatform, platform_settings, running
 from tests.support import SMOLLM, RunningNode
 
@@ -110,3 +110,54 @@ def test_an_access_token_works_too_and_a_refused_upstream_is_a_502(gateway: Buil
             client.models.list()
         assert refused.value.status_code == 502
         assert "refused the platform's credential" in str(refused.value)
+
+
+def _keyed(platform: RunningPlatform) -> tuple[str, str]:
+    """A user's id and personal API key."""
+    platform.register("ada@example.com")
+    session = platform.sign_in("ada@example.com")
+    key = session.post("/api/v1/users/me/api-keys", json={"name": "script"}).json()["key"]
+    return session.get("/api/v1/users/me").json()["id"], key
+
+
+def test_the_upstream_gets_the_service_credential_and_the_user_and_a_leaving_client_ends_it(
+    tmp_path: Path,
+) -> None:
+    standin = start_standin(model="standin:1", mode="stall")
+    try:
+        for started in _platform(tmp_path, standin.url, "service-credential"):
+            user_id, key = _keyed(started)
+            body = {"model": "standin:1", "messages": HELLO, "stream": True}
+            with (
+                started.client() as http,
+                http.stream(
+                    "POST", "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+                ) as response,
+            ):
+                assert response.status_code == 200
+                assert response.headers["content-type"].startswith("text/event-stream")
+                lines = response.iter_lines()
+                assert next(lines).startswith("data: ")  # the first chunk, then the stand-in stalls
+            wait_until(lambda: standin.standin.disconnects == 1, message="the upstream request ended")
+            [headers] = [hit[1] for hit in standin.standin.hits if hit[0] == "/v1/chat/completions"]
+            assert headers["authorization"] == "Bearer service-credential"
+            assert headers["x-avocado-user"] == user_id and key not in str(headers)
+    finally:
+        standin.stop()
+
+
+def test_a_busy_upstream_s_answer_reaches_the_client(tmp_path: Path) -> None:
+    standin = start_standin(model="standin:1", mode="busy")
+    try:
+        for started in _platform(tmp_path, standin.url):
+            _, key = _keyed(started)
+            with started.client() as http:
+                answer = http.post(
+                    "/v1/chat/completions",
+                    json={"model": "standin:1", "messages": HELLO},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+            assert answer.status_code == 503 and answer.headers["retry-after"] == "7"
+            assert answer.json()["error"]["message"] == "stand-in busy"
+    finally:
+        standin.stop()

@@ -115,4 +115,9 @@ async def chat_completions(request: Request, user_id: Caller, platform: Services
             f"model '{body['model']}' not found", status=404, code="model_not_found", param="model"
         )
     forwarded = await platform.upstream.chat(raw, user_id)
-    return StreamingResponse(forwarded.body(), status_code=forwarded.status, media_type=forwarded.media_type)
+    return StreamingResponse(
+        forwarded.body(),
+        status_code=forwarded.status,
+        media_type=forwarded.media_type,
+        headers=forwarded.headers,
+    )

@@ -28,6 +28,12 @@ class Forwarded:
         self.response = response
         self.status = response.status_code
         self.media_type = response.headers.get("content-type", "application/json")
+        # What a client acts on: when to try again (a busy upstream's 503, a 429)
+        self.headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() == "retry-after" or name.lower().startswith("x-ratelimit-")
+        }
 
     async def body(self) -> AsyncIterator[bytes]:
         try:
