@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 import typer
 from typer.testing import CliRunner, Result
 
 from avocado.cli.platform import register
+from avocado.platform.errors import Unauthorized
 from tests.platform.support import PASSWORD, RunningPlatform, platform_settings, running
 
 
@@ -71,6 +73,8 @@ def test_disable_ends_the_sessions_of_a_running_platform(platform: RunningPlatfo
     platform.register("bob@example.com")
     assert users(platform, "approve", "bob@example.com").exit_code == 0
     bob = platform.sign_in("bob@example.com")
+    key = bob.post("/api/v1/users/me/api-keys", json={"name": "script"}).json()["key"]
+    assert platform.platform.keys.authenticate(key).user_id == bob.get("/api/v1/users/me").json()["id"]
     assert users(platform, "disable", "bob@example.com").exit_code == 0
     deadline = time.monotonic() + 3
     while bob.get("/api/v1/users/me").status_code == 200:
@@ -79,6 +83,11 @@ def test_disable_ends_the_sessions_of_a_running_platform(platform: RunningPlatfo
     with platform.client() as http:
         refused = http.post("/api/v1/auth/login", json={"email": "bob@example.com", "password": PASSWORD})
     assert refused.status_code == 403
+    with pytest.raises(Unauthorized):  # the operator's disable revokes the API keys too, for good
+        platform.platform.keys.authenticate(key)
+    assert users(platform, "enable", "bob@example.com").exit_code == 0
+    with pytest.raises(Unauthorized):
+        platform.platform.keys.authenticate(key)
 
 
 def test_reset_link_prints_a_link_that_works_once(platform: RunningPlatform) -> None:
@@ -128,3 +137,16 @@ def test_the_first_account_created_on_a_fresh_platform_is_its_admin(platform: Ru
         ("user", "cli", None),
         ("admin", "cli", None),
     ]
+
+
+def test_reset_mfa_turns_two_factor_off(platform: RunningPlatform) -> None:
+    platform.register("ada@example.com")
+    ada = platform.sign_in("ada@example.com")
+    secret = ada.post("/api/v1/users/me/mfa").json()["secret"]
+    ada.post("/api/v1/users/me/mfa/confirm", json={"code": pyotp.TOTP(secret).now()})
+    assert platform.platform.mfa.enabled(ada.get("/api/v1/users/me").json()["id"])
+    done = users(platform, "reset-mfa", "ada@example.com")
+    assert done.exit_code == 0 and "turned off" in done.output
+    assert not platform.platform.mfa.enabled(ada.get("/api/v1/users/me").json()["id"])
+    assert "was not on" in users(platform, "reset-mfa", "ada@example.com").output
+    assert users(platform, "reset-mfa", "nobody@example.com").exit_code == 1

@@ -15,7 +15,7 @@ from tests.db.support import empty_public_schema
 def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
     assert current(database_url) is None
     upgrade(database_url)
-    assert current(database_url) == head() == "0002"
+    assert current(database_url) == head() == "0006"
     engine = make_engine(database_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -28,6 +28,11 @@ def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
         "auth_sessions",
         "refresh_tokens",
         "audit_events",
+        "personal_api_keys",
+        "api_key_user_usage",
+        "mfa_factors",
+        "mfa_recovery_codes",
+        "user_preferences",
     } <= tables
 
 

@@ -157,3 +157,46 @@ def test_limited_requests_carry_openais_rate_limit_headers(standin: RunningStand
             assert answer.status_code == 200 and "x-ratelimit-limit-requests" not in answer.headers
     finally:
         gateway.stop()
+
+
+def test_usage_is_attributed_to_the_user_a_keyed_caller_names(
+    standin: RunningStandIn, tmp_path: Path
+) -> None:
+    gateway = start_built(home=tmp_path, nodes=[standin.url], master_key=MASTER, require_key=False)
+    try:
+        key = create_key(gateway)
+        with gateway.client(MASTER) as http:
+            key_id = http.get("/api/avocado/keys").json()["keys"][0]["id"]
+        calls = [
+            (MASTER, "ada"),  # the master key, for ada
+            (key, "bob"),  # a service key, for bob
+            (key, "bob"),
+            (None, "eve"),  # anonymous: it could name anyone, so it names no one
+            (key, "x" * 65),  # not a plausible id: counted for the key, not as a user
+        ]
+        for credential, user in calls:
+            with gateway.client(credential) as http:
+                answer = http.post("/v1/chat/completions", json=chat(), headers={"X-Avocado-User": user})
+            assert answer.status_code == 200, answer.text
+
+        def usage() -> dict[tuple[str, str], dict[str, Any]]:
+            with gateway.client(MASTER) as http:
+                rows = http.get("/api/avocado/keys/users").json()["usage"]
+            return {(row["key_id"], row["user"]): row for row in rows}
+
+        def key_requests() -> int:
+            with gateway.client(MASTER) as http:
+                return int(http.get(f"/api/avocado/keys/{key_id}").json()["requests"])
+
+        wait_until(lambda: key_requests() == 3 and len(usage()) == 2, timeout=15, message="usage flushed")
+        rows = usage()
+        assert set(rows) == {("master", "ada"), (key_id, "bob")}
+        assert rows[(key_id, "bob")]["tokens_in"] > 0 and rows[(key_id, "bob")]["tokens_out"] > 0
+        with gateway.client(MASTER) as http:
+            only_ada = http.get("/api/avocado/keys/users", params={"user": "ada"}).json()["usage"]
+            assert [row["key_id"] for row in only_ada] == ["master"]
+        assert rows[(key_id, "bob")]["requests"] == 2
+        with gateway.client(key) as http:
+            assert http.get("/api/avocado/keys/users").status_code == 401  # the master key's only
+    finally:
+        gateway.stop()

@@ -20,7 +20,7 @@ EXPECTED = {
     ("/api/delete", "delete"), ("/api/blobs/{digest}", "head"), ("/api/blobs/{digest}", "post"),
     ("/health/live", "get"), ("/health/ready", "get"), ("/metrics", "get"),
     ("/api/avocado/keys", "get"), ("/api/avocado/keys", "post"), ("/api/avocado/keys/{key_id}", "get"),
-    ("/api/avocado/keys/{key_id}", "delete"),
+    ("/api/avocado/keys/{key_id}", "delete"), ("/api/avocado/keys/users", "get"),
 }  # fmt: skip
 
 

@@ -83,6 +83,10 @@ class Session:
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.delete(path, headers=self.auth, **kwargs)
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any method, with a body if need be (httpx's ``delete`` takes none)."""
+        return self.http.request(method, path, headers=self.auth, **kwargs)
+
 
 def start_platform(settings: PlatformSettings) -> RunningPlatform:
     app = build_platform(settings)

@@ -15,6 +15,7 @@ from tests.platform.support import RunningPlatform
 PUBLIC = {
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/mfa"),  # its own proof: the mfa_token login gave
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/logout"),
     ("POST", "/api/v1/auth/password-reset/request"),
@@ -49,9 +50,15 @@ def test_users_reach_none_of_another_users_things(sqlite_platform: RunningPlatfo
     ada.patch(f"/api/v1/admin/users/{bob_id}", json={"status": "active"})
     bob = sqlite_platform.sign_in("bob@example.com")
     ada_session = next(s["id"] for s in ada.get("/api/v1/users/me/sessions").json()["items"])
-    ids = {"session_id": ada_session, "user_id": ada.get("/api/v1/users/me").json()["id"]}
+    ada_key = ada.post("/api/v1/users/me/api-keys", json={"name": "ada's"}).json()["id"]
+    ids = {
+        "session_id": ada_session,
+        "user_id": ada.get("/api/v1/users/me").json()["id"],
+        "key_id": ada_key,
+    }
     for method, path in _routes(sqlite_platform):
-        if (method, path) in PUBLIC or "{" not in path:
+        # /v1/models/{model}: a model is no one's resource (test_openai covers who sees which)
+        if (method, path) in PUBLIC or "{" not in path or path.startswith("/v1/models/"):
             continue
         concrete = re.sub(r"\{([^}]+)\}", lambda m: ids[m.group(1)], path)
         answer = bob.http.request(method, concrete, headers=bob.auth, json={})
@@ -59,3 +66,4 @@ def test_users_reach_none_of_another_users_things(sqlite_platform: RunningPlatfo
         assert answer.status_code == expected, (method, path, answer.status_code)
     assert ada.get("/api/v1/users/me").status_code == 200  # nothing of ada's was touched
     assert len(ada.get("/api/v1/users/me/sessions").json()["items"]) == 1
+    assert [key["id"] for key in ada.get("/api/v1/users/me/api-keys").json()["items"]] == [ada_key]

@@ -281,6 +281,17 @@ def reset_link(email: Email, config: ConfigFile = None, home: Home = None) -> No
     typer.echo(f"valid once, until {expires:%Y-%m-%d %H:%M} UTC", err=True)
 
 
+@users_app.command("reset-mfa")
+def reset_mfa(email: Email, config: ConfigFile = None, home: Home = None) -> None:
+    """Turn the account's two-factor sign-in off (a lost authenticator): the password alone signs in."""
+    from avocado.platform.accounts.service import CLI
+
+    with _accounts(config, home) as accounts:
+        user = _user(accounts, email)
+        was_on = accounts.reset_mfa(user.id, actor_id=None, client=CLI)
+    typer.echo(f"two-factor sign-in {'turned off' if was_on else 'was not on'} for {user.email}", err=True)
+
+
 @users_app.command("audit")
 def audit(
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. signin.failed")] = None,

@@ -25,6 +25,8 @@ from avocado.cors import add_cors
 from avocado.platform.accounts.router import admin_users_router, auth_router, users_router
 from avocado.platform.admin.router import admin_router
 from avocado.platform.catalog.router import catalog_router
+from avocado.platform.compat.errors import install_openai_errors
+from avocado.platform.compat.router import compat_router
 from avocado.platform.errors import install_error_handlers
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
@@ -33,7 +35,14 @@ from avocado.serving import RequestLimitsMiddleware, limits_of
 __all__ = ["API_PREFIX", "ROUTERS", "create_platform_app", "default_web_dir"]
 
 API_PREFIX = "/api/v1"
-ROUTERS: tuple[APIRouter, ...] = (auth_router, users_router, admin_users_router, admin_router, catalog_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    auth_router,
+    users_router,
+    admin_users_router,
+    admin_router,
+    catalog_router,
+    compat_router,
+)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -76,6 +85,7 @@ def create_platform_app(platform: Platform, lifespan: Lifespan | None = None) ->
     )
     app.state.platform = platform
     install_error_handlers(app)
+    install_openai_errors(app)
     for router in ROUTERS:
         app.include_router(router)
 

@@ -20,7 +20,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from avocado.db import make_engine, make_sessionmaker, upgrade
+from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.passwords import Passwords
+from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.router import reset_link
 from avocado.platform.accounts.service import AccountService
@@ -29,6 +32,7 @@ from avocado.platform.accounts.tokens import TokenSigner
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.app import create_platform_app
 from avocado.platform.catalog.service import Catalog
+from avocado.platform.compat.service import Upstream
 from avocado.platform.jobs import Jobs
 from avocado.platform.mail import Mailer
 from avocado.platform.net import ProxyTrust
@@ -129,9 +133,8 @@ def open_services(settings: PlatformSettings) -> Built:
     mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
     broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
-    catalog = Catalog(
-        settings.upstream_url, settings.upstream_key.get_secret_value() if settings.upstream_key else None
-    )
+    upstream_key = settings.upstream_key.get_secret_value() if settings.upstream_key else None
+    catalog = Catalog(settings.upstream_url, upstream_key)
     platform = Platform(
         settings=settings,
         accounts=accounts,
@@ -142,6 +145,10 @@ def open_services(settings: PlatformSettings) -> Built:
         proxies=ProxyTrust(settings.trusted_proxies),
         jobs=jobs,
         catalog=catalog,
+        keys=PersonalKeys(sessions, audit),
+        upstream=Upstream(settings.upstream_url, upstream_key),
+        mfa=Mfa(sessions, accounts.passwords, audit),
+        preferences=PreferenceStore(sessions),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
@@ -177,6 +184,7 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
             await platform.revocations.close()
             await platform.throttle.aclose()
             await platform.catalog.aclose()
+            await platform.upstream.aclose()
             built.engine.dispose()
 
     app = create_platform_app(platform, lifespan)

@@ -6,11 +6,15 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
 from avocado.platform.accounts.throttle import Throttle
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.catalog.service import Catalog
+from avocado.platform.compat.service import Upstream
 from avocado.platform.jobs import Jobs
 from avocado.platform.net import ProxyTrust
 from avocado.platform.settings import PlatformSettings
@@ -29,6 +33,10 @@ class Platform:
     proxies: ProxyTrust
     jobs: Jobs
     catalog: Catalog
+    keys: PersonalKeys
+    upstream: Upstream
+    mfa: Mfa
+    preferences: PreferenceStore
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

@@ -169,3 +169,34 @@ def test_usage_is_flushed_in_the_background_and_on_close(sessions: sessionmaker[
     with sessions() as session:
         row = session.scalars(select(ApiKey).where(ApiKey.id == record.id)).one()
         assert (row.requests, row.tokens_in, row.tokens_out) == (2, 3, 4)
+
+
+def test_usage_is_counted_per_user_a_key_names(service: KeyService, sessions: sessionmaker[Session]) -> None:
+    record, _ = service.create(KeyCreate(name="platform"))
+    other, _ = service.create(KeyCreate(name="another platform"))
+    service.record_usage(record.id, 10, 20, user="ada")
+    service.record_usage(record.id, 1, 2, user="ada")
+    service.record_usage(record.id, 3, 4, user="bob")
+    service.record_usage(other.id, 5, 5, user="ada")  # another key's "ada": not the same person
+    service.record_usage(None, 7, 8, user="ada")  # the master key
+    service.record_usage(record.id, 1, 1)  # no user named
+    assert service.user_usage() == []  # nothing written before a flush
+    assert service.flush() == 6  # two keys' own counters, four (key, user) counters
+
+    rows = {(row.key_id, row.user_id): row for row in service.user_usage()}
+    assert set(rows) == {(record.id, "ada"), (record.id, "bob"), (other.id, "ada"), ("master", "ada")}
+    ada = rows[(record.id, "ada")]
+    assert (ada.requests, ada.tokens_in, ada.tokens_out) == (2, 11, 22)
+    assert (rows[("master", "ada")].requests, rows[("master", "ada")].tokens_out) == (1, 8)
+    counted = service.get(record.id)
+    assert counted is not None and (counted.requests, counted.tokens_in) == (4, 15)  # the key's own: all
+
+    # a second replica's counts add to the same rows (an upsert, not an overwrite)
+    replica = KeyService(sessions)
+    replica.record_usage(record.id, 100, 100, user="ada")
+    replica.record_usage(record.id, 1, 1, user="carol")
+    replica.flush()
+    ada_now = service.user_usage(user="ada", key_id=record.id)
+    assert [(row.requests, row.tokens_in, row.tokens_out) for row in ada_now] == [(3, 111, 122)]
+    assert [row.user_id for row in service.user_usage(key_id=record.id)] == ["ada", "bob", "carol"]
+    assert {row.key_id for row in service.user_usage(user="ada")} == {record.id, other.id, "master"}

@@ -9,7 +9,9 @@ not know, the request passes as anonymous unless keys are required: OpenAI's SDK
 a :class:`KeyTicket` whose ``limits`` (a :class:`avocado.gateway.limits.KeyLimits`) the limiter
 chained after this enforces: ``limiter.acquire(ticket.key_id, limits)`` with
 ``limits = ticket_limits(ticket)`` when that is not ``None``. :meth:`KeyAdmission.finish` counts the
-request's tokens for its key.
+request's tokens for its key, and for the user a caller with a key (the master key or one of the
+database: a platform's service credential) named in ``X-Avocado-User``; an anonymous caller's
+header is ignored (it could name anyone).
 """
 
 from __future__ import annotations
@@ -25,9 +27,20 @@ from avocado.gateway.hooks import Outcome, Refused, Ticket
 from avocado.gateway.keys.service import KeyService
 from avocado.gateway.limits import KeyLimits
 
-__all__ = ["KeyAdmission", "KeyTicket", "bearer_key", "master_guard", "metrics_guard", "ticket_limits"]
+__all__ = [
+    "USER_HEADER",
+    "KeyAdmission",
+    "KeyTicket",
+    "bearer_key",
+    "master_guard",
+    "metrics_guard",
+    "ticket_limits",
+]
 
 Caller = Literal["key", "master", "anonymous"]
+
+USER_HEADER = "x-avocado-user"  # the platform names the user it calls for (its user id)
+_MAX_USER = 64
 
 
 @dataclass(slots=True)
@@ -36,6 +49,7 @@ class KeyTicket(Ticket):
 
     caller: Caller = "anonymous"
     limits: KeyLimits | None = None  # None: no limits (master key, anonymous)
+    user: str | None = None  # the user the caller named in X-Avocado-User (callers with a key only)
 
 
 def ticket_limits(ticket: Ticket) -> KeyLimits | None:
@@ -49,6 +63,15 @@ def bearer_key(request: Request) -> str | None:
     if scheme.lower() == "bearer" and credential.strip():
         return credential.strip()
     return request.headers.get("x-api-key", "").strip() or None
+
+
+def named_user(request: Request) -> str | None:
+    """``X-Avocado-User`` when it is a plausible id (printable, at most 64 characters); anything
+    else is left out of the counts rather than refusing a request over a label."""
+    value = request.headers.get(USER_HEADER, "").strip()
+    if not value or len(value) > _MAX_USER or not value.isprintable():
+        return None
+    return value
 
 
 def _same(given: str, expected: str) -> bool:
@@ -116,7 +139,7 @@ class KeyAdmission:
                 raise Refused(401, "missing API key: send Authorization: Bearer <key>")
             return KeyTicket(caller="anonymous")
         if self.master_key is not None and _same(key, self.master_key):
-            return KeyTicket(key_name="master", caller="master")
+            return KeyTicket(key_name="master", caller="master", user=named_user(request))
         record = await self.service.alookup(key)
         if record is None:
             if self.require_key:
@@ -133,8 +156,10 @@ class KeyAdmission:
             allowed_models=None if record.allowed_models is None else list(record.allowed_models),
             caller="key",
             limits=record.limits,
+            user=named_user(request),
         )
 
     async def finish(self, ticket: Ticket, outcome: Outcome) -> None:
-        if ticket.key_id is not None:
-            self.service.record_usage(ticket.key_id, outcome.tokens_in, outcome.tokens_out)
+        user = ticket.user if isinstance(ticket, KeyTicket) else None
+        if ticket.key_id is not None or user is not None:
+            self.service.record_usage(ticket.key_id, outcome.tokens_in, outcome.tokens_out, user)

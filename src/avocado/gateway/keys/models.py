@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
 
-__all__ = ["ApiKey"]
+__all__ = ["ApiKey", "KeyUserUsage"]
 
 
 class ApiKey(Base):
@@ -38,3 +38,18 @@ class ApiKey(Base):
     requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     tokens_in: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     tokens_out: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+
+
+class KeyUserUsage(Base):
+    """Usage per key and per user the caller named in ``X-Avocado-User`` (a platform calling for its
+    users). The user is the caller's name for them, meaningful within that key only: a key cannot
+    add to another key's rows. ``key_id`` is ``master`` for the master key, which has no row."""
+
+    __tablename__ = "api_key_user_usage"
+
+    key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    tokens_in: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    tokens_out: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    last_used_at: Mapped[datetime] = mapped_column(UtcDateTime)

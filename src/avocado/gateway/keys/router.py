@@ -18,7 +18,14 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from avocado.gateway.keys.admission import bearer_key
-from avocado.gateway.keys.schemas import KeyCreate, KeyCreated, KeyList, KeyPublic
+from avocado.gateway.keys.schemas import (
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyPublic,
+    UserUsageList,
+    UserUsagePublic,
+)
 from avocado.gateway.keys.service import KeyService
 
 __all__ = ["KEYS_PATH", "AdminError", "keys_router"]
@@ -123,6 +130,25 @@ def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
     def list_keys() -> KeyList:
         now = service.now()
         return KeyList(keys=[KeyPublic.from_record(record, now) for record in service.list()])
+
+    @router.get("/users")
+    def usage_by_user(user: str | None = None, key_id: str | None = None) -> UserUsageList:
+        """Usage per user named in ``X-Avocado-User`` by a key (``key_id`` ``master``: the master key),
+        most requests first; written every ``flush_interval``, so the last seconds may be missing."""
+        rows = service.user_usage(user=user, key_id=key_id)
+        return UserUsageList(
+            usage=[
+                UserUsagePublic(
+                    key_id=row.key_id,
+                    user=row.user_id,
+                    requests=row.requests,
+                    tokens_in=row.tokens_in,
+                    tokens_out=row.tokens_out,
+                    last_used_at=row.last_used_at,
+                )
+                for row in rows
+            ]
+        )
 
     @router.get("/{key_id}", responses=_responses(404))
     def get_key(key_id: str) -> KeyPublic:

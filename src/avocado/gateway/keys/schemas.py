@@ -18,7 +18,16 @@ from avocado.units import DurationError, parse_duration
 if TYPE_CHECKING:
     from avocado.gateway.keys.service import KeyRecord
 
-__all__ = ["KeyCreate", "KeyCreated", "KeyList", "KeyPublic", "KeyState", "parse_expires_in"]
+__all__ = [
+    "KeyCreate",
+    "KeyCreated",
+    "KeyList",
+    "KeyPublic",
+    "KeyState",
+    "UserUsageList",
+    "UserUsagePublic",
+    "parse_expires_in",
+]
 
 KeyState = Literal["active", "expired", "revoked"]
 
@@ -163,3 +172,18 @@ class KeyCreated(KeyPublic):
 
 class KeyList(BaseModel):
     keys: list[KeyPublic]
+
+
+class UserUsagePublic(BaseModel):
+    """What a key (``master``: the master key) did for a user it named in ``X-Avocado-User``."""
+
+    key_id: str
+    user: str
+    requests: int
+    tokens_in: int
+    tokens_out: int
+    last_used_at: datetime
+
+
+class UserUsageList(BaseModel):
+    usage: list[UserUsagePublic]

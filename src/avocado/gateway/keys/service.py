@@ -7,7 +7,9 @@
 - :meth:`KeyService.record_usage` adds to counters in memory; :meth:`~KeyService.flush` writes
   them (``requests = requests + n``, so replicas add up), every ``flush_interval`` seconds once
   :meth:`~KeyService.start` ran, and on :meth:`~KeyService.close`. Counters in the database lag by
-  up to that interval; a crash loses at most that interval's counts.
+  up to that interval; a crash loses at most that interval's counts. A request made for a user
+  named in ``X-Avocado-User`` (by a platform) also counts for that user under its key, in
+  ``api_key_user_usage`` (:meth:`KeyService.user_usage`).
 """
 
 from __future__ import annotations
@@ -26,16 +28,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.db.base import utcnow
-from avocado.gateway.keys.models import ApiKey
+from avocado.gateway.keys.models import ApiKey, KeyUserUsage
 from avocado.gateway.keys.schemas import KeyCreate, KeyState
 from avocado.gateway.limits import KeyLimits  # one class for a key's limits, here and in the limiter
 from avocado.names import model_allowed
 
-__all__ = ["KEY_PREFIX", "KeyLimits", "KeyRecord", "KeyService", "hash_key", "new_key"]
+__all__ = [
+    "KEY_PREFIX",
+    "MASTER_KEY_ID",
+    "KeyLimits",
+    "KeyRecord",
+    "KeyService",
+    "UserUsage",
+    "hash_key",
+    "new_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +56,7 @@ _KEY_ALPHABET = string.ascii_letters + string.digits
 _KEY_LENGTH = 40  # random characters after the prefix: 40 * log2(62) ≈ 238 bits
 _SHOWN = len(KEY_PREFIX) + 4  # what lists show of a key: "avk-3F9a"
 _MAX_KEY_LENGTH = 256  # longer than any key we issue: rejected without hashing or a query
+MASTER_KEY_ID = "master"  # the master key's name in api_key_user_usage (it has no row of its own)
 
 
 def new_key() -> str:
@@ -99,6 +112,18 @@ def _record(row: ApiKey) -> KeyRecord:
         tokens_in=row.tokens_in,
         tokens_out=row.tokens_out,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UserUsage:
+    """What one key did for one user it named."""
+
+    key_id: str
+    user_id: str
+    requests: int
+    tokens_in: int
+    tokens_out: int
+    last_used_at: datetime
 
 
 @dataclass(slots=True)
@@ -167,7 +192,8 @@ class KeyService:
         self._cache = _Cache(cache_ttl, cache_size, clock)
         self.flush_interval = flush_interval
         self.now = now
-        self._pending: dict[str, _Usage] = {}
+        # (key id, None): the key's own counters; (key id or "master", user): that user's under it
+        self._pending: dict[tuple[str, str | None], _Usage] = {}
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -261,28 +287,39 @@ class KeyService:
 
     # -- usage --------------------------------------------------------------------------------------
 
-    def record_usage(self, key_id: str, tokens_in: int, tokens_out: int) -> None:
-        """Count one request of ``key_id`` (in memory; written by the next :meth:`flush`)."""
+    def record_usage(
+        self, key_id: str | None, tokens_in: int, tokens_out: int, user: str | None = None
+    ) -> None:
+        """Count one request of ``key_id`` (``None``: the master key), and of ``user`` under it when
+        the caller named one (in memory; written by the next :meth:`flush`)."""
         usage = _Usage(1, max(0, tokens_in), max(0, tokens_out), self.now())
+        targets: list[tuple[str, str | None]] = []
+        if key_id is not None:
+            targets.append((key_id, None))
+        if user is not None:
+            targets.append((key_id or MASTER_KEY_ID, user))
         with self._pending_lock:
-            known = self._pending.get(key_id)
-            if known is None:
-                self._pending[key_id] = usage
-            else:
-                known.add(usage)
+            for target in targets:
+                self._add(self._pending, target, usage)
 
-    def _restore(self, pending: dict[str, _Usage]) -> None:
+    @staticmethod
+    def _add(
+        pending: dict[tuple[str, str | None], _Usage], target: tuple[str, str | None], usage: _Usage
+    ) -> None:
+        known = pending.get(target)
+        if known is None:
+            pending[target] = _Usage(usage.requests, usage.tokens_in, usage.tokens_out, usage.last_used)
+        else:
+            known.add(usage)
+
+    def _restore(self, pending: dict[tuple[str, str | None], _Usage]) -> None:
         """Put counts that could not be written back, to go with the next flush."""
         with self._pending_lock:
-            for key_id, usage in pending.items():
-                known = self._pending.get(key_id)
-                if known is None:
-                    self._pending[key_id] = usage
-                else:
-                    known.add(usage)
+            for target, usage in pending.items():
+                self._add(self._pending, target, usage)
 
     def flush(self) -> int:
-        """Write the counted usage; returns how many keys got updates. Failed writes are kept."""
+        """Write the counted usage; returns how many counters got updates. Failed writes are kept."""
         with self._flush_lock:
             with self._pending_lock:
                 pending, self._pending = self._pending, {}
@@ -290,21 +327,70 @@ class KeyService:
                 return 0
             try:
                 with self._sessions.begin() as session:
-                    for key_id, usage in pending.items():
-                        session.execute(
-                            update(ApiKey)
-                            .where(ApiKey.id == key_id)
-                            .values(
-                                requests=ApiKey.requests + usage.requests,
-                                tokens_in=ApiKey.tokens_in + usage.tokens_in,
-                                tokens_out=ApiKey.tokens_out + usage.tokens_out,
-                                last_used_at=usage.last_used,
-                            )
-                        )
+                    for (key_id, user), usage in pending.items():
+                        if user is None:
+                            self._write_key(session, key_id, usage)
+                        else:
+                            self._write_user(session, key_id, user, usage)
             except BaseException:
                 self._restore(pending)
                 raise
             return len(pending)
+
+    @staticmethod
+    def _write_key(session: Session, key_id: str, usage: _Usage) -> None:
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .values(
+                requests=ApiKey.requests + usage.requests,
+                tokens_in=ApiKey.tokens_in + usage.tokens_in,
+                tokens_out=ApiKey.tokens_out + usage.tokens_out,
+                last_used_at=usage.last_used,
+            )
+        )
+
+    @staticmethod
+    def _write_user(session: Session, key_id: str, user: str, usage: _Usage) -> None:
+        """Add to the (key, user) row, making it if needed: one upsert, so replicas add up."""
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(KeyUserUsage).values(
+            key_id=key_id,
+            user_id=user,
+            requests=usage.requests,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            last_used_at=usage.last_used,
+        )
+        table = KeyUserUsage.__table__
+        upsert: Insert = statement.on_conflict_do_update(
+            index_elements=[table.c.key_id, table.c.user_id],
+            set_={
+                "requests": table.c.requests + statement.excluded.requests,
+                "tokens_in": table.c.tokens_in + statement.excluded.tokens_in,
+                "tokens_out": table.c.tokens_out + statement.excluded.tokens_out,
+                "last_used_at": statement.excluded.last_used_at,
+            },
+        )
+        session.execute(upsert)
+
+    def user_usage(self, user: str | None = None, key_id: str | None = None) -> builtins.list[UserUsage]:
+        """Usage per key and user (written by the flushes so far), most requests first."""
+        query = select(KeyUserUsage).order_by(
+            KeyUserUsage.requests.desc(), KeyUserUsage.key_id, KeyUserUsage.user_id
+        )
+        if user is not None:
+            query = query.where(KeyUserUsage.user_id == user)
+        if key_id is not None:
+            query = query.where(KeyUserUsage.key_id == key_id)
+        with self._sessions() as session:
+            return [
+                UserUsage(
+                    row.key_id, row.user_id, row.requests, row.tokens_in, row.tokens_out, row.last_used_at
+                )
+                for row in session.scalars(query)
+            ]
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(self.flush_interval):

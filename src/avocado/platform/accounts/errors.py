@@ -58,8 +58,8 @@ class InvalidReset(PlatformError):
 
 
 class WrongPassword(PlatformError):
-    def __init__(self) -> None:
-        super().__init__("current_password: wrong password", status=403)
+    def __init__(self, field: str = "current_password") -> None:
+        super().__init__(f"{field}: wrong password", status=403)
 
 
 class WeakPassword(PlatformError):

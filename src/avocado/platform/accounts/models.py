@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
 
-__all__ = ["AuthSession", "PasswordReset", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "MfaFactor",
+    "PasswordReset",
+    "PersonalKey",
+    "Preferences",
+    "RecoveryCode",
+    "RefreshToken",
+    "User",
+]
 
 
 class User(Base):
@@ -66,3 +75,57 @@ class PasswordReset(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class PersonalKey(Base):
+    """A user's personal API key for the OpenAI-compatible ``/v1`` API, kept as its SHA-256."""
+
+    __tablename__ = "personal_api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole key
+    key_prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, for lists
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_personal_api_keys_user_id_created_at", "user_id", "created_at", "id"),)
+
+
+class MfaFactor(Base):
+    """A user's TOTP secret. Enrolment makes it unconfirmed; the first good code confirms it and
+    two-factor sign-in starts. The secret is kept as is (a verifier needs it); ``last_step`` is the
+    time step of the last code accepted, so a code is good once (RFC 6238 §5.2)."""
+
+    __tablename__ = "mfa_factors"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # base32
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code, kept as the SHA-256 of the user's id and the code."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class Preferences(Base):
+    """A user's preferences; no row means the defaults."""
+
+    __tablename__ = "user_preferences"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    default_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    theme: Mapped[str] = mapped_column(String(16))  # system | light | dark
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

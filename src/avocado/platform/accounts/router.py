@@ -14,21 +14,37 @@ import hmac
 import math
 import secrets
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from avocado.platform.accounts.apikeys import KeyRecord
 from avocado.platform.accounts.dependencies import bearer, principal_from
 from avocado.platform.accounts.errors import InvalidCredentials, InvalidRefresh, WrongPassword
+from avocado.platform.accounts.preferences import PreferenceRecord
 from avocado.platform.accounts.schemas import (
+    AccountDelete,
     AdminUserCreate,
     AdminUserUpdate,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
     LoginRequest,
     LogoutRequest,
+    MfaChallenge,
+    MfaCode,
+    MfaDisable,
+    MfaEnrolment,
+    MfaLogin,
+    MfaStatusPublic,
     PasswordChange,
     PasswordResetConfirm,
     PasswordResetRequest,
+    PreferencesPublic,
+    PreferencesUpdate,
+    RecoveryCodes,
     RefreshRequest,
     RegisterRequest,
     ResetLinkPublic,
@@ -40,8 +56,16 @@ from avocado.platform.accounts.schemas import (
 )
 from avocado.platform.accounts.service import Client, SessionRecord, Tokens, UserRecord, describe_device
 from avocado.platform.accounts.throttle import Rule
+from avocado.platform.accounts.tokens import MFA_TTL, InvalidToken
 from avocado.platform.deps import AdminUser, ClientInfo, CurrentUser, PrincipalDep, Services
-from avocado.platform.errors import Forbidden, NotFound, TooManyRequests, error_responses
+from avocado.platform.errors import (
+    Forbidden,
+    NotFound,
+    PlatformError,
+    TooManyRequests,
+    Unauthorized,
+    error_responses,
+)
 from avocado.platform.pages import Cursor, Limit, Page
 from avocado.platform.state import Platform
 
@@ -152,13 +176,6 @@ def _sign_in_rules(platform: Platform, email: str, address: str) -> list[Rule]:
     ]
 
 
-async def _check_throttle(platform: Platform, rules: list[Rule]) -> None:
-    wait = await platform.throttle.wait(rules)
-    if wait > 0:
-        seconds = math.ceil(wait)
-        raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
-
-
 async def _reserve_attempt(platform: Platform, rules: list[Rule]) -> None:
     """Count the attempt as failed before checking it (released if it is not): parallel attempts
     then see each other, where check-then-count let a burst through one check."""
@@ -168,11 +185,17 @@ async def _reserve_attempt(platform: Platform, rules: list[Rule]) -> None:
         raise TooManyRequests(f"too many failed attempts: try again in {seconds} s", seconds)
 
 
-@auth_router.post("/login", response_model_exclude_none=True, responses=error_responses(401, 403, 422, 429))
+@auth_router.post(
+    "/login",
+    response_model=TokenResponse | MfaChallenge,
+    response_model_exclude_none=True,
+    responses=error_responses(401, 403, 422, 429),
+)
 async def login(
     body: LoginRequest, request: Request, response: Response, platform: Services, client: ClientInfo
-) -> TokenResponse:
-    """Tokens for an e-mail and password. ``cookie: true`` puts the refresh token in a cookie."""
+) -> TokenResponse | MfaChallenge:
+    """Tokens for an e-mail and password. ``cookie: true`` puts the refresh token in a cookie. With
+    two-factor sign-in on, the answer is ``{mfa_required: true, mfa_token}`` for ``POST /auth/mfa``."""
     rules = _sign_in_rules(platform, body.email, client.address)
     await _reserve_attempt(platform, rules)
     try:
@@ -184,8 +207,42 @@ async def login(
         raise
     await platform.throttle.release(rules)
     await platform.throttle.succeeded(rules[0])
+    if await run_in_threadpool(platform.mfa.enabled, user.id):
+        token = platform.accounts.signer.issue_mfa(user.id, body.cookie)
+        return MfaChallenge(mfa_token=token, expires_in=int(MFA_TTL))
     tokens = await run_in_threadpool(platform.accounts.start_session, user, client)
     return _tokens(platform, request, response, tokens, body.cookie)
+
+
+def _mfa_rules(platform: Platform, user_id: str, address: str) -> list[Rule]:
+    """Code attempts are limited like sign-ins: per account and per address."""
+    settings = platform.settings
+    return [
+        Rule(f"mfa:{user_id}", settings.login_free_attempts),
+        Rule(f"address:{address}", settings.address_free_attempts),
+    ]
+
+
+@auth_router.post("/mfa", response_model_exclude_none=True, responses=error_responses(401, 403, 422, 429))
+async def mfa_login(
+    body: MfaLogin, request: Request, response: Response, platform: Services, client: ClientInfo
+) -> TokenResponse:
+    """The second step of a sign-in: login's ``mfa_token`` and a TOTP code (or a recovery code)."""
+    try:
+        user_id, cookie = platform.accounts.signer.verify_mfa(body.mfa_token)
+    except InvalidToken as exc:
+        raise Unauthorized(f"{exc}: sign in again") from None
+    rules = _mfa_rules(platform, user_id, client.address)
+    await _reserve_attempt(platform, rules)
+    if not await run_in_threadpool(platform.mfa.verify, user_id, body.code, client):
+        raise Unauthorized("code: wrong or already used code")  # already counted
+    await platform.throttle.release(rules)
+    await platform.throttle.succeeded(rules[0])
+    user = await run_in_threadpool(platform.accounts.get, user_id)
+    if user is None or user.status != "active":
+        raise Unauthorized("this account may not sign in now")
+    tokens = await run_in_threadpool(platform.accounts.start_session, user, client)
+    return _tokens(platform, request, response, tokens, cookie or body.cookie)
 
 
 @auth_router.post(
@@ -289,6 +346,52 @@ async def update_me(body: UserUpdate, user: CurrentUser, platform: Services) -> 
     return public(await run_in_threadpool(platform.accounts.rename, user.id, body.name))
 
 
+@users_router.delete("/me", status_code=204, responses=error_responses(403, 409, 422, 429))
+async def delete_me(
+    body: AccountDelete, user: CurrentUser, platform: Services, client: ClientInfo
+) -> Response:
+    """Delete my account and all my data (sessions, API keys, two-factor, preferences); the
+    password is needed. The last active administrator cannot (make another one first)."""
+    rules = _sign_in_rules(platform, user.email, client.address)
+    await _reserve_attempt(platform, rules)
+    try:
+        await run_in_threadpool(platform.accounts.delete_account, user.id, body.password, client)
+    except WrongPassword:
+        raise  # already counted
+    except BaseException:
+        await platform.throttle.release(rules)
+        raise
+    await platform.throttle.release(rules)
+    return Response(status_code=204)
+
+
+def _preferences_public(record: PreferenceRecord) -> PreferencesPublic:
+    return PreferencesPublic(
+        default_model=record.default_model,
+        system_prompt=record.system_prompt,
+        theme=record.theme,  # type: ignore[arg-type]
+    )
+
+
+@users_router.get("/me/preferences")
+async def my_preferences(user: CurrentUser, platform: Services) -> PreferencesPublic:
+    return _preferences_public(await run_in_threadpool(platform.preferences.get, user.id))
+
+
+@users_router.patch("/me/preferences", responses=error_responses(422))
+async def update_preferences(
+    body: PreferencesUpdate, user: CurrentUser, platform: Services
+) -> PreferencesPublic:
+    """Change the fields given. A ``default_model`` must be one of the models I may use now."""
+    changes = body.model_dump(include=body.model_fields_set)
+    model = changes.get("default_model")
+    if model is not None:
+        names = {entry.name for entry in await platform.catalog.models(user.id)}
+        if model not in names and f"{model}:latest" not in names:
+            raise PlatformError(f"default_model: '{model}' is not a model you can use", status=422)
+    return _preferences_public(await run_in_threadpool(platform.preferences.update, user.id, changes))
+
+
 @users_router.post("/me/password", status_code=204, responses=error_responses(403, 422, 429))
 async def change_password(
     body: PasswordChange, user: CurrentUser, principal: PrincipalDep, platform: Services, client: ClientInfo
@@ -350,6 +453,105 @@ async def revoke_my_session(
 async def sign_out_everywhere(user: CurrentUser, platform: Services, client: ClientInfo) -> Response:
     """End all my sessions, this one included."""
     await run_in_threadpool(lambda: platform.accounts.revoke_all(user.id, actor_id=user.id, client=client))
+    return Response(status_code=204)
+
+
+def _key_public(record: KeyRecord) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=record.id,
+        name=record.name,
+        prefix=record.prefix,
+        created_at=record.created_at,
+        last_used_at=record.last_used_at,
+    )
+
+
+@users_router.post("/me/api-keys", status_code=201, responses=error_responses(409, 422))
+async def create_api_key(
+    body: ApiKeyCreate, user: CurrentUser, platform: Services, client: ClientInfo
+) -> ApiKeyCreated:
+    """A personal API key for ``/v1`` (OpenAI-compatible): ``key`` is shown this once."""
+    record, secret = await run_in_threadpool(platform.keys.create, user.id, body.name, client)
+    return ApiKeyCreated(**_key_public(record).model_dump(), key=secret)
+
+
+@users_router.get("/me/api-keys")
+async def my_api_keys(
+    user: CurrentUser, platform: Services, cursor: Cursor = None, limit: Limit = 50
+) -> Page[ApiKeyPublic]:
+    """My live API keys, newest first (their secrets are not kept)."""
+    rows, next_cursor = await run_in_threadpool(platform.keys.list, user.id, cursor, limit)
+    return Page(items=[_key_public(row) for row in rows], next_cursor=next_cursor)
+
+
+@users_router.delete("/me/api-keys/{key_id}", status_code=204, responses=error_responses(404))
+async def revoke_api_key(key_id: str, user: CurrentUser, platform: Services, client: ClientInfo) -> Response:
+    await run_in_threadpool(platform.keys.revoke, user.id, key_id, client)
+    return Response(status_code=204)
+
+
+@users_router.get("/me/mfa")
+async def my_mfa(user: CurrentUser, platform: Services) -> MfaStatusPublic:
+    status = await run_in_threadpool(platform.mfa.status, user.id)
+    return MfaStatusPublic(
+        enabled=status.enabled, pending=status.pending, recovery_codes_left=status.recovery_codes_left
+    )
+
+
+@users_router.post("/me/mfa", status_code=201, responses=error_responses(409))
+async def enrol_mfa(user: CurrentUser, platform: Services, client: ClientInfo) -> MfaEnrolment:
+    """Start two-factor sign-in: a secret and its otpauth:// URI; confirm with a first code."""
+    enrolment = await run_in_threadpool(platform.mfa.enrol, user.id, client)
+    return MfaEnrolment(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
+
+
+async def _with_code_limits(platform: Platform, user: UserRecord, client: ClientInfo, work: Any) -> Any:
+    """Run ``work`` (a code or password check) under the code limits; a wrong one counts."""
+    rules = _mfa_rules(platform, user.id, client.address)
+    await _reserve_attempt(platform, rules)
+    try:
+        result = await run_in_threadpool(work)
+    except PlatformError as exc:  # WrongCode, or a wrong password: 403s both, already counted
+        if exc.status != 403:
+            await platform.throttle.release(rules)
+        raise
+    except BaseException:
+        await platform.throttle.release(rules)
+        raise
+    await platform.throttle.release(rules)
+    return result
+
+
+@users_router.post("/me/mfa/confirm", responses=error_responses(403, 409, 422, 429))
+async def confirm_mfa(
+    body: MfaCode, user: CurrentUser, platform: Services, client: ClientInfo
+) -> RecoveryCodes:
+    """Turn two-factor sign-in on with a first code; the recovery codes are shown this once."""
+    codes = await _with_code_limits(
+        platform, user, client, lambda: platform.mfa.confirm(user.id, body.code, client)
+    )
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@users_router.post("/me/mfa/recovery-codes", responses=error_responses(403, 409, 422, 429))
+async def replace_recovery_codes(
+    body: MfaCode, user: CurrentUser, platform: Services, client: ClientInfo
+) -> RecoveryCodes:
+    """New recovery codes for a TOTP code; the old ones stop working."""
+    codes = await _with_code_limits(
+        platform, user, client, lambda: platform.mfa.regenerate(user.id, body.code, client)
+    )
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@users_router.post("/me/mfa/disable", status_code=204, responses=error_responses(403, 409, 422, 429))
+async def disable_mfa(
+    body: MfaDisable, user: CurrentUser, platform: Services, client: ClientInfo
+) -> Response:
+    """Turn two-factor sign-in off, with a code (or a recovery code) or the password."""
+    await _with_code_limits(
+        platform, user, client, lambda: platform.mfa.disable(user.id, body.code, body.password, client)
+    )
     return Response(status_code=204)
 
 
@@ -418,6 +620,13 @@ async def issue_reset_link(
         lambda: platform.accounts.issue_reset(user_id, actor_id=admin.id, client=client)
     )
     return ResetLinkPublic(url=reset_url(platform, token), expires_at=expires)
+
+
+@admin_users_router.delete("/{user_id}/mfa", status_code=204, responses=error_responses(404))
+async def reset_user_mfa(user_id: str, admin: AdminUser, platform: Services, client: ClientInfo) -> Response:
+    """Turn a user's two-factor sign-in off (a lost authenticator and recovery codes)."""
+    await run_in_threadpool(lambda: platform.accounts.reset_mfa(user_id, actor_id=admin.id, client=client))
+    return Response(status_code=204)
 
 
 @admin_users_router.delete("/{user_id}/sessions", status_code=204, responses=error_responses(404))

@@ -7,18 +7,39 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from avocado.platform.accounts.passwords import MAX_PASSWORD, password_problem
 
 __all__ = [
+    "AccountDelete",
     "AdminUserCreate",
     "AdminUserUpdate",
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyPublic",
     "LoginRequest",
     "LogoutRequest",
+    "MfaChallenge",
+    "MfaCode",
+    "MfaDisable",
+    "MfaEnrolment",
+    "MfaLogin",
+    "MfaStatusPublic",
     "PasswordChange",
     "PasswordResetConfirm",
     "PasswordResetRequest",
+    "PreferencesPublic",
+    "PreferencesUpdate",
+    "RecoveryCodes",
     "RefreshRequest",
     "RegisterRequest",
     "ResetLinkPublic",
@@ -135,3 +156,91 @@ class SessionPublic(BaseModel):
 class ResetLinkPublic(BaseModel):
     url: str
     expires_at: datetime
+
+
+class ApiKeyCreate(_Input):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself: shown this once, never again")
+
+
+Code = Annotated[
+    str, Field(min_length=6, max_length=20, description="A 6-digit TOTP code, or a recovery code")
+]
+
+
+class MfaChallenge(BaseModel):
+    """Login's answer when two-factor sign-in is on: send ``mfa_token`` and a code to ``/auth/mfa``."""
+
+    mfa_required: Literal[True] = True
+    mfa_token: str
+    expires_in: int
+
+
+class MfaLogin(_Input):
+    mfa_token: Annotated[str, Field(min_length=1, max_length=2000)]
+    code: Code
+    cookie: bool = Field(default=False, description="Put the refresh token in a cookie (also if login asked)")
+
+
+class MfaCode(_Input):
+    code: Code
+
+
+class MfaDisable(_Input):
+    code: Code | None = None
+    password: AnyPassword | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> MfaDisable:
+        if self.code is None and self.password is None:
+            raise ValueError("give a code (or a recovery code) or the password")
+        return self
+
+
+class MfaEnrolment(BaseModel):
+    secret: str = Field(description="Base32, for typing into an authenticator app")
+    otpauth_uri: str = Field(description="The otpauth:// URI, for a QR code")
+
+
+class MfaStatusPublic(BaseModel):
+    enabled: bool
+    pending: bool = Field(description="Enrolled, waiting for a first code")
+    recovery_codes_left: int
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="One-time codes, shown this once")
+
+
+Theme = Literal["system", "light", "dark"]
+
+
+class PreferencesPublic(BaseModel):
+    default_model: str | None = Field(description="The model new chats start with (None: the first listed)")
+    system_prompt: str | None
+    theme: Theme
+
+
+class PreferencesUpdate(_Input):
+    """Only the fields given change; ``null`` clears one (``theme``: back to ``system``)."""
+
+    default_model: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None
+    ) = None
+    system_prompt: Annotated[str, Field(max_length=8000)] | None = None
+    theme: Theme | None = None
+
+
+class AccountDelete(_Input):
+    password: AnyPassword

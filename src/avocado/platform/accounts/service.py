@@ -34,14 +34,22 @@ from avocado.platform.accounts.errors import (
     WeakPassword,
     WrongPassword,
 )
-from avocado.platform.accounts.models import AuthSession, PasswordReset, RefreshToken, User
+from avocado.platform.accounts.models import (
+    AuthSession,
+    MfaFactor,
+    PasswordReset,
+    PersonalKey,
+    RecoveryCode,
+    RefreshToken,
+    User,
+)
 from avocado.platform.accounts.passwords import Passwords, password_problem
 from avocado.platform.accounts.tokens import TokenSigner, digest, new_token
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.errors import NotFound
 from avocado.platform.pages import decode_cursor, encode_cursor
 
-__all__ = ["AccountService", "Client", "Tokens", "UserRecord", "describe_device"]
+__all__ = ["AccountService", "Client", "Tokens", "UserRecord", "describe_device", "parse_stamp"]
 
 REFRESH_PREFIX = "avr_"
 RESET_PREFIX = "avp_"
@@ -176,6 +184,15 @@ class AccountService:
                 .values(revoked_at=self.now(), revoked_reason=reason)
             )
         return ids
+
+    def _revoke_keys(self, session: Session, user_id: str) -> None:
+        """A disabled account's personal API keys are revoked for good (enabling it again does not
+        bring them back: scripts holding them were cut off for a reason)."""
+        session.execute(
+            update(PersonalKey)
+            .where(PersonalKey.user_id == user_id, PersonalKey.revoked_at.is_(None))
+            .values(revoked_at=self.now())
+        )
 
     def _revoked(self, ids: list[str]) -> list[str]:
         if ids:
@@ -410,7 +427,7 @@ class AccountService:
         )
         if cursor is not None:
             at, last_id = decode_cursor(cursor, (str, str))
-            stamp = _parse_stamp(at)
+            stamp = parse_stamp(at)
             query = query.where(
                 or_(
                     AuthSession.created_at < stamp,
@@ -471,6 +488,34 @@ class AccountService:
                 raise NotFound("no such user")
             row.name, row.updated_at = name, self.now()
             return _user(row)
+
+    def delete_account(self, user_id: str, password: str, client: Client) -> list[str]:
+        """Delete my account and everything of mine (sessions, keys, two-factor, preferences go with
+        the row); the password is needed, and the last active admin stays. The audit log keeps the
+        event, under the id only."""
+        with self._sessions() as session:
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound("no such user")
+            stored = row.password_hash
+        if not self.passwords.verify(password, stored)[0]:
+            self.audit.record_now(
+                "user.delete_failed", actor_id=user_id, subject_id=user_id, address=client.address
+            )
+            raise WrongPassword("password")
+        with self._roles_lock, self._sessions.begin() as session:
+            self._serialize_roles(session)
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound("no such user")
+            if row.role == "admin" and row.status == "active" and self._active_admins(session) <= 1:
+                raise LastAdmin()
+            ids = list(session.scalars(select(AuthSession.id).where(AuthSession.user_id == user_id)))
+            session.delete(row)
+            self.audit.record(
+                session, "user.deleted", actor_id=user_id, subject_id=user_id, address=client.address
+            )
+        return self._revoked(ids)
 
     def change_password(
         self, user_id: str, session_id: str, current: str, new: str, client: Client
@@ -574,7 +619,7 @@ class AccountService:
             )
         if cursor is not None:
             at, last_id = decode_cursor(cursor, (str, str))
-            stamp = _parse_stamp(at)
+            stamp = parse_stamp(at)
             query = query.where(
                 or_(User.created_at > stamp, and_(User.created_at == stamp, User.id > last_id))
             )
@@ -612,10 +657,26 @@ class AccountService:
                 )  # fmt: skip
             if status == "disabled":
                 ids = self._revoke(session, AuthSession.user_id == user_id, "account_disabled")
+                self._revoke_keys(session, user_id)
             row.updated_at = self.now()
             record = _user(row)
         self._revoked(ids)
         return record
+
+    def reset_mfa(self, user_id: str, *, actor_id: str | None, client: Client) -> bool:
+        """Turn a user's two-factor sign-in off (a lost phone and lost recovery codes): their
+        password alone signs in again. Whether it was on; audited either way."""
+        with self._sessions.begin() as session:
+            if session.get(User, user_id) is None:
+                raise NotFound("no such user")
+            removed = session.execute(delete(MfaFactor).where(MfaFactor.user_id == user_id))
+            was_on = removed.rowcount  # type: ignore[attr-defined]
+            session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+            self.audit.record(
+                session, "mfa.reset", actor_id=actor_id, subject_id=user_id, address=client.address,
+                detail={"was_on": bool(was_on)},
+            )  # fmt: skip
+        return bool(was_on)
 
     def _active_admins(self, session: Session) -> int:
         return int(
@@ -656,7 +717,7 @@ def _deleted(session: Session, statement: Delete) -> int:
     return int(result.rowcount)
 
 
-def _parse_stamp(value: str) -> datetime:
+def parse_stamp(value: str) -> datetime:
     from avocado.platform.errors import PlatformError
 
     try:

@@ -14,12 +14,14 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
 __all__ = ["AccessClaims", "InvalidToken", "TokenSigner", "digest", "key_id", "new_token"]
 
 ISSUER = "avocado-platform"
+MFA_TTL = 300.0  # seconds to type the code after the password
 _ALGORITHM = "HS256"
 
 
@@ -67,6 +69,52 @@ class TokenSigner:
         claims["exp"] = now + int(self.ttl)
         token = jwt.encode(claims, self._keys[self._kid], algorithm=_ALGORITHM, headers={"kid": self._kid})
         return token, int(self.ttl)
+
+    def issue_mfa(self, user_id: str, cookie: bool, ttl: float = MFA_TTL) -> str:
+        """A token for the second step of a sign-in: it names the user whose password was right
+        and opens nothing but ``POST /auth/mfa`` (no ``sid``: as an access token it is refused)."""
+        now = int(self.clock())
+        claims = {
+            "iss": ISSUER,
+            "sub": user_id,
+            "typ": "mfa",
+            "cookie": cookie,
+            "iat": now,
+            "exp": now + int(ttl),
+        }
+        return jwt.encode(claims, self._keys[self._kid], algorithm=_ALGORITHM, headers={"kid": self._kid})
+
+    def verify_mfa(self, token: str) -> tuple[str, bool]:
+        """``(user id, cookie)`` of a second-step token, or :class:`InvalidToken`."""
+        claims = self._decode(token, ["exp", "iat", "sub", "typ"], "sign-in")
+        if claims.get("typ") != "mfa":
+            raise InvalidToken("invalid sign-in token: sign in again")
+        return str(claims["sub"]), bool(claims.get("cookie"))
+
+    def _decode(self, token: str, required: list[str], what: str) -> dict[str, Any]:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            raise InvalidToken(f"malformed {what} token") from None
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken(f"{what} token signed by an unknown key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[_ALGORITHM],
+                issuer=ISSUER,
+                options={"require": required, "verify_iat": False},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken(f"{what} token expired") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken(f"invalid {what} token") from None
+        if self.clock() > claims["exp"] + 5:
+            raise InvalidToken(f"{what} token expired")
+        return claims
 
     def verify(self, token: str) -> AccessClaims:
         try:
