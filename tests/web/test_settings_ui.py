@@ -33,6 +33,13 @@ def approve(platform: PlatformProcess, email: str) -> None:
         assert approved.status_code == 200, approved.text
 
 
+def wrong_code(secret: str) -> str:
+    """Six digits that are none of the codes accepted around now."""
+    totp = pyotp.TOTP(secret)
+    accepted = {totp.at(time.time() + shift) for shift in (-30, 0, 30)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in accepted)
+
+
 def test_two_factor_sign_in_and_an_api_key(platform: PlatformProcess, new_context: NewContext) -> None:
     register(platform, "ada@example.com", "Ada Lovelace")
     page = new_context().new_page()
@@ -49,7 +56,7 @@ def test_two_factor_sign_in_and_an_api_key(platform: PlatformProcess, new_contex
         "href", re.compile(f"^otpauth://totp/.*secret={secret}")
     )
     assert_accessible(page)
-    page.get_by_label("Code", exact=True).fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+    page.get_by_label("Code", exact=True).fill(wrong_code(secret))
     page.get_by_role("button", name="Turn on").click()
     expect(page.get_by_label("Code", exact=True)).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Code", exact=True).fill(pyotp.TOTP(secret).now())
@@ -58,6 +65,7 @@ def test_two_factor_sign_in_and_an_api_key(platform: PlatformProcess, new_contex
     codes = page.locator(".codes li")
     expect(codes).to_have_count(10)
     expect(page.get_by_text("10 recovery codes left.")).to_be_visible()
+    recovery = codes.first.inner_text()
     assert_accessible(page)
     page.reload()  # the codes are shown once
     expect(page.get_by_text(re.compile("^On: signing in asks for a code"))).to_be_visible()
@@ -99,13 +107,33 @@ def test_two_factor_sign_in_and_an_api_key(platform: PlatformProcess, new_contex
     with platform.api(headers={"Authorization": f"Bearer {key}"}) as http:
         assert http.get("/v1/models").status_code == 401
 
-    # Turning it off with the password (a lost authenticator); the next sign-in needs no code.
+    # A recovery code signs in once, in place of the authenticator.
+    open_account_menu(page, "Sign out")
+    sign_in(page, "ada@example.com")
+    page.get_by_label("Code").fill(recovery)
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("heading", name="Hello, Ada")).to_be_visible()
+
+    # New recovery codes take a code from the authenticator (a wrong one is refused).
     page.goto("/settings/two-factor")
+    expect(page.get_by_text("9 recovery codes left.")).to_be_visible()
+    page.get_by_role("button", name="New recovery codes").click()
+    dialog = page.get_by_role("dialog", name="Make new recovery codes?")
+    dialog.get_by_label("Code from your authenticator app").fill(wrong_code(secret))
+    dialog.get_by_role("button", name="Make new codes").click()
+    expect(dialog.get_by_label("Code from your authenticator app")).to_have_attribute("aria-invalid", "true")
+    assert_accessible(page)
+    dialog.get_by_role("button", name="Cancel").click()
+
+    # Turning it off with the password (a lost authenticator).
     page.get_by_role("button", name="Turn off").click()
     page.get_by_role("button", name="Lost your authenticator? Use your password").click()
     page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("dialog").get_by_role("button", name="Turn off").click()
     expect(page.get_by_role("button", name="Set up")).to_be_visible()
+    open_account_menu(page, "Sign out")
+    sign_in(page, "ada@example.com")
+    expect(page.get_by_role("heading", name="Hello, Ada")).to_be_visible()  # no code asked
 
 
 def test_preferences_follow_the_account_and_the_account_can_be_deleted(
