@@ -127,7 +127,8 @@ def test_first_admin_signs_up_and_approves_the_next_person(
         ("/settings/security", "Change password"),
         ("/settings/sessions", "Where you are signed in"),
         ("/settings/appearance", "Appearance"),
-        ("/settings/two-factor", "Two-factor sign-in"),  # "not offered yet" until the platform has it
+        ("/settings/two-factor", "Two-factor sign-in"),
+        ("/settings/chat", "Chat preferences"),
         ("/settings/api-keys", "API keys"),
     ]:
         admin.goto(path)

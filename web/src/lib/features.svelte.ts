@@ -1,21 +1,15 @@
-/** What this platform offers beyond the basics, read from its own OpenAPI document at runtime, so one
- * build of the UI works with a platform that has (or does not have yet) two-factor enrolment, API keys
- * or single sign-on: a section whose routes the platform lacks is not shown. */
+/** What this platform offers beyond its own routes, read from its OpenAPI document at runtime: single
+ * sign-on is configured per installation, so the sign-in page offers it only when the platform lists
+ * its route. (Two-factor sign-in and API keys are always there: the typed client knows their routes.) */
 
 export type OidcFeature = { name: string; url: string };
 
-/** Which features the routes of an OpenAPI document's `paths` reveal. */
-export function featuresOf(paths: readonly string[]): { totp: boolean; apiKeys: boolean; oidc: boolean } {
-	return {
-		totp: paths.some((path) => /^\/api\/v1\/users\/me\/(mfa|totp|two-factor)(\/|$)/.test(path)),
-		apiKeys: paths.some((path) => /^\/api\/v1\/users\/me\/(api-keys|keys)(\/|$)/.test(path)),
-		oidc: paths.includes('/api/v1/auth/oidc/login')
-	};
+/** Which optional features the routes of an OpenAPI document's `paths` reveal. */
+export function featuresOf(paths: readonly string[]): { oidc: boolean } {
+	return { oidc: paths.includes('/api/v1/auth/oidc/login') };
 }
 
 class Features {
-	totp = $state(false);
-	apiKeys = $state(false);
 	oidc: OidcFeature | null = $state(null);
 	loaded = $state(false);
 	#loading: Promise<void> | null = null;
@@ -31,8 +25,6 @@ class Features {
 			if (!response.ok) return;
 			const document = (await response.json()) as { paths?: Record<string, unknown> };
 			const found = featuresOf(Object.keys(document.paths ?? {}));
-			this.totp = found.totp;
-			this.apiKeys = found.apiKeys;
 			this.oidc = found.oidc ? { name: 'single sign-on', url: '/api/v1/auth/oidc/login' } : null;
 		} catch {
 			// offline: nothing optional is shown

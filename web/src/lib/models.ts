@@ -1,8 +1,22 @@
 /** The model picker's memory and labels. */
 
-import type { Model } from '$lib/api/client';
+import { api, call, type Model } from '$lib/api/client';
 
 const KEY = 'avocado.model';
+
+/** Every model this user may use (GET /api/v1/models, all its pages). */
+export async function listModels(): Promise<Model[]> {
+	const all: Model[] = [];
+	let cursor: string | null = null;
+	do {
+		const page: { items: Model[]; next_cursor: string | null } = await call(
+			api.GET('/api/v1/models', { params: { query: cursor ? { cursor } : {} } })
+		);
+		all.push(...page.items);
+		cursor = page.next_cursor;
+	} while (cursor);
+	return all;
+}
 
 export function rememberedModel(): string | null {
 	try {
@@ -20,9 +34,12 @@ export function rememberModel(name: string): void {
 	}
 }
 
-/** The model to select: the remembered one while it is still offered, else the first. */
-export function pickModel(models: readonly Model[], remembered: string | null): string | null {
-	if (remembered && models.some((model) => model.name === remembered)) return remembered;
+/** The model to select: the first of `wanted` still offered (the one remembered in this browser, then
+ * my default model), else the first listed. */
+export function pickModel(models: readonly Model[], ...wanted: (string | null | undefined)[]): string | null {
+	for (const name of wanted) {
+		if (name && models.some((model) => model.name === name)) return name;
+	}
 	return models[0]?.name ?? null;
 }
 

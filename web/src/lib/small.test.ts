@@ -3,6 +3,7 @@ import type { Model } from './api/client';
 import { actionLabel, describeDetail, isWarning } from './audit';
 import { readCookie } from './auth.svelte';
 import { featuresOf } from './features.svelte';
+import { curlExample, groupSecret } from './keys';
 import { formatBytes, modelDetails, pickModel } from './models';
 import { safeNext, signInFor } from './navigation';
 import { shortcutOf } from './shortcuts';
@@ -67,6 +68,8 @@ describe('models', () => {
 		expect(pickModel(models, 'b')).toBe('b');
 		expect(pickModel(models, 'gone')).toBe('a');
 		expect(pickModel([], 'b')).toBeNull();
+		expect(pickModel(models, 'gone', 'b')).toBe('b');
+		expect(pickModel(models, null, undefined)).toBe('a');
 	});
 
 	it('describes a model by what the server reports', () => {
@@ -95,12 +98,9 @@ describe('audit', () => {
 });
 
 describe('features', () => {
-	it('reads optional features from the OpenAPI paths', () => {
-		expect(featuresOf(['/api/v1/users/me', '/api/v1/auth/login'])).toEqual({ totp: false, apiKeys: false, oidc: false });
-		expect(
-			featuresOf(['/api/v1/users/me/mfa/totp', '/api/v1/users/me/api-keys/{key_id}', '/api/v1/auth/oidc/login'])
-		).toEqual({ totp: true, apiKeys: true, oidc: true });
-		expect(featuresOf(['/api/v1/users/me/keysmith'])).toEqual({ totp: false, apiKeys: false, oidc: false });
+	it('reads single sign-on from the OpenAPI paths', () => {
+		expect(featuresOf(['/api/v1/users/me', '/api/v1/auth/login'])).toEqual({ oidc: false });
+		expect(featuresOf(['/api/v1/users/me/mfa', '/api/v1/auth/oidc/login'])).toEqual({ oidc: true });
 	});
 });
 
@@ -112,9 +112,7 @@ describe('readCookie', () => {
 	});
 });
 
-describe('pending contract helpers', async () => {
-	const { curlExample, groupSecret } = await import('./api/pending');
-
+describe('key and secret helpers', () => {
 	it('groups a TOTP secret by four', () => {
 		expect(groupSecret('JBSWY3DPEHPK3PXP')).toBe('JBSW Y3DP EHPK 3PXP');
 		expect(groupSecret('JBS WY3')).toBe('JBSW Y3');

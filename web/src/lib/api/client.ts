@@ -16,6 +16,11 @@ export type AuditEvent = Schemas['AuditEventPublic'];
 export type Role = User['role'];
 export type Status = User['status'];
 export type SignupPolicy = Schemas['SettingsPublic']['signup_policy'];
+export type MfaStatus = Schemas['MfaStatusPublic'];
+export type MfaEnrolment = Schemas['MfaEnrolment'];
+export type ApiKey = Schemas['ApiKeyPublic'];
+export type NewApiKey = Schemas['ApiKeyCreated'];
+export type Preferences = Schemas['PreferencesPublic'];
 
 type Fetch = (request: Request) => Promise<Response>;
 
@@ -33,25 +38,6 @@ export const api = createClient<paths>({ baseUrl: base, fetch: (request) => auth
 export const anon = createClient<paths>({ baseUrl: base, credentials: 'same-origin' });
 
 type Answer<T> = { data?: T; error?: unknown; response: Response };
-
-/** A call to a route the generated types do not have yet (see pending.ts): JSON in and out, with the
- * same token handling and errors as `api`. */
-export async function send<T>(method: string, path: string, body?: unknown): Promise<T> {
-	const request = new Request(new URL(path, base), {
-		method,
-		headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-		body: body === undefined ? undefined : JSON.stringify(body)
-	});
-	let response: Response;
-	try {
-		response = await authorizedFetch(request);
-	} catch {
-		throw offline();
-	}
-	const parsed: unknown = response.status === 204 ? undefined : await response.json().catch(() => undefined);
-	if (!response.ok) throw errorFrom(response.status, parsed, response.headers);
-	return parsed as T;
-}
 
 /** The data of a call, or an ApiError with the server's words (or a network failure's). */
 export async function call<T>(pending: Promise<Answer<T>>): Promise<T> {
