@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
 from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime, unless_gone
@@ -93,7 +94,7 @@ async def generate_events(
                 yield final
 
 
-@router.post("/api/generate", response_model=None)
+@router.post("/api/generate", response_model=None, responses=docs.GENERATED)
 async def generate(req: GenerateRequest, svc: Service, request: Request) -> Response:
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
     check_images(req.images, gen.model)
@@ -157,7 +158,7 @@ async def chat_events(
             yield final
 
 
-@router.post("/api/chat", response_model=None)
+@router.post("/api/chat", response_model=None, responses=docs.GENERATED)
 async def chat(req: ChatRequest, svc: Service, request: Request) -> Response:
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
     check_think(req.think, gen.model.name)

@@ -5,9 +5,12 @@ Unknown fields are ignored, as Ollama ignores them; wrong types are a 400.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
+
+from avocado.api_docs import MODEL_NAME_PATTERN
+from avocado.node.options import options_schema
 
 __all__ = [
     "ChatRequest",
@@ -25,6 +28,17 @@ __all__ = [
 
 KeepAlive = str | float | int | None
 Format = Literal["json", ""] | dict[str, Any] | None
+Options = Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [options_schema(), {"type": "null"}]})]
+# What the OpenAPI document says of a model name; the routes check it themselves (an unknown name is
+# a 404 wherever a model is looked up, as on Ollama).
+ModelNameText = Annotated[str, WithJsonSchema({"type": "string", "pattern": MODEL_NAME_PATTERN})]
+
+
+def _model_required(schema: dict[str, Any]) -> None:
+    """``model`` is required (``name`` stands in for it from older clients, undocumented)."""
+    schema["required"] = sorted({*schema.get("required", []), "model"})
+    schema["properties"].pop("name", None)
+    schema["properties"]["model"].pop("default", None)
 
 
 class _Body(BaseModel):
@@ -32,7 +46,9 @@ class _Body(BaseModel):
 
 
 class _ModelBody(_Body):
-    model: str = ""
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_model_required)
+
+    model: ModelNameText = ""
     name: str = ""  # older clients send "name"
 
     @property
@@ -81,7 +97,7 @@ class GenerateRequest(_ModelBody):
     raw: bool | None = False
     format: Format = None
     images: list[str] | None = None
-    options: dict[str, Any] | None = None
+    options: Options = None
     keep_alive: KeepAlive = None
     think: bool | str | None = None
 
@@ -91,7 +107,7 @@ class ChatRequest(_ModelBody):
     tools: list[Tool] | None = None
     stream: bool | None = True
     format: Format = None
-    options: dict[str, Any] | None = None
+    options: Options = None
     keep_alive: KeepAlive = None
     think: bool | str | None = None
 
@@ -99,14 +115,14 @@ class ChatRequest(_ModelBody):
 class EmbedRequest(_ModelBody):
     input: str | list[str] | None = None
     truncate: bool | None = True
-    options: dict[str, Any] | None = None
+    options: Options = None
     keep_alive: KeepAlive = None
     dimensions: int | None = Field(default=None, ge=1)
 
 
 class EmbeddingsRequest(_ModelBody):
     prompt: str | None = ""
-    options: dict[str, Any] | None = None
+    options: Options = None
     keep_alive: KeepAlive = None
 
 
@@ -115,23 +131,48 @@ class ShowRequest(_ModelBody):
 
 
 class CopyRequest(_Body):
-    source: str
-    destination: str
+    source: ModelNameText
+    destination: ModelNameText
 
 
 class DeleteRequest(_ModelBody):
     pass
 
 
+# What this node cannot do yet, said in the document: a create with either is refused.
+_NO_ADAPTERS = {
+    "type": ["object", "null"],
+    "maxProperties": 0,
+    "description": "LoRA adapters: not supported yet",
+}
+_NO_QUANTIZE = {
+    "type": ["string", "null"],
+    "maxLength": 0,
+    "description": "Not supported yet: import an already quantized GGUF",
+}
+Files = Annotated[
+    dict[str, str] | None,
+    WithJsonSchema(
+        {
+            "type": ["object", "null"],
+            "additionalProperties": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "description": "File name -> digest of a blob uploaded with POST /api/blobs/{digest}",
+        }
+    ),
+]
+
+
 class CreateRequest(_ModelBody):
-    from_: str | None = Field(default=None, alias="from")
-    files: dict[str, str] | None = None
-    adapters: dict[str, str] | None = None
+    from_: Annotated[
+        str | None, WithJsonSchema({"type": ["string", "null"], "pattern": MODEL_NAME_PATTERN})
+    ] = Field(default=None, alias="from")
+    files: Files = None
+    adapters: Annotated[dict[str, str] | None, WithJsonSchema(_NO_ADAPTERS)] = None
     template: str | None = None
     license: str | list[str] | None = None
     system: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: Options = None
     messages: list[Message] | None = None
     modelfile: str | None = None  # the older API: a whole Modelfile as text
-    quantize: str | None = None
+    quantize: Annotated[str | None, WithJsonSchema(_NO_QUANTIZE)] = None
     stream: bool | None = True

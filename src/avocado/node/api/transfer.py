@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from avocado.names import ModelName
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
@@ -60,7 +61,7 @@ LOCAL_PATH_REFUSED = (
 )
 
 
-@router.post("/api/pull", response_model=None)
+@router.post("/api/pull", response_model=None, responses=docs.STREAMED_PROGRESS)
 async def pull(req: TransferRequest, svc: Service, request: Request) -> Response:
     source = req.model or req.name
     policy = PullPolicy.from_settings(svc.settings)
@@ -85,7 +86,7 @@ async def pull(req: TransferRequest, svc: Service, request: Request) -> Response
     return await progress_response(stream(), req.stream, request)
 
 
-@router.post("/api/push", response_model=None)
+@router.post("/api/push", response_model=None, responses=docs.STREAMED_PROGRESS)
 async def push(req: TransferRequest, svc: Service, request: Request) -> Response:
     policy = PullPolicy.from_settings(svc.settings)
     pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, req.insecure, policy)
