@@ -37,10 +37,37 @@ CONTENT_REFUSALS = tuple(
         # uploads: random bytes never have the digest they are sent under
         r"does not match digest",
         r"content does not match",
-        # a manifest or a create naming blobs that were never uploaded
+        # a manifest or a create naming blobs that were never uploaded, or files that are not one GGUF
         r"blob unknown to registry",
         r"was not uploaded",
+        r"give exactly one GGUF file",
+        r"^FROM .* is a path",
+        # text in a language of its own: a Go template, a Modelfile, a JSON Schema for llama.cpp's
+        # grammar converter, a tool call's arguments as JSON text, base64 image data
+        r"^(chat )?template error: ",
+        r"^line \d+: |^no FROM line",
+        r"invalid JSON schema in format|invalid format",
+        r"has arguments that are not a JSON object",
+        r"invalid image input",
+        # what the model can do: its capabilities, its vocabulary, its context, the node's memory
+        r"does not support (insert|tools|thinking|image input)",
+        r"^context holds token \d+, which is not a token of this model",
+        r"input length exceeds the context length",
+        r"^num_ctx \d+ is too large",
     )
+)
+# Routes that run a model: half of their schema-valid requests name the real one.
+MODEL_ROUTES = frozenset(
+    {
+        "/api/generate",
+        "/api/chat",
+        "/api/embed",
+        "/api/embeddings",
+        "/api/show",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+    }
 )
 
 _lock = threading.Lock()
@@ -77,7 +104,7 @@ def _positive(case: Any) -> bool:
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
-    if MODEL and isinstance(case.body, dict) and "model" in case.body and _positive(case):
+    if MODEL and case.path in MODEL_ROUTES and isinstance(case.body, dict) and _positive(case):
         with _lock:
             real = _rng.random() < 0.5
         if real:

@@ -102,9 +102,7 @@ def test_a_keep_alive_too_large_for_a_float_keeps_the_model_loaded(http: httpx.C
 
 
 @pytest.mark.parametrize("arguments", ["1", "[]", '"text"', "not json"])
-def test_tool_call_arguments_not_an_object_are_400(
-    http: httpx.Client, arguments: str
-) -> None:
+def test_tool_call_arguments_not_an_object_are_400(http: httpx.Client, arguments: str) -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": arguments}}
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
     body = {"model": SMOLLM, "messages": messages, "max_tokens": 2}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from avocado.node.api.schemas import ModelNameText
 
 __all__ = [
     "ChatCompletionRequest",
@@ -29,10 +31,21 @@ class ToolCallIn(_Body):
     function: FunctionCall
 
 
+# An image is a base64 data URL (the node fetches nothing); as an object, {"url": ...}.
+_DATA_URL = {"type": "string", "pattern": "^data:[^,]*,"}
+_IMAGE_URL = {
+    "anyOf": [
+        _DATA_URL,
+        {"type": "object", "properties": {"url": _DATA_URL}, "required": ["url"]},
+        {"type": "null"},
+    ]
+}
+
+
 class ContentPart(_Body):
-    type: str
+    type: Annotated[str, WithJsonSchema({"type": "string", "enum": ["text", "image_url"]})]
     text: str | None = None
-    image_url: dict[str, Any] | str | None = None
+    image_url: Annotated[dict[str, Any] | str | None, WithJsonSchema(_IMAGE_URL)] = None
 
 
 class OpenAIMessage(_Body):
@@ -64,7 +77,7 @@ class ToolDef(_Body):
 
 
 class _Sampling(_Body):
-    model: str
+    model: ModelNameText
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=0)
@@ -74,12 +87,16 @@ class _Sampling(_Body):
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     seed: int | None = None
     stop: str | list[str] | None = None
-    n: int | None = Field(default=None, ge=1)
+    # One choice per request: n > 1 is refused (said in the document, which OpenAI's allows).
+    n: Annotated[
+        int | None,
+        WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1}, {"type": "null"}]}),
+    ] = None
     user: str | None = None
 
 
 class ChatCompletionRequest(_Sampling):
-    messages: list[OpenAIMessage]
+    messages: Annotated[list[OpenAIMessage], Field(json_schema_extra={"minItems": 1})]
     max_completion_tokens: int | None = Field(default=None, ge=0)
     response_format: ResponseFormat | None = None
     tools: list[ToolDef] | None = None
@@ -87,14 +104,34 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
+    prompt: Annotated[  # one prompt; a list of several (a batch) is refused
+        str | list[str],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1},
+                ]
+            }
+        ),
+    ]
     suffix: str | None = None
     echo: bool | None = False
 
 
 class EmbeddingRequest(_Body):
-    model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    model: ModelNameText
+    input: Annotated[  # texts, none empty; token arrays (OpenAI's too) are refused, as on Ollama
+        str | list[str] | list[int] | list[list[int]],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                ]
+            }
+        ),
+    ]
     encoding_format: Literal["float", "base64"] | None = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None

@@ -26,7 +26,15 @@ __all__ = [
     "ToolCall",
 ]
 
-KeepAlive = str | float | int | None
+# A duration as Go writes it ("5m", "1h30m", "-1s"), or seconds as a number (negative: forever).
+_NUMBER = r"(\d+(\.\d*)?|\.\d+)"
+DURATION_PATTERN = rf"^\s*([+-]?(({_NUMBER}(ns|us|µs|ms|s|m|h|d|w))+|{_NUMBER}([eE][+-]?\d+)?))?\s*$"
+KeepAlive = Annotated[
+    str | float | int | None,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "number"}, {"type": "null"}]}
+    ),
+]
 Format = Literal["json", ""] | dict[str, Any] | None
 Options = Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [options_schema(), {"type": "null"}]})]
 # What the OpenAPI document says of a model name; the routes check it themselves (an unknown name is
@@ -34,7 +42,7 @@ Options = Annotated[dict[str, Any] | None, WithJsonSchema({"anyOf": [options_sch
 ModelNameText = Annotated[str, WithJsonSchema({"type": "string", "pattern": MODEL_NAME_PATTERN})]
 
 
-def _model_required(schema: dict[str, Any]) -> None:
+def model_required(schema: dict[str, Any]) -> None:
     """``model`` is required (``name`` stands in for it from older clients, undocumented)."""
     schema["required"] = sorted({*schema.get("required", []), "model"})
     schema["properties"].pop("name", None)
@@ -46,7 +54,7 @@ class _Body(BaseModel):
 
 
 class _ModelBody(_Body):
-    model_config = ConfigDict(extra="ignore", json_schema_extra=_model_required)
+    model_config = ConfigDict(extra="ignore", json_schema_extra=model_required)
 
     model: ModelNameText = ""
     name: str = ""  # older clients send "name"
@@ -92,7 +100,12 @@ class GenerateRequest(_ModelBody):
     suffix: str | None = None
     system: str | None = None
     template: str | None = None
-    context: list[StrictInt] | None = None  # token ids: true or 1.5 are not tokens
+    context: Annotated[  # token ids: true, 1.5 or -1 are not tokens
+        list[StrictInt] | None,
+        WithJsonSchema(
+            {"anyOf": [{"type": "array", "items": {"type": "integer", "minimum": 0}}, {"type": "null"}]}
+        ),
+    ] = None
     stream: bool | None = True
     raw: bool | None = False
     format: Format = None
@@ -113,7 +126,18 @@ class ChatRequest(_ModelBody):
 
 
 class EmbedRequest(_ModelBody):
-    input: str | list[str] | None = None
+    input: Annotated[  # one text ("" embeds nothing) or a list of texts, none empty
+        str | list[str] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = None
     truncate: bool | None = True
     options: Options = None
     keep_alive: KeepAlive = None
@@ -162,7 +186,19 @@ Files = Annotated[
 ]
 
 
+def _weights_given(schema: dict[str, Any]) -> None:
+    """A create names its weights: ``from`` (a model), ``files`` (uploaded blobs) or a ``modelfile``."""
+    model_required(schema)
+    schema["anyOf"] = [
+        {"required": ["from"], "properties": {"from": {"type": "string"}}},
+        {"required": ["files"], "properties": {"files": {"type": "object", "minProperties": 1}}},
+        {"required": ["modelfile"], "properties": {"modelfile": {"type": "string", "minLength": 1}}},
+    ]
+
+
 class CreateRequest(_ModelBody):
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_weights_given)
+
     from_: Annotated[
         str | None, WithJsonSchema({"type": ["string", "null"], "pattern": MODEL_NAME_PATTERN})
     ] = Field(default=None, alias="from")

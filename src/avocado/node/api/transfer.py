@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from avocado.names import ModelName
 from avocado.node.api import docs
 from avocado.node.api.deps import Service
+from avocado.node.api.schemas import ModelNameText, model_required
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
 from avocado.node.registry.files import FilePuller, is_url_source
@@ -39,9 +40,9 @@ router = APIRouter(tags=["ollama"])
 class TransferRequest(BaseModel):
     """Body of ``/api/pull`` and ``/api/push``; older clients send ``name`` instead of ``model``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=model_required)
 
-    model: str = ""
+    model: ModelNameText = ""
     name: str = ""
     insecure: bool = False
     stream: bool | None = True
