@@ -139,6 +139,8 @@ def schemathesis(
         "1",
         "--request-timeout",
         "60",
+        "--max-response-time",  # CPU inference on a shared machine: a minute, not schemathesis' 10 s
+        "60",
         "--seed",
         str(seed),
         "--no-color",

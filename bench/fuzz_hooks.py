@@ -5,7 +5,7 @@
 - Every answer and every network error is counted into ``FUZZ_STATS`` (JSON, written at exit):
   statuses, answers ``>= 500`` (with samples), network errors (a crash or a hang shows there).
 - A schema-valid request refused with ``400`` is a failure (ST202), except where the refusal is about
-  content that no JSON Schema can judge, named one by one in :data:`CONTENT_REFUSALS` (a template
+  content that no JSON Schema can judge, named one by one in ``avocado.api_docs.CONTENT_REFUSALS`` (a template
   that does not parse, a digest the uploaded bytes do not have, a registry the sandbox may not reach).
   Any other ``400`` to a schema-valid request stays a failure: the document or the route is wrong.
 """
@@ -16,46 +16,18 @@ import atexit
 import json
 import os
 import random
-import re
 import threading
 from collections import Counter
 from typing import Any
 
 import schemathesis
 
+from avocado.api_docs import content_refusal
+
 MODEL = os.environ.get("FUZZ_MODEL", "")
 STATS_FILE = os.environ.get("FUZZ_STATS", "")
 SAMPLES = 20  # answers >= 500 and network errors kept for the report
 
-# What a route may refuse in a body the schema allows, because it is about content, not shape.
-CONTENT_REFUSALS = tuple(
-    re.compile(pattern)
-    for pattern in (
-        # pulls and pushes: the fuzz keeps them on loopback (pull_only_networks); names do not resolve
-        r"outside pull_only_networks",
-        r"cannot resolve",
-        # uploads: random bytes never have the digest they are sent under
-        r"does not match digest",
-        r"content does not match",
-        # a manifest or a create naming blobs that were never uploaded, or files that are not one GGUF
-        r"blob unknown to registry",
-        r"was not uploaded",
-        r"give exactly one GGUF file",
-        r"^FROM .* is a path",
-        # text in a language of its own: a Go template, a Modelfile, a JSON Schema for llama.cpp's
-        # grammar converter, a tool call's arguments as JSON text, base64 image data
-        r"^(chat )?template error: ",
-        r"^line \d+: |^no FROM line",
-        r"invalid JSON schema in format|invalid format",
-        r"has arguments that are not a JSON object",
-        r"invalid image input",
-        # what the model can do: its capabilities, its vocabulary, its context, the node's memory
-        r"does not support (insert|tools|thinking|image input)",
-        r"^context holds token \d+, which is not a token of this model",
-        r"input length exceeds the context length",
-        r"^num_ctx \d+ is too large",
-    )
-)
 # Routes that run a model: half of their schema-valid requests name the real one.
 MODEL_ROUTES = frozenset(
     {
@@ -139,13 +111,12 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
     """Keep every failure but ST202 on a 400 that refuses content (see the module's words)."""
     if type(failure).__name__ != "RejectedPositiveData" or response.status_code != 400:
         return True
-    message = _message(response)
-    for pattern in CONTENT_REFUSALS:
-        if pattern.search(message):
-            with _lock:
-                _excused[pattern.pattern] += 1
-            return False
-    return True
+    reason = content_refusal(_message(response))
+    if reason is None:
+        return True
+    with _lock:
+        _excused[reason] += 1
+    return False
 
 
 def _write() -> None:

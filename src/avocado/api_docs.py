@@ -7,20 +7,60 @@ own ``422`` is taken out of every document: bad input is a ``400`` here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 __all__ = [
+    "CONTENT_REFUSALS",
     "MODEL_NAME_PATTERN",
     "OLLAMA_ERROR",
     "OPENAI_ERROR",
     "REGISTRY_ERROR",
     "ErrorKind",
     "Responses",
+    "content_refusal",
     "errors",
     "ok",
     "without_422",
 ]
+
+# What a route may refuse in a request its document allows: a 400 about content that no JSON Schema can
+# judge, named one by one (by its message). Any other 400 to a request the document allows means the
+# document or the route is wrong (the fuzz, bench/fuzz.py, and tests/test_openapi.py hold them to it).
+CONTENT_REFUSALS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        # pulls and pushes: a registry the node may not reach (pull_only_networks, pull_allow_networks,
+        # link-local and metadata addresses), cannot reach, or whose name does not resolve
+        r"outside pull_only_networks|only in the networks listed in pull_allow_networks",
+        r"transfers never reach",
+        r"cannot resolve|cannot reach",
+        # uploads: random bytes never have the digest they are sent under
+        r"does not match digest",
+        r"content does not match",
+        # a manifest or a create naming blobs that were never uploaded, or files that are not one GGUF
+        r"blob unknown to registry",
+        r"was not uploaded",
+        r"give exactly one GGUF file",
+        r"^FROM .* is a path",
+        # text in a language of its own: a Go template, a Modelfile, a JSON Schema for llama.cpp's
+        # grammar converter, a tool call's arguments as JSON text, base64 image data
+        r"^(chat )?template error: ",
+        r"^line \d+: |^no FROM line",
+        r"invalid JSON schema in format|invalid format",
+        r"has arguments that are not a JSON object",
+        r"invalid image input",
+        # what the model can do: its capabilities, its vocabulary, its context, the node's memory
+        r"does not support (insert|tools|thinking|image input)",
+        r"^context holds token \d+, which is not a token of this model",
+        r"input length exceeds the context length",
+        r"^num_ctx \d+ is too large",
+        # the gateway's keys: an expiry is judged against the clock and a range
+        r"expires_at must be in the future",
+        r"expires_in must be longer than zero|expires_in is too long",
+    )
+)
 
 Responses = dict[int | str, dict[str, Any]]
 ErrorKind = Literal["ollama", "openai", "registry"]
@@ -72,6 +112,11 @@ _SCHEMAS: dict[ErrorKind, dict[str, Any]] = {
     "openai": OPENAI_ERROR,
     "registry": REGISTRY_ERROR,
 }
+
+
+def content_refusal(message: str) -> str | None:
+    """The pattern of :data:`CONTENT_REFUSALS` that ``message`` (a 400's) matches, if any."""
+    return next((pattern.pattern for pattern in CONTENT_REFUSALS if pattern.search(message)), None)
 
 
 def errors(statuses: Iterable[int], why: Mapping[int, str], kind: ErrorKind = "ollama") -> Responses:

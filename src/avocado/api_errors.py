@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 __all__ = [
     "allowed_methods",
@@ -77,17 +77,23 @@ def describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> str:
     """Every method the app serves at the request's path, for a ``405``'s ``Allow``.
 
     Starlette names only the methods of the first route whose path matched, though a path may have
     several routes (``HEAD`` and ``POST /api/blobs/{digest}``), so ``Allow`` left out methods that work.
+    Each method is tried on the app's routes (included routers too) as the router itself would.
     """
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
 
 
 StatusFor = Callable[[Exception], tuple[int, str]]

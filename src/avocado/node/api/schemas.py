@@ -1,18 +1,21 @@
 """Request bodies of the Ollama API, as Ollama documents them (docs/api.md).
 
-Unknown fields are ignored, as Ollama ignores them; wrong types are a 400.
+Unknown fields are ignored, as Ollama ignores them; wrong types are a 400, as Go's JSON decoding makes
+them on Ollama: ``"5"`` or ``true`` is not a number, ``1`` is not a boolean (pydantic's strict mode).
+Whole numbers written as floats (``5.0``) are integers, as JSON Schema counts them.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from avocado.api_docs import MODEL_NAME_PATTERN
 from avocado.node.options import options_schema
 
 __all__ = [
+    "WHOLE",
     "ChatRequest",
     "CopyRequest",
     "CreateRequest",
@@ -20,12 +23,22 @@ __all__ = [
     "EmbedRequest",
     "EmbeddingsRequest",
     "GenerateRequest",
+    "Integer",
     "Message",
+    "ModelNameText",
     "ShowRequest",
     "Tool",
     "ToolCall",
 ]
 
+
+def _integral(value: Any) -> Any:
+    """A whole number written as a float (``5.0``) is that integer; anything else is left to be judged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WHOLE = BeforeValidator(_integral)  # for a constrained field: Annotated[int | None, WHOLE] = Field(ge=...)
+Integer = Annotated[int, WHOLE]
 # A duration as Go writes it ("5m", "1h30m", "-1s"), or seconds as a number (negative: forever).
 _NUMBER = r"(\d+(\.\d*)?|\.\d+)"
 DURATION_PATTERN = rf"^\s*([+-]?(({_NUMBER}(ns|us|µs|ms|s|m|h|d|w))+|{_NUMBER}([eE][+-]?\d+)?))?\s*$"
@@ -50,7 +63,7 @@ def model_required(schema: dict[str, Any]) -> None:
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class _ModelBody(_Body):
@@ -67,7 +80,7 @@ class _ModelBody(_Body):
 class ToolCallFunction(_Body):
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
-    index: int | None = None
+    index: Integer | None = None
 
 
 class ToolCall(_Body):
@@ -101,7 +114,7 @@ class GenerateRequest(_ModelBody):
     system: str | None = None
     template: str | None = None
     context: Annotated[  # token ids: true, 1.5 or -1 are not tokens
-        list[StrictInt] | None,
+        list[Integer] | None,
         WithJsonSchema(
             {"anyOf": [{"type": "array", "items": {"type": "integer", "minimum": 0}}, {"type": "null"}]}
         ),
@@ -141,7 +154,7 @@ class EmbedRequest(_ModelBody):
     truncate: bool | None = True
     options: Options = None
     keep_alive: KeepAlive = None
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: Annotated[int | None, WHOLE] = Field(default=None, ge=1)
 
 
 class EmbeddingsRequest(_ModelBody):

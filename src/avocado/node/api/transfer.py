@@ -40,11 +40,11 @@ router = APIRouter(tags=["ollama"])
 class TransferRequest(BaseModel):
     """Body of ``/api/pull`` and ``/api/push``; older clients send ``name`` instead of ``model``."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra=model_required)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=model_required)
 
     model: ModelNameText = ""
     name: str = ""
-    insecure: bool = False
+    insecure: bool | None = False
     stream: bool | None = True
 
     @property
@@ -71,7 +71,7 @@ async def pull(req: TransferRequest, svc: Service, request: Request) -> Response
         return await progress_response(thread_stream(job), req.stream, request)
     if looks_like_path(source):
         raise BadRequest(LOCAL_PATH_REFUSED.format(source=source[:200]))
-    puller = Puller(svc.store, req.model_name, insecure=req.insecure, policy=policy)
+    puller = Puller(svc.store, req.model_name, insecure=bool(req.insecure), policy=policy)
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         manifest = await asyncio.to_thread(puller.fetch_manifest)  # before the first line: errors are HTTP
@@ -90,5 +90,5 @@ async def pull(req: TransferRequest, svc: Service, request: Request) -> Response
 @router.post("/api/push", response_model=None, responses=docs.STREAMED_PROGRESS)
 async def push(req: TransferRequest, svc: Service, request: Request) -> Response:
     policy = PullPolicy.from_settings(svc.settings)
-    pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, req.insecure, policy)
+    pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, bool(req.insecure), policy)
     return await progress_response(thread_stream(pusher.run), req.stream, request)

@@ -145,11 +145,11 @@ async def api_version() -> JSONResponse:
     return JSONResponse({}, headers=API_VERSION)
 
 
-@router.api_route(
-    "/v2/{namespace}/{model}/manifests/{tag}",
-    methods=["GET", "HEAD"],
-    response_class=Response,
-    responses=docs.REGISTRY["manifest"],
+@router.get(
+    "/v2/{namespace}/{model}/manifests/{tag}", response_class=Response, responses=docs.REGISTRY["manifest"]
+)
+@router.head(
+    "/v2/{namespace}/{model}/manifests/{tag}", response_class=Response, responses=docs.REGISTRY["manifest"]
 )
 async def get_manifest(namespace: str, model: str, tag: str, svc: Service) -> Response:
     name = _name(namespace, model, tag)
@@ -165,11 +165,11 @@ async def get_manifest(namespace: str, model: str, tag: str, svc: Service) -> Re
     return Response(raw, media_type=MediaType.MANIFEST, headers=headers)
 
 
-@router.api_route(
-    "/v2/{namespace}/{model}/blobs/{digest}",
-    methods=["GET", "HEAD"],
-    response_class=Response,
-    responses=docs.REGISTRY["blob"],
+@router.get(
+    "/v2/{namespace}/{model}/blobs/{digest}", response_class=Response, responses=docs.REGISTRY["blob"]
+)
+@router.head(
+    "/v2/{namespace}/{model}/blobs/{digest}", response_class=Response, responses=docs.REGISTRY["blob"]
 )
 async def get_blob(namespace: str, model: str, digest: str, svc: Service) -> Response:
     try:
