@@ -68,7 +68,7 @@ def test_create_list_get_revoke(client: TestClient) -> None:
 
     assert client.delete(f"{KEYS_PATH}/{body['id']}").status_code == 204
     gone = client.get(f"{KEYS_PATH}/{body['id']}")  # revoked: gone as a resource, still listed
-    assert gone.status_code == 410 and "was revoked at" in gone.json()["error"]
+    assert gone.status_code == 404 and "was revoked at" in gone.json()["error"]
     assert [key["status"] for key in client.get(KEYS_PATH).json()["keys"]] == ["revoked"]
     assert client.delete(f"{KEYS_PATH}/{body['id']}").status_code == 204  # revoking again is fine
 

@@ -1,7 +1,7 @@
 """The admin API for keys, under ``/api/avocado/keys``, for holders of the master key only.
 
 ``POST`` creates (``201``, the full key shown this once), ``GET`` lists or shows one, ``DELETE``
-revokes (``204``). A revoked key is gone as a resource (``GET`` of it is ``410``) but stays in the
+revokes (``204``). A revoked key is gone as a resource (``GET`` of it is ``404``) but stays in the
 list, with its status and usage, for the record. Every error is ``{"error": "..."}``: ``400`` for
 bad input (FastAPI's ``422`` included), ``401`` without the master key, ``403`` when no master key is
 configured, ``404`` for an unknown id. The router handles its own errors, so it behaves the same on
@@ -87,8 +87,7 @@ _WHY = {
     400: "Bad input (a readable message)",
     401: "No master key, or the wrong one",
     403: "The gateway has no master key: the admin API is off",
-    404: "No such key",
-    410: "The key was revoked (GET /api/avocado/keys still lists it, with its usage)",
+    404: "No such key, or one that was revoked (GET /api/avocado/keys still lists it, with its usage)",
 }
 
 
@@ -117,7 +116,7 @@ def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
             raise AdminError(404, f"API key '{key_id}' not found")
         if record.revoked_at is not None:
             revoked = record.revoked_at.isoformat().replace("+00:00", "Z")
-            raise AdminError(410, f"API key '{key_id}' was revoked at {revoked}")
+            raise AdminError(404, f"API key '{key_id}' was revoked at {revoked}; the list still shows it")
         return KeyPublic.from_record(record, service.now())
 
     @router.post("", status_code=201, responses=_responses(400))
@@ -130,7 +129,7 @@ def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
         now = service.now()
         return KeyList(keys=[KeyPublic.from_record(record, now) for record in service.list()])
 
-    @router.get("/{key_id}", responses=_responses(404, 410))
+    @router.get("/{key_id}", responses=_responses(404))
     def get_key(key_id: str) -> KeyPublic:
         return _found(key_id)
 

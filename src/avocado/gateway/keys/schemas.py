@@ -56,7 +56,7 @@ def parse_expires_in(text: str) -> timedelta:
 
 
 _NOT_BLANK = r"\S"
-_EXPIRES_IN = r"^\s*[0-9]+([0-9]*(ns|us|µs|ms|s|m|h|d|w))*\s*$"
+_EXPIRES_IN = r"^\s*([0-9]+|([0-9]+(ns|us|µs|ms|s|m|h|d|w))+)\s*$"
 
 
 def _document(schema: dict[str, Any]) -> None:
