@@ -94,11 +94,18 @@ def test_an_option_too_large_for_a_float_is_400(http: httpx.Client, option: str)
     assert_error(http.post("/api/generate", content=_json(body)), 400, f"option '{option}' must be between")
 
 
-def test_a_keep_alive_too_large_for_a_float_keeps_the_model_loaded(http: httpx.Client) -> None:
-    response = http.post("/api/generate", content=_json(generate(keep_alive=HUGE)))
+@pytest.mark.parametrize("keep_alive", [HUGE, 1e200], ids=["past a float", "past a timedelta"])
+def test_a_keep_alive_too_large_keeps_the_model_loaded(http: httpx.Client, keep_alive: float) -> None:
+    """1e200 seconds once made every later /api/ps a 500, until the model was unloaded."""
+    response = http.post("/api/generate", content=_json(generate(keep_alive=keep_alive)))
     assert response.status_code == 200 and response.json()["done"] is True
-    expires = {m["name"]: m["expires_at"] for m in http.get("/api/ps").json()["models"]}
-    assert expires[SMOLLM] > "2100"  # forever, as a negative keep_alive
+    try:
+        listed = http.get("/api/ps")
+        assert listed.status_code == 200, listed.text
+        expires = {m["name"]: m["expires_at"] for m in listed.json()["models"]}
+        assert expires[SMOLLM] > "2100"  # forever, as a negative keep_alive
+    finally:  # the other tests' node keeps its usual keep_alive
+        http.post("/api/generate", json={"model": SMOLLM, "keep_alive": 0})
 
 
 @pytest.mark.parametrize("arguments", ["1", "[]", '"text"', "not json"])
