@@ -16,6 +16,7 @@ __all__ = [
     "MODEL_NAME_PATTERN",
     "OLLAMA_ERROR",
     "OPENAI_ERROR",
+    "PULL_SOURCE",
     "REGISTRY_ERROR",
     "ErrorKind",
     "Responses",
@@ -70,7 +71,15 @@ ErrorKind = Literal["ollama", "openai", "registry"]
 _PART = "[A-Za-z0-9][A-Za-z0-9_.-]{0,79}"
 _HOST = "[A-Za-z0-9][A-Za-z0-9_.-]{0,349}(:[0-9]{1,5})?"
 _TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
-MODEL_NAME_PATTERN = f"^(https?://)?(({_HOST}/)?{_PART}/)?{_PART}(:{_TAG})?$"
+_NAME = f"(({_HOST}/)?{_PART}/)?{_PART}(:{_TAG})?"
+MODEL_NAME_PATTERN = f"^(https?://)?{_NAME}$"
+# What a pull or push names: a model (a registry's), or a GGUF file by its http(s) URL.
+PULL_SOURCE: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": f"^{_NAME}$"},
+        {"type": "string", "format": "uri", "pattern": "^https?://"},
+    ]
+}
 
 OLLAMA_ERROR: dict[str, Any] = {
     "type": "object",

@@ -17,7 +17,7 @@ from avocado.node.api.schemas import CopyRequest, CreateRequest, DeleteRequest, 
 from avocado.node.api.streaming import ProgressReport, progress_response, thread_stream
 from avocado.node.options import OptionError, validate_options
 from avocado.node.prompt import PromptBuilder, PromptError
-from avocado.node.service import BadRequest
+from avocado.node.service import BadRequest, NodeService
 from avocado.node.store.building import CreateSpec, create_model
 from avocado.node.store.errors import StoreError
 from avocado.node.store.modelfile import Modelfile, ModelfileError, format_parameters, parse_modelfile
@@ -163,6 +163,16 @@ def spec_from_request(req: CreateRequest) -> CreateSpec:
     )
 
 
+def check_shape(svc: NodeService, spec: CreateSpec) -> None:
+    """What Ollama refuses before its progress stream starts: a create that names no weights. And
+    digests that are no digests: a request's shape, answered with its status, not in a stream line
+    (whether the blobs were uploaded is told in the stream, as on Ollama)."""
+    if not spec.from_ and not spec.files:
+        raise BadRequest("neither 'from' nor 'files' was given")
+    for digest in spec.files.values():
+        svc.store.blob_path(digest)  # StoreError (400) for a malformed digest
+
+
 @router.post("/api/create", response_model=None, responses=docs.STREAMED_PROGRESS)
 async def create(req: CreateRequest, svc: Service, request: Request) -> Response:
     name = req.model_name
@@ -172,6 +182,7 @@ async def create(req: CreateRequest, svc: Service, request: Request) -> Response
     if req.quantize:
         raise BadRequest("quantize is not supported yet: import an already quantized GGUF")
     spec = spec_from_request(req)
+    check_shape(svc, spec)
 
     def job(progress: ProgressReport, cancel: threading.Event) -> None:  # a create runs to its end
         create_model(svc.store, name, spec, lambda status: progress({"status": status}))

@@ -203,7 +203,7 @@ def _weights_given(schema: dict[str, Any]) -> None:
     """A create names its weights: ``from`` (a model), ``files`` (uploaded blobs) or a ``modelfile``."""
     model_required(schema)
     schema["anyOf"] = [
-        {"required": ["from"], "properties": {"from": {"type": "string"}}},
+        {"required": ["from"], "properties": {"from": {"type": "string", "minLength": 1}}},
         {"required": ["files"], "properties": {"files": {"type": "object", "minProperties": 1}}},
         {"required": ["modelfile"], "properties": {"modelfile": {"type": "string", "minLength": 1}}},
     ]
@@ -212,8 +212,11 @@ def _weights_given(schema: dict[str, Any]) -> None:
 class CreateRequest(_ModelBody):
     model_config = ConfigDict(extra="ignore", json_schema_extra=_weights_given)
 
-    from_: Annotated[
-        str | None, WithJsonSchema({"type": ["string", "null"], "pattern": MODEL_NAME_PATTERN})
+    from_: Annotated[  # "" is not given, as null
+        str | None,
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "pattern": MODEL_NAME_PATTERN}, {"const": ""}, {"type": "null"}]}
+        ),
     ] = Field(default=None, alias="from")
     files: Files = None
     adapters: Annotated[dict[str, str] | None, WithJsonSchema(_NO_ADAPTERS)] = None

@@ -13,16 +13,17 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
+from avocado.api_docs import PULL_SOURCE
 from avocado.names import ModelName
 from avocado.node.api import docs
 from avocado.node.api.deps import Service
-from avocado.node.api.schemas import ModelNameText, model_required
+from avocado.node.api.schemas import model_required
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
 from avocado.node.registry.files import FilePuller, is_url_source
@@ -42,7 +43,7 @@ class TransferRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=model_required)
 
-    model: ModelNameText = ""
+    model: Annotated[str, WithJsonSchema(PULL_SOURCE)] = ""
     name: str = ""
     insecure: bool | None = False
     stream: bool | None = True
