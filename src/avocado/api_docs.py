@@ -73,11 +73,13 @@ _HOST = "[A-Za-z0-9][A-Za-z0-9_.-]{0,349}(:[0-9]{1,5})?"
 _TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
 _NAME = f"(({_HOST}/)?{_PART}/)?{_PART}(:{_TAG})?"
 MODEL_NAME_PATTERN = f"^(https?://)?{_NAME}$"
-# What a pull or push names: a model (a registry's), or a GGUF file by its http(s) URL.
+# An http(s) URL: a host name or an address, a port that is a number, printable characters after.
+_URL = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][!-~]*)?$"
+# What a pull names: a model (a registry's), or a GGUF file by its http(s) URL.
 PULL_SOURCE: dict[str, Any] = {
     "anyOf": [
         {"type": "string", "pattern": f"^{_NAME}$"},
-        {"type": "string", "format": "uri", "pattern": "^https?://"},
+        {"type": "string", "pattern": _URL},
     ]
 }
 

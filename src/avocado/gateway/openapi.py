@@ -33,7 +33,7 @@ from avocado.node.api.schemas import (
     GenerateRequest,
     ShowRequest,
 )
-from avocado.node.api.transfer import TransferRequest
+from avocado.node.api.transfer import PushRequest, TransferRequest
 
 __all__ = ["described_routes", "install_openapi"]
 
@@ -164,7 +164,7 @@ def _management_routes(router: APIRouter) -> None:
         """Pull a model onto a node (X-Avocado-Node names which)."""
 
     @router.post("/api/push", responses={**streamed, **errors}, tags=["manage"])
-    def push(body: TransferRequest) -> None:
+    def push(body: PushRequest) -> None:
         """Push a model from a node that has it."""
 
     @router.post("/api/create", responses={**streamed, **errors}, tags=["manage"])

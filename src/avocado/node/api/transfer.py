@@ -23,7 +23,7 @@ from avocado.api_docs import PULL_SOURCE
 from avocado.names import ModelName
 from avocado.node.api import docs
 from avocado.node.api.deps import Service
-from avocado.node.api.schemas import model_required
+from avocado.node.api.schemas import ModelNameText, model_required
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
 from avocado.node.registry.files import FilePuller, is_url_source
@@ -31,7 +31,7 @@ from avocado.node.registry.guard import PullPolicy
 from avocado.node.service import BadRequest
 from avocado.node.store.building import looks_like_path
 
-__all__ = ["TransferRequest", "router"]
+__all__ = ["PushRequest", "TransferRequest", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,12 @@ class TransferRequest(BaseModel):
         if not text:
             raise BadRequest("model is required")
         return ModelName.parse(text)
+
+
+class PushRequest(TransferRequest):
+    """Body of ``/api/push``: a model name (its host is the registry pushed to), never a URL."""
+
+    model: ModelNameText = ""
 
 
 LOCAL_PATH_REFUSED = (
@@ -89,7 +95,7 @@ async def pull(req: TransferRequest, svc: Service, request: Request) -> Response
 
 
 @router.post("/api/push", response_model=None, responses=docs.STREAMED_PROGRESS)
-async def push(req: TransferRequest, svc: Service, request: Request) -> Response:
+async def push(req: PushRequest, svc: Service, request: Request) -> Response:
     policy = PullPolicy.from_settings(svc.settings)
     pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, bool(req.insecure), policy)
     return await progress_response(thread_stream(pusher.run), req.stream, request)
