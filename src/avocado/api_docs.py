@@ -73,8 +73,10 @@ _HOST = "[A-Za-z0-9][A-Za-z0-9_.-]{0,349}(:[0-9]{1,5})?"
 _TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
 _NAME = f"(({_HOST}/)?{_PART}/)?{_PART}(:{_TAG})?"
 MODEL_NAME_PATTERN = f"^(https?://)?{_NAME}$"
-# An http(s) URL: a host name or an address, a port that is a number, printable characters after.
-_URL = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][!-~]*)?$"
+# An http(s) URL: a host name (from a letter on) or an IPv4 address, a port that is a number, printable
+# characters after. (IPv6 literals work too; a pattern cannot tell the valid ones.)
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+_URL = rf"^https?://([A-Za-z][A-Za-z0-9.-]*|({_OCTET}\.){{3}}{_OCTET})(:[0-9]{{1,5}})?([/?#][!-~]*)?$"
 # What a pull names: a model (a registry's), or a GGUF file by its http(s) URL.
 PULL_SOURCE: dict[str, Any] = {
     "anyOf": [
