@@ -18,6 +18,7 @@ __all__ = [
     "OPENAI_ERROR",
     "PULL_SOURCE",
     "REGISTRY_ERROR",
+    "SSE_EVENT",
     "ErrorKind",
     "Responses",
     "content_refusal",
@@ -141,13 +142,25 @@ def errors(statuses: Iterable[int], why: Mapping[int, str], kind: ErrorKind = "o
     }
 
 
+# One server-sent event (OpenAPI 3.1 describes an event stream event by event): its data is the JSON
+# of a chunk, or "[DONE]" at the end.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}},
+    "required": ["data"],
+}
+
+
+def _schema_of(kind: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+    if kind.endswith("json"):
+        return schema or {"type": "object"}
+    return SSE_EVENT if kind == "text/event-stream" else {"type": "string"}
+
+
 def ok(description: str, *kinds: str, status: int = 200, schema: dict[str, Any] | None = None) -> Responses:
     """A success answered in the media types ``kinds`` (JSON as ``schema``, any object by default;
     anything else as a string); none: an empty body."""
-    content = {
-        kind: {"schema": (schema or {"type": "object"}) if kind.endswith("json") else {"type": "string"}}
-        for kind in kinds
-    }
+    content = {kind: {"schema": _schema_of(kind, schema)} for kind in kinds}
     answer: dict[str, Any] = {"description": description}
     if content:
         answer["content"] = content
