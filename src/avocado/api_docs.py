@@ -49,6 +49,7 @@ CONTENT_REFUSALS = tuple(
         # text in a language of its own: a Go template, a Modelfile, a JSON Schema for llama.cpp's
         # grammar converter, a tool call's arguments as JSON text, base64 image data
         r"^(chat )?template error: ",
+        r"^empty prompt$",  # a template that renders nothing for a model that adds no BOS token
         r"^line \d+: |^no FROM line",
         r"invalid JSON schema in format|invalid format",
         r"has arguments that are not a JSON object",

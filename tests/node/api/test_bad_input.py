@@ -75,6 +75,14 @@ def test_empty_messages_loads_the_model(http: httpx.Client) -> None:
     assert body["message"] == {"role": "assistant", "content": ""}
 
 
+def test_raw_with_an_empty_prompt_loads_the_model(http: httpx.Client) -> None:
+    """In raw mode the prompt is all the model sees: a system prompt beside an empty one makes nothing to
+    generate, so the model is loaded, as for any empty prompt (the fuzz found it answered 400)."""
+    body = {"model": SMOLLM, "prompt": "", "raw": True, "system": "Be brief."}
+    answer = http.post("/api/generate", json=body).json()
+    assert answer["done"] is True and answer["done_reason"] == "load" and answer["response"] == ""
+
+
 def test_suffix_on_a_model_without_insert(http: httpx.Client) -> None:
     response = http.post("/api/generate", json={"model": SMOLLM, "prompt": "def f(", "suffix": "return x"})
     assert_error(response, 400, "does not support insert")

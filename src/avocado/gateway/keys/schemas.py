@@ -55,7 +55,9 @@ def parse_expires_in(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-_NOT_BLANK = r"\S"
+# A character that is no space to Python's str.strip() (which the validators use) nor to JSON Schema's
+# \s: Python's spaces include \x1c-\x1f and \x85, JSON Schema's do not.
+_NOT_BLANK = r"[^\s\u001c-\u001f\u0085]"
 _EXPIRES_IN = r"^\s*([0-9]+|([0-9]+(ns|us|µs|ms|s|m|h|d|w))+)\s*$"
 
 
