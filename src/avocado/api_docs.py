@@ -77,7 +77,7 @@ _NAME = f"(({_HOST}/)?{_PART}/)?{_PART}(:{_TAG})?"
 MODEL_NAME_PATTERN = f"^(https?://)?{_NAME}$"
 # An http(s) URL: a host name (from a letter on) or an IPv4 address, a port that is a number, printable
 # characters after. (IPv6 literals work too; a pattern cannot tell the valid ones.)
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # no leading zero: 07 is no octet to httpx
 _URL = rf"^https?://([A-Za-z][A-Za-z0-9.-]*|({_OCTET}\.){{3}}{_OCTET})(:[0-9]{{1,5}})?([/?#][!-~]*)?$"
 # What a pull names: a model (a registry's), or a GGUF file by its http(s) URL.
 PULL_SOURCE: dict[str, Any] = {
