@@ -133,9 +133,11 @@ def test_announce_and_tunnel_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_exposure_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AVOCADO_ALLOWED_HOSTS", "lan-box, .corp.example")
     monkeypatch.setenv("AVOCADO_PULL_ALLOW_NETWORKS", "10.0.0.0/8,fd00::/8")
+    monkeypatch.setenv("AVOCADO_PULL_ONLY_NETWORKS", "127.0.0.0/8,::1/128")
     settings = load_settings()
     assert settings.allowed_hosts == ["lan-box", ".corp.example"]
     assert settings.pull_allow_networks == ["10.0.0.0/8", "fd00::/8"]
+    assert settings.pull_only_networks == ["127.0.0.0/8", "::1/128"]
     assert settings.max_pull_size_bytes == 1 << 40 and not settings.public_without_key
     assert not settings.has_public_url and not load_settings(host="0.0.0.0").has_public_url
     assert (
@@ -144,6 +146,8 @@ def test_exposure_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     with pytest.raises(ValidationError, match="'the-lan' is not a network"):
         load_settings(pull_allow_networks="10.0.0.0/8,the-lan")
+    with pytest.raises(ValidationError, match="pull_only_networks: 'loopback' is not a network"):
+        load_settings(pull_only_networks="loopback")
     with pytest.raises(ValidationError, match="invalid size"):
         load_settings(max_pull_size="lots")
 

@@ -18,8 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 __all__ = [
+    "allowed_methods",
     "describe_validation",
     "error_body",
     "error_bytes",
@@ -75,6 +77,25 @@ def describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the app serves at the request's path, for a ``405``'s ``Allow``.
+
+    Starlette names only the methods of the first route whose path matched, though a path may have
+    several routes (``HEAD`` and ``POST /api/blobs/{digest}``), so ``Allow`` left out methods that work.
+    Each method is tried on the app's routes (included routers too) as the router itself would.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
 StatusFor = Callable[[Exception], tuple[int, str]]
 
 
@@ -89,9 +110,12 @@ def install_error_handlers(app: FastAPI, known: Mapping[type[Exception], StatusF
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         message = exc.detail if isinstance(exc.detail, str) else "error"
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and message == "Not Found":
             message = f"{request.method} {request.url.path} not found"
-        return error_response(request.url.path, exc.status_code, message, dict(exc.headers or {}))
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return error_response(request.url.path, exc.status_code, message, headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

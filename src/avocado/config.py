@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -198,6 +198,10 @@ class Settings(AvocadoSettings):
         default_factory=list,
         description="Loopback or private networks pulls may reach while the node has a public URL",
     )
+    pull_only_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="When set, the only networks pulls and pushes may reach (public addresses included)",
+    )
     engine: Literal["embedded", "ollama"] = Field(
         default="embedded", description="embedded: llama.cpp in this process; ollama: proxy an Ollama daemon"
     )
@@ -231,21 +235,19 @@ class Settings(AvocadoSettings):
     def _split_allowed_hosts(cls, value: object) -> object:
         return comma_list(value)
 
-    @field_validator("pull_allow_networks", mode="before")
+    @field_validator("pull_allow_networks", "pull_only_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
         return comma_list(value)
 
-    @field_validator("pull_allow_networks")
+    @field_validator("pull_allow_networks", "pull_only_networks")
     @classmethod
-    def _check_networks(cls, value: list[str]) -> list[str]:
+    def _check_networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for network in value:
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
-                raise ValueError(
-                    f"pull_allow_networks: {network!r} is not a network like 10.0.0.0/8"
-                ) from None
+                raise ValueError(f"{info.field_name}: {network!r} is not a network like 10.0.0.0/8") from None
         return value
 
     @field_validator("keep_alive")

@@ -11,6 +11,7 @@ _DAY = 86400.0
 _UNITS = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": _DAY, "w": 7 * _DAY
 }  # fmt: skip
+_FOREVER = 1e300  # seconds: longer is kept forever (and a number too large for a float raises nothing)
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)")
 
 
@@ -31,7 +32,9 @@ def parse_duration(value: str | float | int | None, default: float | None = None
     if isinstance(value, int | float):
         if value != value:
             raise DurationError("invalid duration NaN")
-        return math.inf if value < 0 else float(value)
+        if value < 0 or value > _FOREVER:  # an integer past a float's range is forever too
+            return math.inf
+        return float(value)
     text = value.strip()
     if not text:
         return default

@@ -134,6 +134,17 @@ def test_create_and_blobs_through_the_gateway(
     assert missing.status_code == 404
 
 
+def test_a_path_with_an_encoded_control_character_reaches_the_node_as_sent(
+    empty: RunningNode, one_node: RunningGateway
+) -> None:
+    """Found by bench/fuzz.py: the decoded path held a control character, no URL to the node could be
+    built from it, and the gateway answered 500. The node gets the path as the client sent it."""
+    with httpx.Client(base_url=one_node.url) as http:
+        assert http.head("/api/blobs/%18").status_code == 404  # the node's answer to a digest it lacks
+        upload = http.post("/api/blobs/%18x", content=b"data")
+        assert upload.status_code == 400 and "invalid digest" in upload.json()["error"]
+
+
 def test_copy_and_delete_reach_every_node_that_has_the_model(
     node: RunningNode, empty: RunningNode, linked: RunningNode, two_nodes: RunningGateway
 ) -> None:

@@ -165,9 +165,10 @@ class Management:
         headers = [(k, v) for k, v in request.headers.raw if k in FORWARDED or k == b"content-length"]
         headers.append((b"x-request-id", request_id_of(request.scope).encode()))
         headers.extend(node.auth)
-        return self.pool.client.build_request(
-            request.method, node.url + request.url.path, content=body, headers=headers
-        )
+        # The path as the client sent it, still percent-encoded: decoded, a %18 in it is a control
+        # character that no URL may hold (httpx refuses to build one; that was a 500).
+        path = request.scope.get("raw_path", b"").decode("latin-1").partition("?")[0] or request.url.path
+        return self.pool.client.build_request(request.method, node.url + path, content=body, headers=headers)
 
     async def _forward(self, request: Request, node: Node, body: bytes | AsyncIterator[bytes]) -> Response:
         """``request`` to ``node``; its answer back as it comes, streamed or whole."""

@@ -12,14 +12,16 @@ included only when the app serves its path, so the document never promises a rou
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Path
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict
 from starlette.routing import BaseRoute, Route
 
+from avocado.api_docs import MODEL_NAME_PATTERN, Responses, errors, ok, without_422
+from avocado.node.api.docs import BLOB_DIGEST, BLOB_FOUND, BYTES
 from avocado.node.api.openai_schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from avocado.node.api.schemas import (
     ChatRequest,
@@ -31,43 +33,13 @@ from avocado.node.api.schemas import (
     GenerateRequest,
     ShowRequest,
 )
+from avocado.node.api.transfer import PushRequest, TransferRequest
 
 __all__ = ["described_routes", "install_openapi"]
 
 
-class TransferRequest(BaseModel):
-    """A pull or a push, as Ollama's clients send it (the node reads ``name`` too)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str = ""
-    name: str = ""
-    insecure: bool | None = None
-    stream: bool | None = True
-
-
-_OLLAMA_ERROR = {
-    "type": "object",
-    "properties": {"error": {"type": "string"}},
-    "required": ["error"],
-}
-_OPENAI_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-            "required": ["message", "type"],
-        }
-    },
-    "required": ["error"],
-}
-_OBJECT = {"type": "object"}
+Digest = Annotated[str, Path(pattern=BLOB_DIGEST)]
+ModelPath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
 _WHY = {
     400: "The body is not what a node accepts (invalid JSON, no model, a bad option)",
     401: "No API key, or one the gateway does not accept (when keys are required)",
@@ -86,19 +58,12 @@ _LISTING_ERRORS = (401, 403, 429)
 _MANAGE_ERRORS = (400, 401, 403, 404, 500, 502, 503)
 
 
-def _errors(statuses: Iterable[int], openai: bool = False) -> dict[int | str, dict[str, Any]]:
-    schema = _OPENAI_ERROR if openai else _OLLAMA_ERROR
-    return {
-        status: {"description": _WHY[status], "content": {"application/json": {"schema": schema}}}
-        for status in statuses
-    }
+def _errors(statuses: Iterable[int], openai: bool = False) -> Responses:
+    return errors(statuses, _WHY, "openai" if openai else "ollama")
 
 
-def _ok(description: str, *kinds: str) -> dict[int | str, dict[str, Any]]:
-    content = {
-        kind: {"schema": _OBJECT if kind == "application/json" else {"type": "string"}} for kind in kinds
-    }
-    return {200: {"description": description, "content": content}}
+def _ok(description: str, *kinds: str) -> Responses:
+    return ok(description, *kinds)
 
 
 def _model_routes(router: APIRouter) -> None:
@@ -170,7 +135,7 @@ def _listing_routes(router: APIRouter) -> None:
         responses={**listing, **_errors((*_LISTING_ERRORS, 404), openai=True)},
         tags=["openai"],
     )
-    def model(model: str) -> None:
+    def model(model: ModelPath) -> None:
         """One model (OpenAI)."""
 
     @router.get(
@@ -199,7 +164,7 @@ def _management_routes(router: APIRouter) -> None:
         """Pull a model onto a node (X-Avocado-Node names which)."""
 
     @router.post("/api/push", responses={**streamed, **errors}, tags=["manage"])
-    def push(body: TransferRequest) -> None:
+    def push(body: PushRequest) -> None:
         """Push a model from a node that has it."""
 
     @router.post("/api/create", responses={**streamed, **errors}, tags=["manage"])
@@ -216,22 +181,24 @@ def _management_routes(router: APIRouter) -> None:
 
     blob_errors = _errors(_MANAGE_ERRORS)
 
-    @router.head("/api/blobs/{digest}", responses={**done, **blob_errors}, tags=["manage"])
-    def blob_exists(digest: str) -> None:
-        """Whether a node has a blob."""
+    @router.head(
+        "/api/blobs/{digest}",
+        response_class=Response,
+        responses={**blob_errors, **BLOB_FOUND},
+        tags=["manage"],
+    )
+    def blob_exists(digest: Digest) -> None:
+        """Whether a node has a blob (no body: 200 or 404)."""
 
     @router.post(
         "/api/blobs/{digest}",
         responses={201: {"description": "Stored"}, **blob_errors},
         status_code=201,
+        response_class=Response,
         tags=["manage"],
-        openapi_extra={
-            "requestBody": {
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-            }
-        },
+        openapi_extra=BYTES,
     )
-    def blob_upload(digest: str) -> None:
+    def blob_upload(digest: Digest) -> None:
         """Upload a blob to a node."""
 
 
@@ -300,17 +267,6 @@ def _served(routes: Sequence[BaseRoute]) -> set[tuple[str, str]]:
     return served
 
 
-def _without_422(document: dict[str, Any]) -> dict[str, Any]:
-    """FastAPI lists 422 on every route with parameters; the gateway answers bad input with 400."""
-    for item in document.get("paths", {}).values():
-        for operation in item.values():
-            operation.get("responses", {}).pop("422", None)
-    schemas = document.get("components", {}).get("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(name, None)
-    return document
-
-
 def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` describe the gateway's own routes too (those it serves, as it serves them)."""
     described = described_routes()
@@ -324,7 +280,7 @@ def install_openapi(app: FastAPI) -> None:
                 if any((route.path, method) in served for method in route.methods or ())
             ]
             document = get_openapi(title=app.title, version=app.version, routes=[*app.routes, *extra])
-            app.openapi_schema = _without_422(document)
+            app.openapi_schema = without_422(document)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

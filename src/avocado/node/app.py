@@ -17,6 +17,7 @@ from avocado.config import Settings
 from avocado.cors import add_cors
 from avocado.discovery import ModelInfo
 from avocado.node.api import credentials, embed, generate, models, openai, status, transfer
+from avocado.node.api.docs import install_openapi
 from avocado.node.api.errors import install_error_handlers
 from avocado.node.api.health import HealthMiddleware
 from avocado.node.api.hosts import HostCheckMiddleware, HostPolicy
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.state.engine_status = engine_status
     install_error_handlers(app)
+    install_openapi(app)
 
     @app.get("/", response_class=PlainTextResponse)
     @app.head("/", response_class=PlainTextResponse)

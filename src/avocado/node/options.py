@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["OPTION_TYPES", "OptionError", "coerce_option", "validate_options"]
+__all__ = ["OPTION_TYPES", "OptionError", "coerce_option", "options_schema", "validate_options"]
 
 
 class OptionError(ValueError):
@@ -71,10 +71,16 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short (a fuzzed number can have hundreds of digits)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check_bounds(name: str, value: float) -> None:
     bounds = _BOUNDS.get(name)
     if bounds and not bounds[0] <= value <= bounds[1]:
-        raise OptionError(f"option {name!r} must be between {bounds[0]} and {bounds[1]}, got {value}")
+        raise OptionError(f"option {name!r} must be between {bounds[0]} and {bounds[1]}, got {_shown(value)}")
 
 
 def coerce_option(name: str, value: Any) -> Any:
@@ -111,8 +117,12 @@ def coerce_option(name: str, value: Any) -> Any:
             converted = float(value)
     except (TypeError, ValueError):
         raise OptionError(
-            f"option {name!r} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+            f"option {name!r} must be {'an integer' if kind is int else 'a number'}, got {_shown(value)}"
         ) from None
+    except OverflowError:  # an integer too large for a float: out of every option's range
+        bounds = _BOUNDS.get(name)
+        limits = f"between {bounds[0]} and {bounds[1]}" if bounds else "a number a float can hold"
+        raise OptionError(f"option {name!r} must be {limits}, got {_shown(value)}") from None
     if converted != converted:  # NaN
         raise OptionError(f"option {name!r} must be a number, got NaN")
     _check_bounds(name, converted)
@@ -132,3 +142,22 @@ def validate_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         for name, value in options.items()
         if value is not None and name in OPTION_TYPES
     }
+
+
+_JSON_TYPES = {int: "integer", float: "number", bool: "boolean"}
+
+
+def options_schema() -> dict[str, Any]:
+    """The options object in JSON Schema's words: each known option's type and bounds (``null``: unset);
+    other names are ignored, so any may come along."""
+    properties: dict[str, Any] = {}
+    for name, kind in OPTION_TYPES.items():
+        if kind is list:
+            strings = {"type": "array", "items": {"type": "string"}}
+            properties[name] = {"anyOf": [{"type": "string"}, strings, {"type": "null"}]}
+            continue
+        schema: dict[str, Any] = {"type": _JSON_TYPES[kind]}
+        if name in _BOUNDS:
+            schema["minimum"], schema["maximum"] = _BOUNDS[name]
+        properties[name] = {"anyOf": [schema, {"type": "null"}]}
+    return {"type": "object", "properties": properties, "description": "Model options, as Ollama's"}

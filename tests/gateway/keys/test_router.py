@@ -67,7 +67,9 @@ def test_create_list_get_revoke(client: TestClient) -> None:
     assert listed == {name: value for name, value in body.items() if name != "key"}
 
     assert client.delete(f"{KEYS_PATH}/{body['id']}").status_code == 204
-    assert client.get(f"{KEYS_PATH}/{body['id']}").json()["status"] == "revoked"
+    gone = client.get(f"{KEYS_PATH}/{body['id']}")  # revoked: gone as a resource, still listed
+    assert gone.status_code == 404 and "was revoked at" in gone.json()["error"]
+    assert [key["status"] for key in client.get(KEYS_PATH).json()["keys"]] == ["revoked"]
     assert client.delete(f"{KEYS_PATH}/{body['id']}").status_code == 204  # revoking again is fine
 
 

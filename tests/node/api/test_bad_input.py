@@ -75,6 +75,14 @@ def test_empty_messages_loads_the_model(http: httpx.Client) -> None:
     assert body["message"] == {"role": "assistant", "content": ""}
 
 
+def test_raw_with_an_empty_prompt_loads_the_model(http: httpx.Client) -> None:
+    """In raw mode the prompt is all the model sees: a system prompt beside an empty one makes nothing to
+    generate, so the model is loaded, as for any empty prompt (the fuzz found it answered 400)."""
+    body = {"model": SMOLLM, "prompt": "", "raw": True, "system": "Be brief."}
+    answer = http.post("/api/generate", json=body).json()
+    assert answer["done"] is True and answer["done_reason"] == "load" and answer["response"] == ""
+
+
 def test_suffix_on_a_model_without_insert(http: httpx.Client) -> None:
     response = http.post("/api/generate", json={"model": SMOLLM, "prompt": "def f(", "suffix": "return x"})
     assert_error(response, 400, "does not support insert")
@@ -259,3 +267,11 @@ def test_a_bad_context_does_not_hurt_a_request_running_beside_it(node: RunningNo
         assert_error(http.post("/api/generate", json=bad), 400, "not a token")
         rest = [json.loads(line) for line in lines]
     assert "error" not in rest[-1] and rest[-1]["done"] is True and rest[-1]["eval_count"] > 1
+
+
+def test_create_refuses_a_malformed_digest_before_its_stream(http: httpx.Client) -> None:
+    """A digest that is no digest is the request's shape: its status says so (the fuzz found it answered
+    200 with an error line), while a blob never uploaded is told in the stream, as on Ollama."""
+    body = {"model": "broken:3", "files": {"m.gguf": "sha256:not-hex"}}
+    assert_error(http.post("/api/create", json=body), 400, "invalid digest")
+    assert_error(http.post("/api/create", json={"model": "broken:3", "from": ""}), 400, "neither 'from' nor")

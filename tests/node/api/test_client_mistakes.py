@@ -5,6 +5,7 @@ Each of these once answered 500, took seconds and gigabytes, or ended the node's
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +82,49 @@ def test_a_num_ctx_too_large_for_memory_is_400(small_memory: RunningNode) -> Non
         assert_error(http.post("/api/generate", json=body), 400, "more than the")
         body["options"] = {"num_ctx": 2048, "num_predict": 2}
         assert http.post("/api/generate", json=body).json()["done"] is True
+
+
+# Found by bench/fuzz.py: an integer too large for a float raised OverflowError, answered 500.
+HUGE = 10**400
+
+
+@pytest.mark.parametrize("option", ["temperature", "top_p", "mirostat_tau"])
+def test_an_option_too_large_for_a_float_is_400(http: httpx.Client, option: str) -> None:
+    body = generate(options={option: HUGE})
+    assert_error(http.post("/api/generate", content=_json(body)), 400, f"option '{option}' must be between")
+
+
+@pytest.mark.parametrize("keep_alive", [HUGE, 1e200], ids=["past a float", "past a timedelta"])
+def test_a_keep_alive_too_large_keeps_the_model_loaded(http: httpx.Client, keep_alive: float) -> None:
+    """1e200 seconds once made every later /api/ps a 500, until the model was unloaded."""
+    response = http.post("/api/generate", content=_json(generate(keep_alive=keep_alive)))
+    assert response.status_code == 200 and response.json()["done"] is True
+    try:
+        listed = http.get("/api/ps")
+        assert listed.status_code == 200, listed.text
+        expires = {m["name"]: m["expires_at"] for m in listed.json()["models"]}
+        assert expires[SMOLLM] > "2100"  # forever, as a negative keep_alive
+    finally:  # the other tests' node keeps its usual keep_alive
+        http.post("/api/generate", json={"model": SMOLLM, "keep_alive": 0})
+
+
+@pytest.mark.parametrize("arguments", ["1", "[]", '"text"', "not json"])
+def test_tool_call_arguments_not_an_object_are_400(http: httpx.Client, arguments: str) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    body = {"model": SMOLLM, "messages": messages, "max_tokens": 2}
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert "not a JSON object" in response.json()["error"]["message"]
+
+
+def test_openai_json_schema_without_a_schema_constrains_nothing(http: httpx.Client) -> None:
+    """OpenAI's ``json_schema.schema`` is optional; without one Ollama enforces nothing, nor does the node."""
+    response_format = {"type": "json_schema", "json_schema": {"name": "answer"}}
+    body = {"model": SMOLLM, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    response = http.post("/v1/chat/completions", json={**body, "response_format": response_format})
+    assert response.status_code == 200, response.text
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()

@@ -33,7 +33,8 @@ def test_live_and_ready_answer_without_a_key(keyed: RunningNode) -> None:
             assert response.status_code == 200 and response.json() == {"status": "ok"}
             assert response.headers["cache-control"] == "no-store"
             assert http.head(path).status_code == 200
-        assert http.post("/health/ready").status_code == 401  # only GET and HEAD are public
+        refused = http.post("/health/ready")  # only GET and HEAD are served, with or without a key
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
 
 
 def test_ready_says_why_not_while_the_store_cannot_be_read(keyed: RunningNode) -> None:

@@ -87,3 +87,11 @@ def test_pull_of_a_file_that_is_not_gguf_or_is_missing(
     assert not [p for p in target.service.store.blobs_dir.iterdir() if p.name.startswith("url-")]
     status, lines = pull(target, f"{url}/missing.gguf")
     assert status == 400 or "error" in lines[-1]
+
+
+@pytest.mark.parametrize("source", ["https://8:m0", "http://[::1/x.gguf", "http://a\x18b/x.gguf"])
+def test_a_url_that_cannot_be_a_url_is_400(target: RunningNode, source: str) -> None:
+    """Found by bench/fuzz.py: httpx refused to build the request (its InvalidURL is no HTTPError), and the
+    pull answered 500."""
+    status, lines = pull(target, source)
+    assert status == 400 and "is not a URL that can be reached" in lines[-1]["error"], (status, lines)

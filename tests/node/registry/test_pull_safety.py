@@ -281,3 +281,38 @@ def test_downloads_stop_at_max_pull_size(
         server.stop()
         capped.stop()
     assert not list(capped.service.store.blobs_dir.iterdir())  # no partial download left behind
+
+
+def push(node: RunningNode, destination: str) -> tuple[int, list[dict[str, Any]]]:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    payload = {"model": destination, "insecure": True}
+    with node.client(headers=headers) as http, http.stream("POST", "/api/push", json=payload) as response:
+        lines = [json.loads(line) for line in response.iter_lines() if line] if response.is_success else []
+        body = {} if response.is_success else json.loads(response.read())
+    return response.status_code, lines or [body]
+
+
+def test_pull_only_networks_keeps_every_transfer_in_the_networks_it_lists(
+    names: dict[str, list[str]], node: RunningNode, tmp_path: Path
+) -> None:
+    """A node without a public URL would reach public and private addresses; with ``pull_only_networks``
+    it reaches those networks alone, pushes included (public addresses are refused before any connection)."""
+    names |= {"public.avocado.test": ["93.184.215.14"], "lan.avocado.test": ["10.1.2.3"]}
+    (tmp_path / "sandbox").mkdir()
+    sandbox = start_node(
+        tmp_path / "sandbox", register_bundled_models=False, api_key=KEY, pull_only_networks=["127.0.0.0/8"]
+    )
+    try:
+        for host in ("public.avocado.test", "lan.avocado.test", "93.184.215.14"):
+            refused(sandbox, f"{host}/library/{SMOLLM}", "pull_only_networks", insecure=True)
+            refused(sandbox, f"http://{host}/files/model.gguf", "pull_only_networks")
+        pulled = f"{authority(node.url)}/library/{SMOLLM}"
+        status, lines = pull(sandbox, pulled, insecure=True)
+        assert status == 200 and lines[-1] == {"status": "success"}, lines
+        copied = f"public.avocado.test/library/{SMOLLM}"
+        with sandbox.client(headers={"Authorization": f"Bearer {KEY}"}) as http:
+            assert http.post("/api/copy", json={"source": pulled, "destination": copied}).status_code == 200
+        status, lines = push(sandbox, copied)
+        assert "pull_only_networks" in lines[-1]["error"], (status, lines)
+    finally:
+        sandbox.stop()

@@ -1,9 +1,11 @@
 """The admin API for keys, under ``/api/avocado/keys``, for holders of the master key only.
 
 ``POST`` creates (``201``, the full key shown this once), ``GET`` lists or shows one, ``DELETE``
-revokes (``204``). Every error is ``{"error": "..."}``: ``400`` for bad input (FastAPI's ``422``
-included), ``401`` without the master key, ``403`` when no master key is configured, ``404`` for an
-unknown id. The router handles its own errors, so it behaves the same on any app it is mounted on.
+revokes (``204``). A revoked key is gone as a resource (``GET`` of it is ``404``) but stays in the
+list, with its status and usage, for the record. Every error is ``{"error": "..."}``: ``400`` for
+bad input (FastAPI's ``422`` included), ``401`` without the master key, ``403`` when no master key is
+configured, ``404`` for an unknown id. The router handles its own errors, so it behaves the same on
+any app it is mounted on.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ _WHY = {
     400: "Bad input (a readable message)",
     401: "No master key, or the wrong one",
     403: "The gateway has no master key: the admin API is off",
-    404: "No such key",
+    404: "No such key, or one that was revoked (GET /api/avocado/keys still lists it, with its usage)",
 }
 
 
@@ -119,6 +121,9 @@ def keys_router(service: KeyService, master_key: str | None) -> APIRouter:
         record = service.get(key_id)
         if record is None:
             raise AdminError(404, f"API key '{key_id}' not found")
+        if record.revoked_at is not None:
+            revoked = record.revoked_at.isoformat().replace("+00:00", "Z")
+            raise AdminError(404, f"API key '{key_id}' was revoked at {revoked}; the list still shows it")
         return KeyPublic.from_record(record, service.now())
 
     @router.post("", status_code=201, responses=_responses(400))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from avocado.node.api.schemas import WHOLE
 from avocado.units import DurationError, parse_duration
 
 if TYPE_CHECKING:
@@ -32,7 +33,13 @@ __all__ = [
 KeyState = Literal["active", "expired", "revoked"]
 
 _INT32_MAX = 2**31 - 1  # the columns are 32-bit integers on PostgreSQL
-Limit = Annotated[int | None, Field(strict=True, ge=1, le=_INT32_MAX)]
+# Strict (true or "5" is not a limit), though 5.0 is 5, as JSON Schema counts integers.
+Limit = Annotated[int | None, WHOLE]
+
+
+def _limit() -> Any:
+    return Field(default=None, strict=True, ge=1, le=_INT32_MAX)
+
 
 _MAX_LIFETIME = timedelta(days=100 * 365)
 
@@ -57,16 +64,44 @@ def parse_expires_in(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+# A character that is no space to Python's str.strip() (which the validators use) nor to JSON Schema's
+# \s: Python's spaces include \x1c-\x1f and \x85, JSON Schema's do not.
+_NOT_BLANK = r"[^\s\u001c-\u001f\u0085]"
+_EXPIRES_IN = r"^\s*([0-9]+|([0-9]+(ns|us|µs|ms|s|m|h|d|w))+)\s*$"
+
+
+def _document(schema: dict[str, Any]) -> None:
+    """What the validators check, in the document: names that are not blank, one expiry at most."""
+    properties = schema["properties"]
+    properties["name"]["pattern"] = _NOT_BLANK
+    properties["models"] = {
+        "anyOf": [
+            {"type": "array", "items": {"type": "string", "pattern": _NOT_BLANK}, "minItems": 1},
+            {"type": "null"},
+        ],
+        "description": "The models the key may use; leave it out for every model",
+    }
+    properties["expires_in"] = {
+        "anyOf": [{"type": "string", "pattern": _EXPIRES_IN}, {"type": "null"}],
+        "description": "A duration from now, more than zero and at most 100 years: 30d, 12h, 90m, 1d12h",
+    }
+    properties["expires_at"]["description"] = "A time in the future (UTC unless it says otherwise)"
+    schema["not"] = {
+        "properties": {"expires_in": {"type": "string"}, "expires_at": {"type": "string"}},
+        "required": ["expires_in", "expires_at"],
+    }
+
+
 class KeyCreate(BaseModel):
     """A new key: who it is for, which models, which limits, how long it lives."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document)
 
     name: str = Field(max_length=200)
     models: list[str] | None = None  # None: every model
-    rpm: Limit = None
-    tpm: Limit = None
-    max_parallel: Limit = None
+    rpm: Limit = _limit()
+    tpm: Limit = _limit()
+    max_parallel: Limit = _limit()
     expires_in: str | None = None
     expires_at: datetime | None = None
 

@@ -8,6 +8,7 @@ import time
 
 from fastapi import APIRouter, Request
 
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import EmbeddingsRequest, EmbedRequest
 from avocado.node.api.streaming import unless_gone
@@ -54,7 +55,7 @@ def _tokenize(llama: LlamaModel, n_ctx: int, texts: list[str], truncate: bool) -
     return inputs
 
 
-@router.post("/api/embed")
+@router.post("/api/embed", responses=docs.EMBEDDED)
 async def embed(req: EmbedRequest, svc: Service, request: Request) -> dict[str, object]:
     started = time.perf_counter_ns()
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, None)
@@ -75,7 +76,7 @@ async def embed(req: EmbedRequest, svc: Service, request: Request) -> dict[str, 
     }
 
 
-@router.post("/api/embeddings")
+@router.post("/api/embeddings", responses=docs.EMBEDDED)
 async def embeddings(req: EmbeddingsRequest, svc: Service) -> dict[str, object]:
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, None)
     if not req.prompt:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import ChatRequest, GenerateRequest, Message
 from avocado.node.api.streaming import collect, ndjson_response, now_iso, prime, unless_gone
@@ -93,12 +94,20 @@ async def generate_events(
                 yield final
 
 
-@router.post("/api/generate", response_model=None)
+def _nothing_to_generate(req: GenerateRequest) -> bool:
+    """An empty prompt loads the model, as on Ollama: unless a system prompt, a template or a suffix
+    makes one; in raw mode the prompt is all the model sees, so nothing does."""
+    if req.prompt:
+        return False
+    return bool(req.raw) or not (req.suffix or req.template or req.system)
+
+
+@router.post("/api/generate", response_model=None, responses=docs.GENERATED)
 async def generate(req: GenerateRequest, svc: Service, request: Request) -> Response:
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
     check_images(req.images, gen.model)
     check_think(req.think, gen.model.name)
-    if not req.prompt and not req.suffix and not req.template and not req.system:
+    if _nothing_to_generate(req):
         return JSONResponse(await _load_only(svc, gen, {"response": ""}))
     stream = await unless_gone(request, prime(generate_events(svc, req, gen)))
     if req.stream is not False:
@@ -157,7 +166,7 @@ async def chat_events(
             yield final
 
 
-@router.post("/api/chat", response_model=None)
+@router.post("/api/chat", response_model=None, responses=docs.GENERATED)
 async def chat(req: ChatRequest, svc: Service, request: Request) -> Response:
     gen = svc.prepare(req.model_name, req.options, req.keep_alive, req.format)
     check_think(req.think, gen.model.name)

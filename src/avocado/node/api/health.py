@@ -29,19 +29,18 @@ class HealthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
-        if path not in (LIVE, READY) or scope["method"] not in ("GET", "HEAD"):
+        if path not in (LIVE, READY):
             await self.app(scope, receive, send)
             return
-        reason = await self.readiness() if path == READY else None
-        if reason is None:
+        headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+        if scope["method"] not in ("GET", "HEAD"):
+            status, body = 405, {"error": "Method Not Allowed"}
+            headers.append((b"allow", b"GET, HEAD"))
+        elif (reason := await self.readiness() if path == READY else None) is None:
             status, body = 200, {"status": "ok"}
         else:
             status, body = 503, {"status": "unavailable", "reason": reason}
         data = json.dumps(body).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(data)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
+        headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})

@@ -11,12 +11,13 @@ from fastapi.responses import Response
 
 import avocado
 from avocado.names import ModelName
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
 from avocado.node.api.schemas import CopyRequest, CreateRequest, DeleteRequest, ShowRequest
 from avocado.node.api.streaming import ProgressReport, progress_response, thread_stream
 from avocado.node.options import OptionError, validate_options
 from avocado.node.prompt import PromptBuilder, PromptError
-from avocado.node.service import BadRequest
+from avocado.node.service import BadRequest, NodeService
 from avocado.node.store.building import CreateSpec, create_model
 from avocado.node.store.errors import StoreError
 from avocado.node.store.modelfile import Modelfile, ModelfileError, format_parameters, parse_modelfile
@@ -51,18 +52,18 @@ def model_entry(stored: StoredModel) -> dict[str, Any]:
     }
 
 
-@router.get("/api/version")
+@router.get("/api/version", responses=docs.LISTED)
 async def version() -> dict[str, str]:
     return {"version": avocado.__version__}
 
 
-@router.get("/api/tags")
+@router.get("/api/tags", responses=docs.LISTED)
 async def tags(svc: Service) -> dict[str, Any]:
     models = await asyncio.to_thread(svc.store.list)
     return {"models": [model_entry(m) for m in models]}
 
 
-@router.get("/api/ps")
+@router.get("/api/ps", responses=docs.LISTED)
 async def ps(svc: Service) -> dict[str, Any]:
     running = []
     for loaded in svc.manager.loaded.values():
@@ -101,7 +102,7 @@ def model_info(model: Model) -> dict[str, Any]:
     return dict(sorted(info.items()))
 
 
-@router.post("/api/show")
+@router.post("/api/show", responses=docs.SHOWN)
 async def show(req: ShowRequest, svc: Service) -> dict[str, Any]:
     model = svc.find_model(req.model_name)
     try:
@@ -162,7 +163,17 @@ def spec_from_request(req: CreateRequest) -> CreateSpec:
     )
 
 
-@router.post("/api/create", response_model=None)
+def check_shape(svc: NodeService, spec: CreateSpec) -> None:
+    """What Ollama refuses before its progress stream starts: a create that names no weights. And
+    digests that are no digests: a request's shape, answered with its status, not in a stream line
+    (whether the blobs were uploaded is told in the stream, as on Ollama)."""
+    if not spec.from_ and not spec.files:
+        raise BadRequest("neither 'from' nor 'files' was given")
+    for digest in spec.files.values():
+        svc.store.blob_path(digest)  # StoreError (400) for a malformed digest
+
+
+@router.post("/api/create", response_model=None, responses=docs.STREAMED_PROGRESS)
 async def create(req: CreateRequest, svc: Service, request: Request) -> Response:
     name = req.model_name
     if not name:
@@ -171,6 +182,7 @@ async def create(req: CreateRequest, svc: Service, request: Request) -> Response
     if req.quantize:
         raise BadRequest("quantize is not supported yet: import an already quantized GGUF")
     spec = spec_from_request(req)
+    check_shape(svc, spec)
 
     def job(progress: ProgressReport, cancel: threading.Event) -> None:  # a create runs to its end
         create_model(svc.store, name, spec, lambda status: progress({"status": status}))
@@ -178,7 +190,7 @@ async def create(req: CreateRequest, svc: Service, request: Request) -> Response
     return await progress_response(thread_stream(job), req.stream, request)
 
 
-@router.post("/api/copy")
+@router.post("/api/copy", response_class=Response, responses=docs.COPIED)
 async def copy(req: CopyRequest, svc: Service) -> Response:
     svc.find_model(req.source)
     ModelName.parse(req.destination)
@@ -186,7 +198,7 @@ async def copy(req: CopyRequest, svc: Service) -> Response:
     return Response(status_code=200)
 
 
-@router.delete("/api/delete")
+@router.delete("/api/delete", response_class=Response, responses=docs.MANAGED)
 async def delete(req: DeleteRequest, svc: Service) -> Response:
     model = svc.find_model(req.model_name)
     await svc.manager.unload(model.name)
@@ -194,7 +206,7 @@ async def delete(req: DeleteRequest, svc: Service) -> Response:
     return Response(status_code=200)
 
 
-@router.head("/api/blobs/{digest}")
+@router.head("/api/blobs/{digest}", response_class=Response, responses=docs.BLOB_FOUND)
 async def blob_exists(digest: str, svc: Service) -> Response:
     try:
         exists = svc.store.has_blob(digest)
@@ -203,7 +215,13 @@ async def blob_exists(digest: str, svc: Service) -> Response:
     return Response(status_code=200 if exists else 404)
 
 
-@router.post("/api/blobs/{digest}")
+@router.post(
+    "/api/blobs/{digest}",
+    status_code=201,
+    response_class=Response,
+    responses=docs.BLOB_STORED,
+    openapi_extra=docs.BYTES,
+)
 async def blob_upload(digest: str, svc: Service, request: Request) -> Response:
     if svc.store.has_blob(digest):  # also validates the digest's form
         return Response(status_code=201)

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
 from avocado.node.api.embed import embed_texts, normalize
 from avocado.node.api.generate import PROMPT_CACHED, chat_events, generate_events
@@ -78,7 +79,9 @@ def _message(msg: OpenAIMessage, names: dict[str, str]) -> Message:
         try:
             arguments = json.loads(call.function.arguments or "{}")
         except ValueError:
-            raise BadRequest(f"tool call {call.function.name!r} has arguments that are not JSON") from None
+            arguments = None
+        if not isinstance(arguments, dict):  # a tool's arguments are named: '1' or '[]' name none
+            raise BadRequest(f"tool call {call.function.name!r} has arguments that are not a JSON object")
         if call.id:
             names[call.id] = call.function.name
         calls.append(
@@ -98,6 +101,8 @@ def _format(req: ChatCompletionRequest) -> str | dict[str, Any] | None:
     if fmt.type == "json_object":
         return "json"
     schema = (fmt.json_schema or {}).get("schema")
+    if schema is None:  # OpenAI's schema is optional; without one, as on Ollama, nothing is enforced
+        return None
     if not isinstance(schema, dict):
         raise BadRequest("response_format.json_schema.schema must be an object")
     return schema
@@ -141,7 +146,7 @@ def _finish(final: dict[str, Any], had_calls: bool) -> str:
     return "length" if final.get("done_reason") == "length" else "stop"
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post("/v1/chat/completions", response_model=None, responses=docs.OPENAI_GENERATED)
 async def chat_completions(req: ChatCompletionRequest, svc: Service, request: Request) -> Response:
     names: dict[str, str] = {}
     messages = [_message(m, names) for m in req.messages]
@@ -195,7 +200,7 @@ async def _chat_chunks(
             yield {**chunk, "choices": [], "usage": _usage(item)}
 
 
-@router.post("/v1/completions", response_model=None)
+@router.post("/v1/completions", response_model=None, responses=docs.OPENAI_GENERATED)
 async def completions(req: CompletionRequest, svc: Service, request: Request) -> Response:
     prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
     if len(prompts) != 1:
@@ -238,7 +243,7 @@ def _encode(vector: list[float], encoding: str | None) -> list[float] | str:
     return vector
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", responses=docs.OPENAI_EMBEDDED)
 async def embeddings(req: EmbeddingRequest, svc: Service, request: Request) -> dict[str, Any]:
     if isinstance(req.input, str):
         texts = [req.input]
@@ -268,7 +273,7 @@ def _model_object(name: str, modified: float) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": int(modified), "owned_by": "library"}
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=docs.LISTED)
 async def list_models(svc: Service) -> dict[str, Any]:
     models = svc.store.list()
     return {
@@ -277,7 +282,7 @@ async def list_models(svc: Service) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models/{model:path}")
+@router.get("/v1/models/{model:path}", responses=docs.OPENAI_MODEL)
 async def get_model(model: str, svc: Service) -> dict[str, Any]:
     try:
         stored = svc.store.get(model)

@@ -13,14 +13,17 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
+from avocado.api_docs import PULL_SOURCE
 from avocado.names import ModelName
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
+from avocado.node.api.schemas import ModelNameText, model_required
 from avocado.node.api.streaming import progress_response, thread_stream
 from avocado.node.registry.client import Progress, Puller, Pusher
 from avocado.node.registry.files import FilePuller, is_url_source
@@ -28,7 +31,7 @@ from avocado.node.registry.guard import PullPolicy
 from avocado.node.service import BadRequest
 from avocado.node.store.building import looks_like_path
 
-__all__ = ["TransferRequest", "router"]
+__all__ = ["PushRequest", "TransferRequest", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,11 @@ router = APIRouter(tags=["ollama"])
 class TransferRequest(BaseModel):
     """Body of ``/api/pull`` and ``/api/push``; older clients send ``name`` instead of ``model``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=model_required)
 
-    model: str = ""
+    model: Annotated[str, WithJsonSchema(PULL_SOURCE)] = ""
     name: str = ""
-    insecure: bool = False
+    insecure: bool | None = False
     stream: bool | None = True
 
     @property
@@ -53,6 +56,12 @@ class TransferRequest(BaseModel):
         return ModelName.parse(text)
 
 
+class PushRequest(TransferRequest):
+    """Body of ``/api/push``: a model name (its host is the registry pushed to), never a URL."""
+
+    model: ModelNameText = ""
+
+
 LOCAL_PATH_REFUSED = (
     "{source!r} is a path: a node never reads files on its own disk for a request. Send the file as a "
     "blob (POST /api/blobs/sha256:<digest>) and create the model from it (POST /api/create with "
@@ -60,7 +69,7 @@ LOCAL_PATH_REFUSED = (
 )
 
 
-@router.post("/api/pull", response_model=None)
+@router.post("/api/pull", response_model=None, responses=docs.STREAMED_PROGRESS)
 async def pull(req: TransferRequest, svc: Service, request: Request) -> Response:
     source = req.model or req.name
     policy = PullPolicy.from_settings(svc.settings)
@@ -69,7 +78,7 @@ async def pull(req: TransferRequest, svc: Service, request: Request) -> Response
         return await progress_response(thread_stream(job), req.stream, request)
     if looks_like_path(source):
         raise BadRequest(LOCAL_PATH_REFUSED.format(source=source[:200]))
-    puller = Puller(svc.store, req.model_name, insecure=req.insecure, policy=policy)
+    puller = Puller(svc.store, req.model_name, insecure=bool(req.insecure), policy=policy)
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         manifest = await asyncio.to_thread(puller.fetch_manifest)  # before the first line: errors are HTTP
@@ -85,8 +94,8 @@ async def pull(req: TransferRequest, svc: Service, request: Request) -> Response
     return await progress_response(stream(), req.stream, request)
 
 
-@router.post("/api/push", response_model=None)
-async def push(req: TransferRequest, svc: Service, request: Request) -> Response:
+@router.post("/api/push", response_model=None, responses=docs.STREAMED_PROGRESS)
+async def push(req: PushRequest, svc: Service, request: Request) -> Response:
     policy = PullPolicy.from_settings(svc.settings)
-    pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, req.insecure, policy)
+    pusher = await asyncio.to_thread(Pusher, svc.store, req.model_name, bool(req.insecure), policy)
     return await progress_response(thread_stream(pusher.run), req.stream, request)

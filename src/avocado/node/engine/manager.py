@@ -26,6 +26,9 @@ __all__ = ["Loaded", "ManagerConfig", "ModelManager"]
 log = logging.getLogger(__name__)
 
 
+FOREVER = datetime(2318, 1, 1, tzinfo=UTC)  # Ollama shows "forever" (and anything past it) as a far date
+
+
 @dataclass(slots=True)
 class Loaded:
     """A model in memory and the bookkeeping around it."""
@@ -42,9 +45,11 @@ class Loaded:
 
     @property
     def expires_at_wall(self) -> datetime:
-        if math.isinf(self.expires_at):
-            return datetime(2318, 1, 1, tzinfo=UTC)  # Ollama shows "forever" as a far date
-        return datetime.now(UTC) + timedelta(seconds=self.expires_at - time.monotonic())
+        now = datetime.now(UTC)
+        remaining = self.expires_at - time.monotonic()
+        if remaining >= (FOREVER - now).total_seconds():  # keep_alive 1e200 would overflow a timedelta
+            return FOREVER
+        return now + timedelta(seconds=remaining)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,8 @@ def network_errors(what: str, url: str) -> Iterator[None]:
         yield
     except httpx.TimeoutException:
         raise RegistryError(f"{what}: the registry at {url} did not answer in time") from None
+    except httpx.InvalidURL as exc:  # not an HTTPError: a port that is no number, a control character
+        raise RegistryError(f"{what}: {url} is not a URL that can be reached: {exc}") from None
     except httpx.HTTPError as exc:
         raise RegistryError(
             f"{what}: cannot reach the registry at {url}: {exc or type(exc).__name__}"

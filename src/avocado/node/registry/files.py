@@ -58,6 +58,10 @@ def model_name_for(source: str) -> ModelName:
 
 class FilePuller:
     def __init__(self, store: ModelStore, source: str, policy: PullPolicy | None = None) -> None:
+        try:  # before anything starts: a URL httpx cannot read is the request's fault
+            httpx.URL(source)
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{redact_url(source)} is not a URL that can be reached: {exc}") from None
         self.store = store
         self.source = source
         self.name = model_name_for(source)

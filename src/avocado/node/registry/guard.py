@@ -14,6 +14,11 @@ and the certificate check), so a DNS answer that changes between the check and t
   URL (node-to-node pulls on a LAN), or when ``pull_allow_networks`` lists them.
 - Public addresses: always.
 
+``pull_only_networks`` narrows all of that to the networks it lists: when set, a transfer connects to
+an address in one of them or nowhere, public addresses included (``127.0.0.0/8,::1/128`` keeps every
+pull and push of a sandbox, or of a fuzzing run, on the machine). Its names are still resolved
+(a DNS query may leave the machine); no connection does.
+
 Proxies from the environment are not used for transfers: the checks are of the connection the node
 itself makes.
 """
@@ -93,6 +98,10 @@ def classify(address: IPAddress) -> Kind:
     return "local"
 
 
+def _networks(texts: Iterable[str]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(text, strict=False) for text in texts)
+
+
 def _resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]).partition("%")[0] for info in infos]
@@ -105,23 +114,30 @@ class PullPolicy:
     allow_local: bool = True
     networks: tuple[IPNetwork, ...] = ()
     max_size: int | None = None
+    only: tuple[IPNetwork, ...] = ()  # when set, the only networks a transfer may reach
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PullPolicy:
         return cls(
             allow_local=not settings.has_public_url,
-            networks=tuple(ipaddress.ip_network(n, strict=False) for n in settings.pull_allow_networks),
+            networks=_networks(settings.pull_allow_networks),
             max_size=settings.max_pull_size_bytes or None,  # 0: no cap
+            only=_networks(settings.pull_only_networks),
         )
 
     def refusal(self, host: str, address: IPAddress) -> str | None:
         """Why the transfer may not connect to ``address`` (for ``host``), or None when it may."""
         kind = classify(address)
-        if kind == "public":
-            return None
         shown = host if host == str(address) else f"{host} ({address})"
         if kind == "forbidden":
             return f"{shown} is a link-local, cloud metadata or reserved address: transfers never reach it"
+        if self.only:
+            if any(address in network for network in self.only):
+                return None
+            listed = ", ".join(str(network) for network in self.only)
+            return f"{shown} is outside pull_only_networks ({listed}), the only networks transfers reach"
+        if kind == "public":
+            return None
         if self.allow_local or any(address in network for network in self.networks):
             return None
         return (

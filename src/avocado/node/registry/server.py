@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from avocado.names import DEFAULT_HOST, InvalidModelName, ModelName
+from avocado.node.api import docs
 from avocado.node.api.deps import Service
 from avocado.node.registry import parse_manifest
 from avocado.node.registry.errors import RegistryError
@@ -139,12 +140,17 @@ def _upload_location(namespace: str, model: str, key: str) -> str:
     return f"/v2/{namespace}/{model}/blobs/uploads/{key}"
 
 
-@router.get("/v2/")
+@router.get("/v2/", responses=docs.REGISTRY["version"])
 async def api_version() -> JSONResponse:
     return JSONResponse({}, headers=API_VERSION)
 
 
-@router.api_route("/v2/{namespace}/{model}/manifests/{tag}", methods=["GET", "HEAD"])
+@router.get(
+    "/v2/{namespace}/{model}/manifests/{tag}", response_class=Response, responses=docs.REGISTRY["manifest"]
+)
+@router.head(
+    "/v2/{namespace}/{model}/manifests/{tag}", response_class=Response, responses=docs.REGISTRY["manifest"]
+)
 async def get_manifest(namespace: str, model: str, tag: str, svc: Service) -> Response:
     name = _name(namespace, model, tag)
     path = await asyncio.to_thread(_find_manifest, svc.store, name) if name else None
@@ -159,7 +165,12 @@ async def get_manifest(namespace: str, model: str, tag: str, svc: Service) -> Re
     return Response(raw, media_type=MediaType.MANIFEST, headers=headers)
 
 
-@router.api_route("/v2/{namespace}/{model}/blobs/{digest}", methods=["GET", "HEAD"])
+@router.get(
+    "/v2/{namespace}/{model}/blobs/{digest}", response_class=Response, responses=docs.REGISTRY["blob"]
+)
+@router.head(
+    "/v2/{namespace}/{model}/blobs/{digest}", response_class=Response, responses=docs.REGISTRY["blob"]
+)
 async def get_blob(namespace: str, model: str, digest: str, svc: Service) -> Response:
     try:
         path = svc.store.blob_path(digest)
@@ -172,7 +183,12 @@ async def get_blob(namespace: str, model: str, digest: str, svc: Service) -> Res
     return FileResponse(path, stat_result=stat, media_type="application/octet-stream", headers=headers)
 
 
-@router.post("/v2/{namespace}/{model}/blobs/uploads/")
+@router.post(
+    "/v2/{namespace}/{model}/blobs/uploads/",
+    status_code=202,
+    response_class=Response,
+    responses=docs.REGISTRY["start"],
+)
 async def start_upload(namespace: str, model: str, svc: Service, request: Request) -> Response:
     if _name(namespace, model) is None:
         return _error(400, "NAME_INVALID", f"invalid repository name {namespace}/{model}")
@@ -186,7 +202,13 @@ async def start_upload(namespace: str, model: str, svc: Service, request: Reques
     return Response(status_code=202, headers=headers)
 
 
-@router.patch("/v2/{namespace}/{model}/blobs/uploads/{key}")
+@router.patch(
+    "/v2/{namespace}/{model}/blobs/uploads/{key}",
+    status_code=202,
+    response_class=Response,
+    responses=docs.REGISTRY["chunk"],
+    openapi_extra=docs.BYTES,
+)
 async def upload_chunk(namespace: str, model: str, key: str, svc: Service, request: Request) -> Response:
     uploads = _uploads(request)
     upload = uploads.sessions.get(key)
@@ -220,7 +242,13 @@ async def upload_chunk(namespace: str, model: str, key: str, svc: Service, reque
     return Response(status_code=202, headers=headers)
 
 
-@router.put("/v2/{namespace}/{model}/blobs/uploads/{key}")
+@router.put(
+    "/v2/{namespace}/{model}/blobs/uploads/{key}",
+    status_code=201,
+    response_class=Response,
+    responses=docs.REGISTRY["finish"],
+    openapi_extra=docs.BYTES,
+)
 async def finish_upload(
     namespace: str, model: str, key: str, svc: Service, request: Request, digest: str = ""
 ) -> Response:
@@ -258,7 +286,12 @@ async def finish_upload(
     return Response(status_code=201, headers=headers)
 
 
-@router.delete("/v2/{namespace}/{model}/blobs/uploads/{key}")
+@router.delete(
+    "/v2/{namespace}/{model}/blobs/uploads/{key}",
+    status_code=204,
+    response_class=Response,
+    responses=docs.REGISTRY["cancel"],
+)
 async def cancel_upload(namespace: str, model: str, key: str, request: Request) -> Response:
     upload = _uploads(request).sessions.pop(key, None)
     if upload is None:
@@ -268,7 +301,13 @@ async def cancel_upload(namespace: str, model: str, key: str, request: Request) 
     return Response(status_code=204, headers=API_VERSION)
 
 
-@router.put("/v2/{namespace}/{model}/manifests/{tag}")
+@router.put(
+    "/v2/{namespace}/{model}/manifests/{tag}",
+    status_code=201,
+    response_class=Response,
+    responses=docs.REGISTRY["put_manifest"],
+    openapi_extra=docs.MANIFEST_BODY,
+)
 async def put_manifest(namespace: str, model: str, tag: str, svc: Service, request: Request) -> Response:
     name = _name(namespace, model, tag)
     if name is None:
