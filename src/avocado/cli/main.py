@@ -113,6 +113,16 @@ MaxPredict = Annotated[
     int | None,
     typer.Option(help="Most tokens one request may generate, whatever it asks for (default 16384)"),
 ]
+NumGpu = Annotated[
+    int | None,
+    typer.Option(help="Layers to offload to the GPU(s): -1 as many as fit (default), 0 CPU only"),
+]
+MainGpu = Annotated[
+    int | None, typer.Option(help="GPU for a model that fits on one (default: the one with most free memory)")
+]
+TensorSplit = Annotated[
+    str | None, typer.Option(help='Fixed shares of the layers per GPU, e.g. "3,1" (default: by free memory)')
+]
 Engine = Annotated[
     str | None,
     typer.Option(
@@ -177,6 +187,9 @@ def serve(
     pull_allow_networks: PullAllowNetworks = None,
     num_ctx: NumCtx = None,
     max_predict: MaxPredict = None,
+    num_gpu: NumGpu = None,
+    main_gpu: MainGpu = None,
+    tensor_split: TensorSplit = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
     tunnel: Tunnel = None,
@@ -213,6 +226,9 @@ def serve(
             pull_allow_networks=pull_allow_networks,
             num_ctx=num_ctx,
             max_predict=max_predict,
+            num_gpu=num_gpu,
+            main_gpu=main_gpu,
+            tensor_split=tensor_split,
             engine=engine,
             ollama_url=ollama_url,
             tunnel=tunnel,
