@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from avocado.node.engine.delivery import Delivery
@@ -210,7 +210,21 @@ class ModelManager:
         cfg = self.config
         sizes = layer_sizes(model.info, file_size, num_ctx, cfg.parallel, cfg.num_batch)
         split = cfg.tensor_split
-        return plan_offload(sizes, self.gpus, num_gpu=num_gpu, main_gpu=main_gpu, tensor_split=split)
+        return plan_offload(
+            sizes, self._room(model.name), num_gpu=num_gpu, main_gpu=main_gpu, tensor_split=split
+        )
+
+    def _room(self, name: str) -> list[GpuDevice]:
+        """The GPUs with what is free for another model. As Ollama counts it: what the GPU reports
+        free, but no more than its total less the estimates of the models loaded here (what they
+        hold can grow after loading, and a load in flight has not taken its share yet)."""
+        estimated: dict[int, int] = {}
+        for other, loaded in self.loaded.items():
+            plan = loaded.runner.offload
+            if other != name and plan is not None:
+                for share in plan.devices:
+                    estimated[share.index] = estimated.get(share.index, 0) + share.vram
+        return [replace(d, free=max(min(d.free, d.total - estimated.get(d.index, 0)), 0)) for d in self.gpus]
 
     def _host_bytes(self, model: Model, file_size: int, num_ctx: int, plan: Offload | None) -> int:
         """Host memory the model needs: all of it on the CPU, what the GPUs do not hold otherwise."""
