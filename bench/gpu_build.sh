@@ -6,7 +6,8 @@
 # Usage: bench/gpu_build.sh [ARCH]   (ARCH: CUDA compute capability without the dot, default 90)
 # Needs: nvcc (CUDA_HOME, default /usr/local/cuda), cmake, ninja, and cuBLAS headers and libraries:
 # CUBLAS_ROOT holds include/ and lib/ (the nvidia-cublas wheel's nvidia/cu13 folder).
-# Output: .gpu-build/kit/ (git-ignored), carried to the device with the run tool.
+# Output: the build in .gpu-build/build-smARCH, packed by bench/gpu_kit.sh into .gpu-build/kit.tar.gz
+# (git-ignored), which the run tool carries to the device for bench/gpu_device.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${1:-90}
@@ -15,7 +16,6 @@ llama_version=0.3.36
 work=.gpu-build
 src=$work/src/llama_cpp_python-$llama_version
 build=$work/build-sm$arch
-kit=$work/kit
 
 # The sources are llama-cpp-python's own sdist, so the vendored llama.cpp is the one its bindings expect.
 if [ ! -d "$src" ]; then
@@ -43,3 +43,4 @@ cmake -S "$src/vendor/llama.cpp" -B "$build" -G Ninja \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
 ninja -C "$build" -j "${JOBS:-2}" llama llama-bench llama-server
 echo "build took $(( $(date +%s) - start )) s" >&2
+bench/gpu_kit.sh "$arch"
