@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
-
 from avocado.config import Settings
 from avocado.logs import note
 from avocado.names import InvalidModelName
 from avocado.node.engine import Done, GpuAsk, Loaded, ModelManager, SamplingParams, Text
+
+# llama_cpp's grammar helpers, through the engine: llama.cpp loads after the engine's CUDA libraries.
+from avocado.node.engine.sampling import JSON_GBNF, json_schema_to_gbnf
 from avocado.node.options import OptionError, validate_options
 from avocado.node.prompt import PromptBuilder, PromptError, PromptLimit
 from avocado.node.store.store import Model, ModelStore
