@@ -276,11 +276,14 @@ def _secrets(settings: Settings) -> list[str]:
 
 def _application(settings: Settings) -> Any:
     from avocado.node.access import OpenNodeRefused
-    from avocado.node.app import create_app
     from avocado.node.proxy import OllamaNotFound, create_proxy_app
 
     try:
-        return create_app(settings) if settings.engine != "ollama" else create_proxy_app(settings)
+        if settings.engine == "ollama":  # llama.cpp is not loaded (nor needed installed) in front of Ollama
+            return create_proxy_app(settings)
+        from avocado.node.app import create_app
+
+        return create_app(settings)
     except (OllamaNotFound, OpenNodeRefused) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -12,9 +12,11 @@ import avocado
 from avocado.config import Settings
 from avocado.node.access import key_report
 from avocado.node.credentials import ApiKeys
-from avocado.node.engine.offload import GpuDevice
-from avocado.node.engine.runner import Runner
 from avocado.node.presence import Presence
+
+if TYPE_CHECKING:  # the node in front of Ollama uses this module too, and loads no llama.cpp
+    from avocado.node.engine.offload import GpuDevice
+    from avocado.node.engine.runner import Runner
 
 __all__ = ["drain", "gpu_report", "placement_report", "status", "status_body"]
 
