@@ -229,7 +229,7 @@ class ModelManager:
     def _host_bytes(self, model: Model, file_size: int, num_ctx: int, plan: Offload | None) -> int:
         """Host memory the model needs: all of it on the CPU, what the GPUs do not hold otherwise."""
         cfg = self.config
-        if plan is None:
+        if plan is None or plan.layers == 0:
             return estimate_model_bytes(model.info, file_size, num_ctx, cfg.parallel) + cfg.prompt_cache
         return plan.host + cfg.prompt_cache
 

@@ -103,9 +103,10 @@ class Runner:
             raise
         self.load_duration = time.perf_counter() - started
         # memory_size: host memory held (the budget --max-memory bounds); vram_size: GPU memory;
-        # size: the model as /api/ps reports it (on a GPU, Ollama's estimate without the prompt cache).
+        # size: the model as /api/ps reports it (with layers on a GPU: Ollama's estimate, the prompt
+        # cache aside). With nothing on a GPU, the figures of a machine without one.
         self.offload = config.offload
-        if self.offload is None:
+        if self.offload is None or self.offload.layers == 0:
             self.memory_size = self.model.size + self.ctx.kv_bytes() + config.prompt_cache
             self.vram_size = 0
             self.size = self.memory_size
