@@ -16,6 +16,7 @@ import pytest
 
 from avocado.cli.presence import print_status
 from avocado.node.engine.gpu import gpu_devices, gpu_offload_supported
+from tests.cli.test_cli import avocado
 from tests.node.api.support import assert_error
 from tests.support import RunningNode, start_node
 
@@ -55,6 +56,15 @@ def test_ps_has_ollamas_shape_with_nothing_on_a_gpu(cpu_node: RunningNode) -> No
     assert entry["size_vram"] == 0 and entry["size"] == runner.memory_size > 0  # as before: host memory
     parsed = ollama.Client(host=cpu_node.url).ps().models[0]  # Ollama's own client reads it
     assert parsed.size_vram == 0 and parsed.size == entry["size"]
+
+
+def test_avocado_ps_shows_the_processor_as_ollama_does(cpu_node: RunningNode) -> None:
+    generate(cpu_node).raise_for_status()
+    shown = avocado(cpu_node, "ps")
+    assert shown.returncode == 0, shown.stderr
+    header, row = shown.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
+    assert row.startswith(SMOLLM) and "100% CPU" in row
 
 
 def test_num_gpu_and_main_gpu_change_nothing_without_a_gpu(cpu_node: RunningNode) -> None:
