@@ -11,7 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${1:-90}
-cuda_home=${CUDA_HOME:-/usr/local/cuda}
 llama_version=0.3.36
 work=.gpu-build
 src=$work/src/llama_cpp_python-$llama_version

@@ -6,7 +6,7 @@
 #
 #   run(command="bash bench/gpu_device.sh", carry=[".gpu-build/kit.tar.gz"], timeout_s=600)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-/tmp/avocado-gpu-out}
 mkdir -p "$out"
 exec > >(tee "$out/device.log") 2>&1
@@ -16,7 +16,7 @@ step() { echo; echo "== $* ($(( $(date +%s) - began )) s)"; }
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,compute_cap --format=csv
 python=${PYTHON:-python3}
-$python --version
+"$python" --version
 nproc
 
 step "install the kit"
@@ -24,7 +24,7 @@ step "install the kit"
 kit=/tmp/avocado-kit
 rm -rf "$kit" && mkdir -p "$kit/deps"
 tar -xzf .gpu-build/kit.tar.gz -C "$kit"
-$python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$kit/deps" "$kit"/wheels/*.whl || exit 3
+"$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$kit/deps" "$kit"/wheels/*.whl || exit 3
 export PYTHONPATH="$PWD:$PWD/src:$kit/site:$kit/deps"
 # The kit links libcublas.so.13 and libcudart.so.13: the toolkit's, or those of the machine's
 # Python (PyTorch's nvidia-cublas wheel) when the toolkit has no cuBLAS.
@@ -37,15 +37,15 @@ export LD_LIBRARY_PATH="${libs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 lib="$kit/site/llama_cpp/lib"
 ldd "$lib/libggml-cuda.so" | grep -E "cublas|cudart|not found"
-$python -c "from avocado.node.engine.gpu import gpu_devices; print(gpu_devices())" || exit 4
+"$python" -c "from avocado.node.engine.gpu import gpu_devices; print(gpu_devices())" || exit 4
 
 step "tests marked gpu"
-PYTHONUNBUFFERED=1 timeout 300 $python -m pytest -m gpu tests/node/engine/test_gpu.py -v -s -p no:cacheprovider \
+PYTHONUNBUFFERED=1 timeout 300 "$python" -m pytest -m gpu tests/node/engine/test_gpu.py -v -s -p no:cacheprovider \
   --junitxml="$out/gpu-tests.xml" -o addopts="-ra --timeout=240"
 tests=$?
 
 step "bench/gpu.py"
-PYTHONUNBUFFERED=1 timeout 360 $python bench/gpu.py --llama-cpp "$lib" --reps 5 --json "$out/gpu-bench.json"
+PYTHONUNBUFFERED=1 timeout 360 "$python" bench/gpu.py --llama-cpp "$lib" --reps 5 --json "$out/gpu-bench.json"
 bench=$?
 
 step "done: tests exit $tests, bench exit $bench"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/install.sh and bench/gpu_build.sh: how llama.cpp is configured for CUDA, in one
 # place, so the node's libraries and the benchmark's reference tools are built the same way.
 #
