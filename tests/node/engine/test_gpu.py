@@ -247,7 +247,8 @@ def test_a_model_larger_than_the_free_gpu_memory_runs_split(node: RunningNode, h
     sizes = layer_sizes(model.info, model.model_path.stat().st_size, NUM_CTX, PARALLEL, 512)
     whole = generate(node, OTHER)  # loaded whole first, then unloaded to free its memory
     httpx.post(f"{node.url}/api/generate", json={"model": OTHER, "keep_alive": 0}, timeout=60)
-    holder_for(GPU_RESERVE + sizes.graph_partial + 4 * sizes.layer(0))  # the reserve, the graph, 3 layers
+    graph = max(sizes.graph_full, sizes.graph_partial)
+    holder_for(GPU_RESERVE + graph + 4 * sizes.layer(0))  # the reserve, the graph, a spare layer and 3 more
     split = generate(node, OTHER)
     report = placement(node)["placement"][OTHER]
     assert 0 < report["gpu_layers"] < sizes.layer_count
