@@ -6,7 +6,7 @@
 # Usage: bench/gpu_build.sh [ARCH]   (ARCH: CUDA compute capability without the dot, default 90)
 # Needs: nvcc (CUDA_HOME, default /usr/local/cuda), cmake, ninja, and cuBLAS headers and libraries:
 # CUBLAS_ROOT holds include/ and lib/ (the nvidia-cublas wheel's nvidia/cu13 folder).
-# Output: the build in .gpu-build/build-smARCH, packed by bench/gpu_kit.sh into .gpu-build/kit.tar.gz
+# Output: the build in .gpu-build/build-smARCH, packed by bench/gpu_kit.sh into .gpu-build/kit.tar.xz
 # (git-ignored), which the run tool carries to the device for bench/gpu_device.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."

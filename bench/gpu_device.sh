@@ -4,7 +4,7 @@
 # marked gpu and bench/gpu.py, and leaves the logs and figures in $OUT. About 3-5 minutes on an
 # H100; every step has a time limit so that the whole stays well inside one 10-minute call.
 #
-#   run(command="bash bench/gpu_device.sh", carry=[".gpu-build/kit.tar.gz"], timeout_s=600)
+#   run(command="bash bench/gpu_device.sh", carry=[".gpu-build/kit.tar.xz"], timeout_s=600)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-/tmp/avocado-gpu-out}
@@ -20,10 +20,10 @@ python=${PYTHON:-python3}
 nproc
 
 step "install the kit"
-[ -f .gpu-build/kit.tar.gz ] || { echo "no .gpu-build/kit.tar.gz: carry it (bench/gpu_build.sh makes it)"; exit 2; }
+[ -f .gpu-build/kit.tar.xz ] || { echo "no .gpu-build/kit.tar.xz: carry it (bench/gpu_build.sh makes it)"; exit 2; }
 kit=/tmp/avocado-kit
 rm -rf "$kit" && mkdir -p "$kit/deps"
-tar -xzf .gpu-build/kit.tar.gz -C "$kit"
+"$python" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu-build/kit.tar.xz "$kit"
 "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$kit/deps" "$kit"/wheels/*.whl || exit 3
 export PYTHONPATH="$PWD:$PWD/src:$kit/site:$kit/deps"
 # The kit links libcublas.so.13 and libcudart.so.13: the toolkit's, or those of the machine's

@@ -2,7 +2,7 @@
 # Packs what bench/gpu_device.sh needs on the lent GPU machine (no network there, 64 MiB carried):
 # llama-cpp-python's Python package with the CUDA libraries bench/gpu_build.sh built, llama-bench
 # and llama-server beside them, and wheels of this project's dependencies that the machine's
-# Python lacks. Output: .gpu-build/kit.tar.gz (git-ignored), carried with the run tool.
+# Python lacks. Output: .gpu-build/kit.tar.xz (git-ignored), carried with the run tool.
 #
 # Usage: bench/gpu_kit.sh [ARCH] [PYTHON_VERSION]   (defaults 90 and 3.12, the lent machine's)
 set -euo pipefail
@@ -40,5 +40,5 @@ for name in $wanted; do
     || { echo "no wheel of $pin for Python $python_version" >&2; exit 1; }
 done
 
-tar -C "$kit" -czf "$work/kit.tar.gz" site wheels
-du -sh "$lib" "$kit/wheels" "$work/kit.tar.gz" >&2
+XZ_OPT=-9e tar -C "$kit" -cJf "$work/kit.tar.xz" site wheels  # xz: the host code packs well, the fatbins are packed already
+du -sh "$lib" "$kit/wheels" "$work/kit.tar.xz" >&2
