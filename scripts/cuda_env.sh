@@ -67,6 +67,7 @@ cuda_driver_stub() {
       | sed 's/.*/void &(void) {}/' >"$out/stub.c"
     gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$out/libcuda.so" "$out/stub.c"
   fi
+  ln -sf libcuda.so "$out/libcuda.so.1"  # the name programs linked against libggml-cuda look for
   echo "$out/libcuda.so"
 }
 
@@ -82,10 +83,13 @@ cuda_cmake_args() {
   local inc driver
   inc=$(realpath "$cublas/include")
   driver=$(cuda_driver_stub "$home" "$(realpath "$work")/cuda-stub")
+  # Programs (llama-server, llama-bench) link libggml-cuda, whose own libraries the linker must find.
+  local needed
+  needed="$(realpath "$cublas/lib"):$(dirname "$driver")"
   echo "$CPU_CMAKE_ARGS -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=$arch" \
     "-DCMAKE_CUDA_COMPILER=$home/bin/nvcc -DCUDAToolkit_ROOT=$home -DGGML_CUDA_NCCL=OFF" \
     "-DCUDA_cublas_LIBRARY=$(realpath "$work")/cublas-link/libcublas.so" \
     "-DCUDA_cublasLt_LIBRARY=$(realpath "$work")/cublas-link/libcublasLt.so" \
     "-DCUDA_cuda_driver_LIBRARY=$driver" \
-    "-DCMAKE_CXX_FLAGS=-I$inc -DCMAKE_CUDA_FLAGS=-I$inc"
+    "-DCMAKE_CXX_FLAGS=-I$inc -DCMAKE_CUDA_FLAGS=-I$inc -DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$needed"
 }
