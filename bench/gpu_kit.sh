@@ -23,6 +23,8 @@ mkdir -p "$lib"
 cp -P "$build"/bin/lib*.so* "$lib/"
 cp "$build/bin/llama-bench" "$build/bin/llama-server" "$lib/"
 strip --strip-unneeded "$lib"/lib*.so.*.* "$lib/llama-bench" "$lib/llama-server" 2>/dev/null || true
+# The CPU backend's OpenMP runtime, in case the machine lacks it ($ORIGIN is searched first).
+cp -L "$(gcc -print-file-name=libgomp.so.1)" "$lib/libgomp.so.1"
 find "$kit/site" -name __pycache__ -prune -exec rm -rf {} +
 
 # The project's dependencies at the versions this venv resolved, as wheels for the machine's
