@@ -41,7 +41,7 @@ ldd "$lib/libggml-cuda.so" | grep -E "cublas|cudart|not found"
 
 step "tests marked gpu"
 PYTHONUNBUFFERED=1 timeout 300 "$python" -m pytest -m gpu tests/node/engine/test_gpu.py -v -s -p no:cacheprovider \
-  --junitxml="$out/gpu-tests.xml" -o addopts="-ra --timeout=240"
+  --junitxml="$out/gpu-tests.xml"
 tests=$?
 
 step "bench/gpu.py"
