@@ -40,12 +40,12 @@ ldd "$lib/libggml-cuda.so" | grep -E "cublas|cudart|not found"
 "$python" -c "from avocado.node.engine.gpu import gpu_devices; print(gpu_devices())" || exit 4
 
 step "tests marked gpu"
-PYTHONUNBUFFERED=1 timeout 300 "$python" -m pytest -m gpu tests/node/engine/test_gpu.py -v -s -p no:cacheprovider \
+PYTHONUNBUFFERED=1 timeout 200 "$python" -m pytest -m gpu tests/node/engine/test_gpu.py -v -s -p no:cacheprovider \
   --junitxml="$out/gpu-tests.xml"
 tests=$?
 
 step "bench/gpu.py"
-PYTHONUNBUFFERED=1 timeout 360 "$python" bench/gpu.py --llama-cpp "$lib" --reps 5 --json "$out/gpu-bench.json"
+PYTHONUNBUFFERED=1 timeout 280 "$python" bench/gpu.py --llama-cpp "$lib" --reps 5 --json "$out/gpu-bench.json"
 bench=$?
 
 step "done: tests exit $tests, bench exit $bench"
