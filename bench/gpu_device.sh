@@ -4,7 +4,7 @@
 # marked gpu and bench/gpu.py, and leaves the logs and figures in $OUT. About 3-5 minutes on an
 # H100; every step has a time limit so that the whole stays well inside one 10-minute call.
 #
-#   run(command="bash bench/gpu_device.sh", carry=[".gpu-build/kit.tar.xz"], timeout_s=600)
+#   run(command="bash bench/gpu_device.sh", carry=[".gpu-build/kit.tar.xz"], timeout_s=540)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-/tmp/avocado-gpu-out}
