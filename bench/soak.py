@@ -36,6 +36,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -148,14 +149,21 @@ class NodeProcess:
         }
         self.log = (log_dir / f"{name}.log").open("ab")
         self.process: subprocess.Popen[bytes] | None = None
+        self.warming: asyncio.Task[None] | None = None
         self.lives: list[Life] = []
 
-    async def start(self) -> None:
+    async def start(self, wait_for_warm_up: bool = True) -> None:
+        """Start the node; its warm-up runs on while a restart in the fault schedule goes on."""
         command = [sys.executable, "-m", "avocado", "serve"]
         self.process = launch(command, self.env, self.log)
-        life = Life(time.monotonic(), self.warm_up)
+        life = Life(time.monotonic(), math.inf)  # RSS counts once the warm-up is over
         self.lives.append(life)
         await wait_until_up(self.url + "/", self.process)
+        self.warming = asyncio.create_task(self.warm_up_life(life))
+        if wait_for_warm_up:
+            await self.warming
+
+    async def warm_up_life(self, life: Life) -> None:
         await self.warm()
         life.warm_up = max(self.warm_up, time.monotonic() - life.started)
 
@@ -177,6 +185,8 @@ class NodeProcess:
 
     def kill(self) -> None:
         assert self.process is not None
+        if self.warming is not None:
+            self.warming.cancel()
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self.process = None

@@ -191,6 +191,19 @@ class Settings(AvocadoSettings):
     )
     num_thread: int | None = Field(default=None, ge=1, le=1024)
     num_batch: int = Field(default=512, ge=1, le=1 << 16)
+    num_gpu: int | None = Field(
+        default=None,
+        ge=-1,
+        le=1 << 16,
+        description="Layers to offload to the GPU(s); none or -1: as many as fit, 0: CPU only",
+    )
+    main_gpu: int | None = Field(
+        default=None, ge=0, le=1023, description="GPU a model that fits on one goes to; none: the freest"
+    )
+    tensor_split: Annotated[list[float], NoDecode] = Field(
+        default_factory=list,
+        description='Fixed shares of the layers per GPU, e.g. "3,1"; none: by free memory',
+    )
     max_pull_size: str = Field(
         default="1TiB", description="The most a pull may download (a model's blobs together, or one file)"
     )
@@ -234,6 +247,18 @@ class Settings(AvocadoSettings):
     @classmethod
     def _split_allowed_hosts(cls, value: object) -> object:
         return comma_list(value)
+
+    @field_validator("tensor_split", mode="before")
+    @classmethod
+    def _split_tensor_split(cls, value: object) -> object:
+        return comma_list(value)
+
+    @field_validator("tensor_split")
+    @classmethod
+    def _check_tensor_split(cls, value: list[float]) -> list[float]:
+        if value and (min(value) < 0 or sum(value) <= 0):
+            raise ValueError("tensor_split: shares must be 0 or more, and not all 0")
+        return value
 
     @field_validator("pull_allow_networks", "pull_only_networks", mode="before")
     @classmethod

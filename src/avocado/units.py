@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["DurationError", "SizeError", "format_duration", "format_size", "parse_duration", "parse_size"]
+__all__ = [
+    "DurationError",
+    "SizeError",
+    "format_duration",
+    "format_size",
+    "parse_duration",
+    "parse_size",
+    "processor",
+]
 
 _DAY = 86400.0
 _UNITS = {
@@ -103,3 +111,15 @@ def format_size(size: int) -> str:
             return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def processor(size: int, size_vram: int) -> str:
+    """Ollama's PROCESSOR column for a model of ``size`` bytes with ``size_vram`` on the GPUs."""
+    if size_vram <= 0:
+        return "100% CPU"
+    if size_vram == size:
+        return "100% GPU"
+    if size_vram > size:
+        return "Unknown"
+    cpu = round(100 * (size - size_vram) / size)
+    return f"{cpu}%/{100 - cpu}% CPU/GPU"

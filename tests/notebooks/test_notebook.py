@@ -65,6 +65,7 @@ def test_notebook_starts_announces_chats_and_stops(
     notebook = with_parameters(
         nbformat.read(NOTEBOOK, as_version=4),  # type: ignore[no-untyped-call]
         TUNNEL="none",
+        ENGINE="embedded",  # no Ollama here; no GPU either, so no CUDA build
         TUNNEL_URL=f"http://localhost:{port}",  # a public URL: the node requires a key
         PORT=port,
         HOME=str(node_home),

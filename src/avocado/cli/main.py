@@ -115,6 +115,16 @@ MaxPredict = Annotated[
     int | None,
     typer.Option(help="Most tokens one request may generate, whatever it asks for (default 16384)"),
 ]
+NumGpu = Annotated[
+    int | None,
+    typer.Option(help="Layers to offload to the GPU(s): -1 as many as fit (default), 0 CPU only"),
+]
+MainGpu = Annotated[
+    int | None, typer.Option(help="GPU for a model that fits on one (default: the one with most free memory)")
+]
+TensorSplit = Annotated[
+    str | None, typer.Option(help='Fixed shares of the layers per GPU, e.g. "3,1" (default: by free memory)')
+]
 Engine = Annotated[
     str | None,
     typer.Option(
@@ -179,6 +189,9 @@ def serve(
     pull_allow_networks: PullAllowNetworks = None,
     num_ctx: NumCtx = None,
     max_predict: MaxPredict = None,
+    num_gpu: NumGpu = None,
+    main_gpu: MainGpu = None,
+    tensor_split: TensorSplit = None,
     engine: Engine = None,
     ollama_url: OllamaUrl = None,
     tunnel: Tunnel = None,
@@ -215,6 +228,9 @@ def serve(
             pull_allow_networks=pull_allow_networks,
             num_ctx=num_ctx,
             max_predict=max_predict,
+            num_gpu=num_gpu,
+            main_gpu=main_gpu,
+            tensor_split=tensor_split,
             engine=engine,
             ollama_url=ollama_url,
             tunnel=tunnel,
@@ -262,11 +278,14 @@ def _secrets(settings: Settings) -> list[str]:
 
 def _application(settings: Settings) -> Any:
     from avocado.node.access import OpenNodeRefused
-    from avocado.node.app import create_app
     from avocado.node.proxy import OllamaNotFound, create_proxy_app
 
     try:
-        return create_app(settings) if settings.engine != "ollama" else create_proxy_app(settings)
+        if settings.engine == "ollama":  # llama.cpp is not loaded (nor needed installed) in front of Ollama
+            return create_proxy_app(settings)
+        from avocado.node.app import create_app
+
+        return create_app(settings)
     except (OllamaNotFound, OpenNodeRefused) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -19,6 +19,7 @@ from avocado.node.options import OptionError, coerce_option
 from avocado.node.registry.files import model_name_for
 from avocado.node.store.building import looks_like_path
 from avocado.node.store.modelfile import ModelfileError, parse_modelfile
+from avocado.units import processor
 
 __all__ = ["register"]
 
@@ -72,8 +73,8 @@ def _until(expires_at: str) -> str:
 def _ps() -> None:
     """List models loaded in memory."""
     rows = [
-        [m["name"], m["digest"][:12], human_size(m["size"]), "100% CPU", str(m.get("context_length", "")),
-         _until(m["expires_at"])]
+        [m["name"], m["digest"][:12], human_size(m["size"]), processor(m["size"], m.get("size_vram", 0)),
+         str(m.get("context_length", "")), _until(m["expires_at"])]
         for m in NodeClient().get("/api/ps")["models"]
     ]  # fmt: skip
     print_columns(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows)

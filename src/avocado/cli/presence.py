@@ -75,6 +75,18 @@ def _access(report: dict[str, Any]) -> str:
     return "open: no API key"
 
 
+_ENGINE_DETAILS = ("prompt_cache", "slots", "gpus", "placement")
+
+
+def _placement(placement: dict[str, Any]) -> str:
+    """Which devices serve a model: "100% GPU, 25/25 layers on CUDA0 (1.2 GiB)"."""
+    devices = placement.get("devices") or []
+    if not devices:
+        return str(placement.get("processor", "100% CPU"))
+    shares = ", ".join(f"{d['layers']} on {d['name']} ({format_size(d['size_vram'])})" for d in devices)
+    return f"{placement['processor']}, {placement['gpu_layers']}/{placement['layers']} layers: {shares}"
+
+
 def print_status(report: dict[str, Any]) -> None:
     tunnel = report.get("tunnel") or {}
     engine = report.get("engine") or {}
@@ -85,8 +97,13 @@ def print_status(report: dict[str, Any]) -> None:
         ("public URL", redact_url(report.get("public_url") or "-")),
         ("access", _access(report)),
         ("tunnel", f"{tunnel.get('provider')}: {tunnel.get('state')}, restarts {tunnel.get('restarts', 0)}"),
-        ("engine", ", ".join(f"{k} {v}" for k, v in engine.items() if k not in ("prompt_cache", "slots"))),
+        ("engine", ", ".join(f"{k} {v}" for k, v in engine.items() if k not in _ENGINE_DETAILS)),
     ]
+    for gpu in engine.get("gpus") or []:
+        free = f"{format_size(gpu['free'])} free of {format_size(gpu['total'])}"
+        rows.append(("gpu", f"{gpu['index']}: {gpu['name']} ({gpu['description']}), {free}"))
+    for model, placement in (engine.get("placement") or {}).items():
+        rows.append(("placement", f"{model}: {_placement(placement)}"))
     for model, slots in (engine.get("slots") or {}).items():
         rows.append(("slots", f"{model}: {slots['busy']} of {slots['total']} busy, {slots['paused']} paused"))
     for model, cache in (engine.get("prompt_cache") or {}).items():

@@ -26,6 +26,7 @@ from avocado.node.api.middleware import (
     JsonBodyMiddleware,
     RequestLogMiddleware,
 )
+from avocado.node.api.status import gpu_report, placement_report
 from avocado.node.credentials import ApiKeys
 from avocado.node.engine import ManagerConfig, ModelManager
 from avocado.node.presence import Presence
@@ -36,6 +37,7 @@ from avocado.node.store.bundled import register_bundled_models
 from avocado.node.store.store import ModelStore
 from avocado.request_id import RequestIdMiddleware
 from avocado.serving import RequestLimitsMiddleware, limits_of
+from avocado.units import format_size
 
 __all__ = ["CAPABILITIES", "create_app", "open_store"]
 
@@ -70,6 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
             prompt_cache=settings.prompt_cache_bytes,
             stream_interval=settings.stream_interval_seconds,
             num_ctx=settings.num_ctx,
+            num_gpu=settings.num_gpu,
+            main_gpu=settings.main_gpu,
+            tensor_split=tuple(settings.tensor_split) if settings.tensor_split else None,
         )
     )
 
@@ -85,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
         # aggregate tokens/s at 4-8 streams up by 10-15%).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         manager.start()
+        for gpu in await manager.refresh_gpus():
+            log.info("GPU %d: %s (%s), %s free", gpu.index, gpu.name, gpu.description, format_size(gpu.free))
         sweeper = asyncio.create_task(uploads.sweep_forever(), name="upload-sweeper")
         await presence.start()
         try:
@@ -108,6 +115,8 @@ def create_app(settings: Settings) -> FastAPI:
             "kind": "embedded",
             "loaded": list(runners),
             "models": len(store.list()),
+            "gpus": [gpu_report(gpu) for gpu in manager.gpus],
+            "placement": {name: placement_report(runner) for name, runner in runners.items()},
             "prompt_cache": {name: runner.prompt_cache.report() for name, runner in runners.items()},
             "slots": {
                 name: {"busy": runner.busy_slots, "paused": runner.paused_slots, "total": len(runner.slots)}

@@ -50,6 +50,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "num_ctx": (1, 1 << 20),
     "num_batch": (1, 1 << 16),
     "num_thread": (0, 1024),
+    "num_gpu": (-1, 1 << 16),  # layers; -1: as many as fit
+    "main_gpu": (0, 1023),
     "num_keep": (-1, 1 << 20),
     "num_predict": (-2, 1 << 20),
     "top_k": (0, 1 << 20),

@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
-
 from avocado.config import Settings
 from avocado.logs import note
 from avocado.names import InvalidModelName
-from avocado.node.engine import Done, Loaded, ModelManager, SamplingParams, Text
+from avocado.node.engine import Done, GpuAsk, Loaded, ModelManager, SamplingParams, Text
+
+# llama_cpp's grammar helpers, through the engine: llama.cpp loads after the engine's CUDA libraries.
+from avocado.node.engine.sampling import JSON_GBNF, json_schema_to_gbnf
 from avocado.node.options import OptionError, validate_options
 from avocado.node.prompt import PromptBuilder, PromptError, PromptLimit
 from avocado.node.store.store import Model, ModelStore
@@ -80,6 +81,15 @@ class Generation:
     @property
     def num_ctx(self) -> int:
         return int(self.options["num_ctx"])
+
+    @property
+    def gpu(self) -> GpuAsk:
+        """The request's (or the model's) num_gpu and main_gpu; -1 is Ollama's "as many as fit"."""
+        num_gpu, main_gpu = self.options.get("num_gpu"), self.options.get("main_gpu")
+        return GpuAsk(
+            num_gpu=None if num_gpu is None else int(num_gpu),
+            main_gpu=None if main_gpu is None else int(main_gpu),
+        )
 
     @property
     def num_keep(self) -> int:

@@ -30,7 +30,7 @@ async def embed_texts(
 ) -> tuple[list[list[float]], int, int]:
     """Embeddings of ``texts``; returns (vectors, prompt tokens, load nanoseconds)."""
     started = time.perf_counter_ns()
-    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
+    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive, gen.gpu) as loaded:
         load_ns = time.perf_counter_ns() - started
         llama, n_ctx = loaded.runner.model, loaded.runner.n_ctx
         if sum(len(text) for text in texts) < OFF_LOOP_CHARS:

@@ -57,7 +57,7 @@ async def _load_only(svc: NodeService, gen: Generation, body: dict[str, Any]) ->
         await svc.manager.unload(gen.model.name)
         reason = "unload"
     else:
-        async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive):
+        async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive, gen.gpu):
             reason = "load"
     return {"model": gen.model.name, "created_at": now_iso(), **body, "done": True, "done_reason": reason}
 
@@ -67,7 +67,7 @@ async def generate_events(
 ) -> AsyncIterator[dict[str, Any]]:
     started = time.perf_counter_ns()
     name = gen.model.name
-    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
+    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive, gen.gpu) as loaded:
         load_ns = time.perf_counter_ns() - started
         svc.check_context(loaded, req.context)
         prompt = req.prompt or ""
@@ -136,7 +136,7 @@ async def chat_events(
 ) -> AsyncIterator[dict[str, Any]]:
     started = time.perf_counter_ns()
     name = gen.model.name
-    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive) as loaded:
+    async with svc.manager.use(gen.model, gen.num_ctx, gen.keep_alive, gen.gpu) as loaded:
         load_ns = time.perf_counter_ns() - started
         builder = svc.builder(loaded)
         tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None

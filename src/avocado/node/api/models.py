@@ -69,8 +69,8 @@ async def ps(svc: Service) -> dict[str, Any]:
     for loaded in svc.manager.loaded.values():
         entry = model_entry(loaded.model.stored)
         del entry["modified_at"]
-        entry["size"] = loaded.runner.memory_size
-        entry["size_vram"] = 0
+        entry["size"] = loaded.runner.size
+        entry["size_vram"] = loaded.runner.vram_size
         entry["expires_at"] = loaded.expires_at_wall.isoformat()
         entry["context_length"] = loaded.runner.n_ctx
         running.append(entry)

@@ -18,7 +18,7 @@ import numpy as np
 
 from avocado.node.engine.errors import EngineError, ModelLoadError
 
-__all__ = ["Batch", "LlamaContext", "LlamaModel", "backend_init"]
+__all__ = ["Batch", "LlamaContext", "LlamaModel", "Placement", "backend_init"]
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -44,14 +44,41 @@ def backend_init() -> None:
             _backend_ready = True
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where llama.cpp puts the weights: ``n_gpu_layers`` (the last layers, output first) on the
+    GPUs, all on ``main_gpu`` (split_mode none) or dealt by ``tensor_split`` (split_mode layer)."""
+
+    n_gpu_layers: int = 0
+    main_gpu: int = 0
+    split_mode: str = "none"  # "none" or "layer"
+    tensor_split: tuple[float, ...] = ()
+    cpu_only: bool = False  # no GPU at all, not even for large batches (Ollama's num_gpu 0)
+
+
+_SPLIT_MODES = {"none": llama_cpp.LLAMA_SPLIT_MODE_NONE, "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER}
+
+
 class LlamaModel:
     """Loaded weights and vocabulary. Thread-safe for tokenizing; contexts are not."""
 
-    def __init__(self, path: Path, *, use_mmap: bool = True) -> None:
+    def __init__(self, path: Path, *, use_mmap: bool = True, placement: Placement | None = None) -> None:
         backend_init()
+        placement = placement or Placement()
         params = llama_cpp.llama_model_default_params()
         params.use_mmap = use_mmap
-        params.n_gpu_layers = 0
+        params.n_gpu_layers = placement.n_gpu_layers
+        params.main_gpu = placement.main_gpu
+        params.split_mode = _SPLIT_MODES[placement.split_mode]
+        # llama.cpp reads llama_max_devices() floats from tensor_split; kept alive with the model.
+        self._tensor_split = (ctypes.c_float * llama_cpp.llama_max_devices())(*placement.tensor_split)
+        if placement.tensor_split:
+            params.tensor_split = self._tensor_split
+        # An empty device list: with the weights in host memory llama.cpp would still send large
+        # batches (prompts) to a GPU; a model that gets no GPU layer gets no GPU work either.
+        self._devices = (ctypes.c_void_p * 1)(None)
+        if placement.cpu_only:
+            params.devices = ctypes.addressof(self._devices)
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise ModelLoadError(f"llama.cpp could not load {path.name}")

@@ -30,7 +30,8 @@ import numpy as np
 from avocado.node.engine.compute import WAKE, compute_thread
 from avocado.node.engine.errors import EngineError, InvalidRequest
 from avocado.node.engine.jobs import EmbedJob, GenerateJob
-from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel
+from avocado.node.engine.llama import Batch, ContextParams, LlamaContext, LlamaModel, Placement
+from avocado.node.engine.offload import Offload
 from avocado.node.engine.prompt_cache import PromptCache, SavedPrompt
 from avocado.node.engine.sampling import make_sampler
 from avocado.node.engine.slot import Slot, common_prefix
@@ -61,6 +62,14 @@ class RunnerConfig:
     parallel: int = 1
     use_mmap: bool = True
     prompt_cache: int = 0  # bytes of host memory for prompts that left their slot
+    offload: Offload | None = None  # layers on the GPU(s); None: a machine without one, all on the CPU
+
+    @property
+    def placement(self) -> Placement:
+        plan = self.offload
+        if plan is None:
+            return Placement()
+        return Placement(plan.layers, plan.main_gpu, plan.split_mode, plan.tensor_split, plan.layers == 0)
 
 
 def _nothing() -> None:
@@ -79,7 +88,7 @@ class Runner:
         self.config = config
         self._flush = flush if flush is not None else _nothing
         started = time.perf_counter()
-        self.model = LlamaModel(config.path, use_mmap=config.use_mmap)
+        self.model = LlamaModel(config.path, use_mmap=config.use_mmap, placement=config.placement)
         per_slot = min(config.num_ctx, self.model.n_ctx_train) if self.model.n_ctx_train else config.num_ctx
         params = ContextParams(
             n_ctx=per_slot * config.parallel,
@@ -93,7 +102,18 @@ class Runner:
             self.model.close()
             raise
         self.load_duration = time.perf_counter() - started
-        self.memory_size = self.model.size + self.ctx.kv_bytes() + config.prompt_cache
+        # memory_size: host memory held (the budget --max-memory bounds); vram_size: GPU memory;
+        # size: the model as /api/ps reports it (with layers on a GPU: Ollama's estimate, the prompt
+        # cache aside). With nothing on a GPU, the figures of a machine without one.
+        self.offload = config.offload
+        if self.offload is None or self.offload.layers == 0:
+            self.memory_size = self.model.size + self.ctx.kv_bytes() + config.prompt_cache
+            self.vram_size = 0
+            self.size = self.memory_size
+        else:
+            self.memory_size = self.offload.host + config.prompt_cache
+            self.vram_size = self.offload.vram
+            self.size = self.offload.total
         self.slots = [Slot(seq_id) for seq_id in range(config.parallel)]
         self.prompt_cache = PromptCache(config.prompt_cache)
         self._embed_ctx: LlamaContext | None = None

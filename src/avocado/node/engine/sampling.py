@@ -16,11 +16,20 @@ from typing import Any, Protocol
 
 import llama_cpp
 import numpy as np
+from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
 from avocado.node.engine.errors import GrammarError
 from avocado.node.engine.llama import LlamaContext
 
-__all__ = ["GreedySampler", "Sampler", "SamplerChain", "SamplingParams", "make_sampler"]
+__all__ = [
+    "JSON_GBNF",
+    "GreedySampler",
+    "Sampler",
+    "SamplerChain",
+    "SamplingParams",
+    "json_schema_to_gbnf",
+    "make_sampler",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,11 @@ class GGUFInfo:
     context_length: int
     embedding_length: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Bytes of the tensors in the file, grouped as Ollama groups them for its GPU estimate: one
+    # entry per repeating block ("blk.0", "blk.1", ...) and one per other tensor name without its
+    # ".weight"/".bias" ("token_embd", "output_norm", "output"). None in an info cached before the
+    # groups were recorded (the store reads such a file again).
+    tensor_groups: dict[str, int] | None = None
 
     @property
     def chat_template(self) -> str | None:
@@ -86,6 +91,27 @@ class GGUFInfo:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GGUFInfo:
         return cls(**data)
+
+    @property
+    def block_bytes(self) -> list[int]:
+        """Bytes of each repeating block's weights, in block order (empty when unknown)."""
+        groups = self.tensor_groups or {}
+        count = sum(1 for name in groups if name.startswith("blk."))
+        return [groups.get(f"blk.{i}", 0) for i in range(count)]
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes of what llama.cpp offloads as the extra layer after the blocks: the output norm and
+        the output matrix (the token embeddings when the model ties them)."""
+        groups = self.tensor_groups or {}
+        return groups.get("output_norm", 0) + groups.get("output", groups.get("token_embd", 0))
+
+    @property
+    def vocab_size(self) -> int:
+        tokens = self.metadata.get("tokenizer.ggml.tokens")
+        if isinstance(tokens, dict):
+            return int(tokens.get("length", 0))
+        return len(tokens) if isinstance(tokens, list) else 0
 
 
 class _Reader:
@@ -152,15 +178,19 @@ def read_gguf_info(path: Path) -> GGUFInfo:
             key = reader.string()
             metadata[key] = reader.value(reader.scalar(4))
         parameters = 0
+        offsets: list[tuple[int, str]] = []
         for _ in range(tensor_count):
-            reader.string()
+            name = reader.string()
             dims = [reader.scalar(10) for _ in range(reader.scalar(4))]
             reader.scalar(4)  # tensor type
-            reader.scalar(10)  # offset
+            offsets.append((reader.scalar(10), name))
             count = 1
             for dim in dims:
                 count *= dim
             parameters += count
+        alignment = int(metadata.get("general.alignment", 32) or 32)
+        data_start = -(-handle.tell() // alignment) * alignment
+        data_size = max(path.stat().st_size - data_start, 0)
     arch = str(metadata.get("general.architecture", "unknown"))
     return GGUFInfo(
         architecture=arch,
@@ -169,4 +199,26 @@ def read_gguf_info(path: Path) -> GGUFInfo:
         context_length=int(metadata.get(f"{arch}.context_length", 0) or 0),
         embedding_length=int(metadata.get(f"{arch}.embedding_length", 0) or 0),
         metadata=metadata,
+        tensor_groups=_group_sizes(offsets, data_size),
     )
+
+
+def _group_sizes(offsets: list[tuple[int, str]], data_size: int) -> dict[str, int]:
+    """Bytes per tensor group: each tensor runs from its offset to the next one's (the padding
+    between them included), the last one to the end of the file."""
+    groups: dict[str, int] = {}
+    ordered = sorted(offsets)
+    ends = [offset for offset, _ in ordered[1:]] + [data_size]
+    for (offset, name), end in zip(ordered, ends, strict=True):
+        group = _group_of(name)
+        groups[group] = groups.get(group, 0) + max(end - offset, 0)
+    return groups
+
+
+def _group_of(name: str) -> str:
+    parts = name.split(".")
+    if parts[0] == "blk" and len(parts) > 1:
+        return f"blk.{parts[1]}"
+    if parts[-1] in ("weight", "bias") and len(parts) > 1:
+        return ".".join(parts[:-1])
+    return name

@@ -225,9 +225,11 @@ class ModelStore:
         cache = self.info_dir / f"{digest.replace(':', '-')}.json"
         if cache.is_file():
             try:
-                return GGUFInfo.from_json(json.loads(cache.read_text()))
-            except (ValueError, KeyError):
-                pass  # stale or damaged cache: read the file again
+                cached = GGUFInfo.from_json(json.loads(cache.read_text()))
+            except (ValueError, KeyError, TypeError):
+                cached = None  # stale or damaged cache: read the file again
+            if cached is not None and cached.tensor_groups is not None:
+                return cached
         path = self.blob_path(digest)
         if not path.is_file():
             raise BlobNotFound(f"blob {digest} is missing from the store")
