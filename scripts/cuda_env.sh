@@ -24,7 +24,12 @@ cuda_home() {
 # The compute capability of the first NVIDIA GPU, without the dot ("75" for a T4), or nothing.
 cuda_gpu_arch() {
   command -v nvidia-smi >/dev/null || return 0
-  nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' .'
+  # nvidia-smi fails with no device or a driver mismatch: then there is no GPU to build for, and
+  # under `set -e` a failed pipeline here would end the install without a word.
+  local cap
+  cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' .' || true)
+  if [[ "$cap" =~ ^[0-9]+$ ]]; then echo "$cap"; fi
+  return 0
 }
 
 # nvcc's major version: the cuBLAS wheel must be of the same major (nvidia-cublas for 13,

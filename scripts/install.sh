@@ -43,7 +43,8 @@ if [ "$use_cuda" = 1 ]; then
   pip_install "$(cublas_wheel "$major")"
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   cublas=$(cublas_root_in "$site")
-  cache=${AVOCADO_WHEEL_CACHE:-$HOME/.cache/avocado/wheels}/llama-cpp-python-$llama_version-cuda$major-sm$arch
+  python_tag=$(.venv/bin/python -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+  cache=${AVOCADO_WHEEL_CACHE:-$HOME/.cache/avocado/wheels}/llama-cpp-python-$llama_version-$python_tag-cuda$major-sm$arch
   wheel=$(ls "$cache"/llama_cpp_python-*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$wheel" ]; then
     echo "building llama.cpp with CUDA $major for sm_$arch (the first time: tens of minutes on few cores)" >&2

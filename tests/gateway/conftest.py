@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from avocado.gateway.nodes import NodePool
-from tests.gateway.support import RunningGateway, start_gateway
+from tests.gateway.support import RunningGateway, start_gateway, wait_until
 from tests.support import GEMMA, SMOLLM, RunningNode, linked_home, start_node
 
 SMOLLM_B = "smollm2-b:135m"
@@ -51,5 +51,8 @@ def node_b(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
 def gateway(node_a: RunningNode, node_b: RunningNode) -> Iterator[RunningGateway]:
     """A gateway over ``node_a`` and ``node_b`` as static nodes."""
     running = start_gateway(NodePool([node_a.url, node_b.url]))
+    # A node's first /api/tags reads its models' headers; on a busy machine that can outlast the first
+    # health check (2 s), and the node then counts as down until a later one: wait for the event.
+    wait_until(lambda: all(node.healthy for node in running.pool.nodes), 60, "both nodes healthy")
     yield running
     running.stop()
