@@ -27,6 +27,7 @@ from avocado.platform.admin.router import admin_router
 from avocado.platform.catalog.router import catalog_router
 from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
+from avocado.platform.conversations.router import conversations_router, folders_router
 from avocado.platform.errors import install_error_handlers
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
@@ -42,6 +43,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin_router,
     catalog_router,
     compat_router,
+    conversations_router,
+    folders_router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

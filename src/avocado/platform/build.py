@@ -33,6 +33,12 @@ from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.app import create_platform_app
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
+from avocado.platform.conversations.dependencies import KnownModels
+from avocado.platform.conversations.generation import Generations
+from avocado.platform.conversations.live import Publisher
+from avocado.platform.conversations.service import ConversationService
+from avocado.platform.conversations.titles import title_job
+from avocado.platform.conversations.upstream import ChatUpstream
 from avocado.platform.jobs import Jobs
 from avocado.platform.mail import Mailer
 from avocado.platform.net import ProxyTrust
@@ -135,6 +141,10 @@ def open_services(settings: PlatformSettings) -> Built:
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
     upstream_key = settings.upstream_key.get_secret_value() if settings.upstream_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
+    conversations = ConversationService(sessions)
+    chat = ChatUpstream(settings.upstream_url, upstream_key)
+    make_title = jobs.register("avocado.platform.make_title", title_job(conversations, chat))
+    generations = Generations(conversations, chat, Publisher(redis_url), on_first_exchange=make_title)
     platform = Platform(
         settings=settings,
         accounts=accounts,
@@ -149,6 +159,9 @@ def open_services(settings: PlatformSettings) -> Built:
         upstream=Upstream(settings.upstream_url, upstream_key),
         mfa=Mfa(sessions, accounts.passwords, audit),
         preferences=PreferenceStore(sessions),
+        conversations=conversations,
+        generations=generations,
+        models=KnownModels(catalog),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
@@ -175,11 +188,14 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.revocations.start()
         await platform.jobs.start()
+        await platform.generations.start()
         purging = asyncio.create_task(_purge_forever(platform.accounts), name="platform-purge")
         try:
             yield
         finally:
             purging.cancel()
+            await platform.generations.close()
+            await platform.generations.upstream.aclose()
             await platform.jobs.close()
             await platform.revocations.close()
             await platform.throttle.aclose()

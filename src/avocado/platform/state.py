@@ -15,6 +15,9 @@ from avocado.platform.accounts.throttle import Throttle
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
+from avocado.platform.conversations.dependencies import KnownModels
+from avocado.platform.conversations.generation import Generations
+from avocado.platform.conversations.service import ConversationService
 from avocado.platform.jobs import Jobs
 from avocado.platform.net import ProxyTrust
 from avocado.platform.settings import PlatformSettings
@@ -37,6 +40,9 @@ class Platform:
     upstream: Upstream
     mfa: Mfa
     preferences: PreferenceStore
+    conversations: ConversationService
+    generations: Generations
+    models: KnownModels
 
 
 def platform_of(connection: HTTPConnection) -> Platform:
