@@ -25,7 +25,8 @@ def events(response: httpx.Response) -> Iterator[SseEvent]:
     """The events of a ``text/event-stream`` answer as they arrive."""
     assert response.status_code == 200, response.read().decode()
     assert response.headers["content-type"].startswith("text/event-stream")
-    name, data, event_id = "message", [], ""
+    name, event_id = "message", ""
+    data: list[str] = []
     for line in response.iter_lines():
         if not line:
             if data:
@@ -44,7 +45,8 @@ def read_all(response: httpx.Response) -> list[SseEvent]:
 
 
 def answer_text(received: list[SseEvent], message_id: str) -> str:
-    return "".join(e.data["content"] for e in received if e.name == "delta" and e.data["message_id"] == message_id)
+    deltas = [e for e in received if e.name == "delta" and e.data["message_id"] == message_id]
+    return "".join(e.data["content"] for e in deltas)
 
 
 def send(session: Session, conversation_id: str, content: str, **fields: Any) -> list[SseEvent]:

@@ -54,9 +54,11 @@ def test_a_message_streams_is_stored_and_titled(chat_platform: RunningPlatform) 
     assert detail["messages"][1]["content"] == done["content"]
     assert detail["message_count"] == 2 and detail["leaf_id"] == mid
 
-    titled = _wait(
-        lambda: (t := ada.get(f"/api/v1/conversations/{conversation['id']}").json()["title"]) != "New chat" and t
-    )
+    def title() -> str:
+        found: str = ada.get(f"/api/v1/conversations/{conversation['id']}").json()["title"]
+        return "" if found == "New chat" else found
+
+    titled = _wait(title)
     assert 0 < len(titled) <= 61
 
     again = send(ada, conversation["id"], "And of Italy?")
@@ -102,7 +104,8 @@ def test_a_client_that_leaves_reattaches_and_gets_the_rest(ada: Session) -> None
 def test_stop_keeps_the_partial_answer(ada: Session) -> None:
     conversation = _conversation(ada, options=LONG)
     base = f"/api/v1/conversations/{conversation['id']}/messages"
-    with ada.http.stream("POST", base, json={"content": "Write a very long poem."}, headers=ada.auth) as response:
+    poem = {"content": "Write a very long poem."}
+    with ada.http.stream("POST", base, json=poem, headers=ada.auth) as response:
         stream = events(response)
         start = next(stream)
         mid = start.data["assistant_message_ids"][0]
