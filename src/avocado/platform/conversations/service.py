@@ -218,18 +218,11 @@ class ConversationService:
                 when = None
             if when is None or when.tzinfo is None:
                 raise PlatformError("cursor: not a cursor this list gave", status=422)
-            query = query.where(
-                or_(
-                    Conversation.pinned < bool(pinned),
-                    and_(
-                        Conversation.pinned == bool(pinned),
-                        or_(
-                            Conversation.updated_at < when,
-                            and_(Conversation.updated_at == when, Conversation.id < after),
-                        ),
-                    ),
-                )
+            later = or_(
+                Conversation.updated_at < when, and_(Conversation.updated_at == when, Conversation.id < after)
             )
+            same = and_(Conversation.pinned.is_(bool(pinned)), later)
+            query = query.where(or_(same, Conversation.pinned.is_(False)) if pinned else same)
         query = query.order_by(
             Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc()
         ).limit(limit + 1)
@@ -418,10 +411,10 @@ class ConversationService:
                 done_reason=None,
                 context_depth=context_depth,
                 stop_requested=False,
-                created_at=now,
+                created_at=now + timedelta(microseconds=index),  # siblings in the order asked
                 updated_at=now,
             )
-            for model in models
+            for index, model in enumerate(models)
         ]
         session.add_all(answers)
         row.leaf_id = answers[0].id
