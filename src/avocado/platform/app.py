@@ -29,6 +29,7 @@ from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
 from avocado.platform.conversations.router import conversations_router, folders_router
 from avocado.platform.errors import install_error_handlers
+from avocado.platform.search.router import search_router
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
 from avocado.serving import RequestLimitsMiddleware, limits_of
@@ -45,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     compat_router,
     conversations_router,
     folders_router,
+    search_router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

@@ -42,6 +42,7 @@ from avocado.platform.conversations.upstream import ChatUpstream
 from avocado.platform.jobs import Jobs
 from avocado.platform.mail import Mailer
 from avocado.platform.net import ProxyTrust
+from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings, signing_key_file
 from avocado.platform.state import Platform
 from avocado.secret_file import load_or_create_secret
@@ -162,6 +163,7 @@ def open_services(settings: PlatformSettings) -> Built:
         conversations=conversations,
         generations=generations,
         models=KnownModels(catalog),
+        search=SearchService(sessions),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)

@@ -20,6 +20,7 @@ from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.jobs import Jobs
 from avocado.platform.net import ProxyTrust
+from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings
 
 __all__ = ["Platform", "platform_of"]
@@ -43,6 +44,7 @@ class Platform:
     conversations: ConversationService
     generations: Generations
     models: KnownModels
+    search: SearchService
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

@@ -399,6 +399,7 @@ class ConversationService:
             Message(
                 id=new_id(),
                 conversation_id=row.id,
+                user_id=row.user_id,
                 parent_id=parent.id,
                 role="assistant",
                 content="",
@@ -454,6 +455,7 @@ class ConversationService:
             mine = Message(
                 id=new_id(),
                 conversation_id=row.id,
+                user_id=row.user_id,
                 parent_id=parent.id if parent else None,
                 role="user",
                 content=content,
@@ -563,6 +565,7 @@ class ConversationService:
                 twin = Message(
                     id=new_id(),
                     conversation_id=copy.id,
+                    user_id=user_id,
                     parent_id=parent,
                     **{
                         name: getattr(message, name)
