@@ -19,6 +19,9 @@ MODEL_MODULES = (
     "avocado.platform.accounts.models",
     "avocado.platform.admin.models",
     "avocado.platform.conversations.models",
+    "avocado.platform.notes.models",
+    "avocado.platform.feedback.models",
+    "avocado.platform.sharing.models",
 )
 
 

@@ -29,7 +29,10 @@ from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
 from avocado.platform.conversations.router import conversations_router, folders_router
 from avocado.platform.errors import install_error_handlers
+from avocado.platform.feedback.router import admin_feedback_router, feedback_router
+from avocado.platform.notes.router import notes_router
 from avocado.platform.search.router import search_router
+from avocado.platform.sharing.router import sharing_router
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
 from avocado.serving import RequestLimitsMiddleware, limits_of
@@ -47,6 +50,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     conversations_router,
     folders_router,
     search_router,
+    notes_router,
+    feedback_router,
+    admin_feedback_router,
+    sharing_router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

@@ -39,11 +39,14 @@ from avocado.platform.conversations.live import Publisher
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.titles import title_job
 from avocado.platform.conversations.upstream import ChatUpstream
+from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
 from avocado.platform.mail import Mailer
 from avocado.platform.net import ProxyTrust
+from avocado.platform.notes.service import NoteService
 from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings, signing_key_file
+from avocado.platform.sharing.service import ShareService
 from avocado.platform.state import Platform
 from avocado.secret_file import load_or_create_secret
 
@@ -164,6 +167,9 @@ def open_services(settings: PlatformSettings) -> Built:
         generations=generations,
         models=KnownModels(catalog),
         search=SearchService(sessions),
+        notes=NoteService(sessions),
+        feedback=FeedbackService(sessions),
+        shares=ShareService(sessions, conversations),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)

@@ -18,10 +18,13 @@ from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.service import ConversationService
+from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
 from avocado.platform.net import ProxyTrust
+from avocado.platform.notes.service import NoteService
 from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings
+from avocado.platform.sharing.service import ShareService
 
 __all__ = ["Platform", "platform_of"]
 
@@ -45,6 +48,9 @@ class Platform:
     generations: Generations
     models: KnownModels
     search: SearchService
+    notes: NoteService
+    feedback: FeedbackService
+    shares: ShareService
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

@@ -61,6 +61,60 @@ def _conditions(filters: Filters, params: dict[str, Any], at: str) -> str:
     return "".join(f" AND {part}" for part in parts)
 
 
+# kind -> (FTS table, its text column, the columns found, joins, the time filtered on)
+SQLITE_KINDS = {
+    "title": (
+        "conversations_fts",
+        "title",
+        "c.id AS conversation_id, NULL AS message_id, NULL AS note_id, c.title, c.updated_at AS created_at",
+        "JOIN conversations c ON c.rowid = conversations_fts.rowid",
+        "c.updated_at",
+    ),
+    "note": (
+        "notes_fts",
+        "body",
+        "n.conversation_id, NULL AS message_id, n.id AS note_id, n.title, n.updated_at AS created_at",
+        "JOIN notes n ON n.rowid = notes_fts.rowid LEFT JOIN conversations c ON c.id = n.conversation_id",
+        "n.updated_at",
+    ),
+    "message": (
+        "messages_fts",
+        "body",
+        "m.conversation_id, m.id AS message_id, NULL AS note_id, c.title, m.created_at",
+        "JOIN messages m ON m.rowid = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id",
+        "m.created_at",
+    ),
+}
+NOTE_TEXT = "n.title || ' ' || n.content"
+# kind -> (the columns found, its text, its vector, the rows, their owner, the time filtered on)
+POSTGRES_KINDS = {
+    "title": (
+        "c.id AS conversation_id, NULL AS message_id, NULL AS note_id, c.title, c.updated_at AS created_at",
+        "c.title",
+        "to_tsvector('simple', c.title)",
+        "conversations c",
+        "c.user_id",
+        "c.updated_at",
+    ),
+    "note": (
+        "n.conversation_id, NULL AS message_id, n.id AS note_id, n.title, n.updated_at AS created_at",
+        NOTE_TEXT,
+        f"to_tsvector('simple', {NOTE_TEXT})",
+        "notes n LEFT JOIN conversations c ON c.id = n.conversation_id",
+        "n.user_id",
+        "n.updated_at",
+    ),
+    "message": (
+        "m.conversation_id, m.id AS message_id, NULL AS note_id, c.title, m.created_at",
+        "m.content",
+        "m.search_vector",
+        "messages m JOIN conversations c ON c.id = m.conversation_id",
+        "m.user_id",
+        "m.created_at",
+    ),
+}
+
+
 class SearchService:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -75,10 +129,13 @@ class SearchService:
         with self._sessions() as session:
             postgres = session.get_bind().dialect.name == "postgresql"
             find = self._postgres if postgres else self._sqlite
-            titles = find(session, "title", user_id, words, filters, 0, limit) if offset == 0 else []
+            first: list[SearchHit] = []
+            if offset == 0:  # titles and notes lead the first page
+                first = find(session, "title", user_id, words, filters, 0, limit)
+                first += find(session, "note", user_id, words, filters, 0, limit)
             messages = find(session, "message", user_id, words, filters, offset, limit + 1)
         more = len(messages) > limit
-        items = titles + messages[:limit]
+        items = first + messages[:limit]
         return Page(items=items, next_cursor=encode_cursor([offset + limit]) if more else None)
 
     # -- SQLite: FTS5 -------------------------------------------------------------------------------
@@ -99,26 +156,13 @@ class SearchService:
         limit: int,
     ) -> list[SearchHit]:
         params: dict[str, Any] = {"limit": limit, "offset": offset, "open": OPEN, "close": CLOSE}
-        if kind == "title":
-            params["match"] = self._match(user_id, words, "title")
-            sql = (
-                "SELECT c.id AS conversation_id, NULL AS message_id, c.title, c.updated_at AS created_at,"
-                " snippet(conversations_fts, 1, :open, :close, '…', :n) AS snippet,"
-                " bm25(conversations_fts) AS rank"
-                " FROM conversations_fts JOIN conversations c ON c.rowid = conversations_fts.rowid"
-                " WHERE conversations_fts MATCH :match" + _conditions(filters, params, "c.updated_at")
-            )
-        else:
-            params["match"] = self._match(user_id, words, "body")
-            sql = (
-                "SELECT m.conversation_id, m.id AS message_id, c.title, m.created_at,"
-                " snippet(messages_fts, 1, :open, :close, '…', :n) AS snippet,"
-                " bm25(messages_fts) AS rank"
-                " FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid"
-                " JOIN conversations c ON c.id = m.conversation_id"
-                " WHERE messages_fts MATCH :match" + _conditions(filters, params, "m.created_at")
-            )
         params["n"] = SNIPPET_WORDS
+        table, column, columns, joins, at = SQLITE_KINDS[kind]
+        params["match"] = self._match(user_id, words, column)
+        sql = (
+            f"SELECT {columns}, snippet({table}, 1, :open, :close, '…', :n) AS snippet, bm25({table}) AS rank"
+            f" FROM {table} {joins} WHERE {table} MATCH :match" + _conditions(filters, params, at)
+        )
         rows = session.execute(text(sql + " ORDER BY rank LIMIT :limit OFFSET :offset"), params)
         return [self._hit(kind, row, -float(row.rank)) for row in rows]
 
@@ -136,25 +180,15 @@ class SearchService:
     ) -> list[SearchHit]:
         tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
         params: dict[str, Any] = {"limit": limit, "offset": offset, "q": tsquery, "user_id": user_id}
-        headline = f"StartSel={OPEN}, StopSel={CLOSE}, MaxWords={SNIPPET_WORDS + 4}, MinWords=6"
-        params["headline"] = headline
-        if kind == "title":
-            inner = (
-                "SELECT c.id AS conversation_id, NULL AS message_id, c.title, c.updated_at AS created_at,"
-                " c.title AS body, ts_rank(to_tsvector('simple', c.title), q) AS rank"
-                " FROM conversations c, to_tsquery('simple', :q) q"
-                " WHERE c.user_id = :user_id AND to_tsvector('simple', c.title) @@ q"
-                + _conditions(filters, params, "c.updated_at")
-            )
-        else:
-            inner = (
-                "SELECT m.conversation_id, m.id AS message_id, c.title, m.created_at, m.content AS body,"
-                " ts_rank(m.search_vector, q) AS rank"
-                " FROM messages m JOIN conversations c ON c.id = m.conversation_id,"
-                " to_tsquery('simple', :q) q"
-                " WHERE m.user_id = :user_id AND m.search_vector @@ q AND m.status <> 'generating'"
-                + _conditions(filters, params, "m.created_at")
-            )
+        params["headline"] = f"StartSel={OPEN}, StopSel={CLOSE}, MaxWords={SNIPPET_WORDS + 4}, MinWords=6"
+        columns, body, vector, joins, owner, at = POSTGRES_KINDS[kind]
+        inner = (
+            f"SELECT {columns}, {body} AS body, ts_rank({vector}, q) AS rank"
+            f" FROM {joins}, to_tsquery('simple', :q) q"
+            f" WHERE {owner} = :user_id AND {vector} @@ q" + _conditions(filters, params, at)
+        )
+        if kind == "message":  # on SQLite, the triggers index an answer once it is written
+            inner += " AND m.status <> 'generating'"
         sql = (
             "SELECT page.*, ts_headline('simple', page.body, to_tsquery('simple', :q), :headline) AS snippet"
             f" FROM ({inner} ORDER BY rank DESC, 2 LIMIT :limit OFFSET :offset) page ORDER BY rank DESC, 2"
@@ -168,6 +202,7 @@ class SearchService:
             kind=kind,  # type: ignore[arg-type]
             conversation_id=row.conversation_id,
             message_id=row.message_id,
+            note_id=row.note_id,
             title=row.title,
             snippet=_marked(row.snippet or ""),
             score=round(score, 6),
