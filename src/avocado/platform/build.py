@@ -38,6 +38,7 @@ from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.live import Publisher
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.titles import title_job
+from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.conversations.upstream import ChatUpstream
 from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
@@ -170,6 +171,7 @@ def open_services(settings: PlatformSettings) -> Built:
         notes=NoteService(sessions),
         feedback=FeedbackService(sessions),
         shares=ShareService(sessions, conversations),
+        transfer=Transfer(sessions, conversations),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)

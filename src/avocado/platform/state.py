@@ -18,6 +18,7 @@ from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.service import ConversationService
+from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
 from avocado.platform.net import ProxyTrust
@@ -51,6 +52,7 @@ class Platform:
     notes: NoteService
     feedback: FeedbackService
     shares: ShareService
+    transfer: Transfer
 
 
 def platform_of(connection: HTTPConnection) -> Platform:
