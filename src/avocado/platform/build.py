@@ -36,6 +36,8 @@ from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.live import Publisher
+from avocado.platform.conversations.retention import EVERY as RETENTION_EVERY
+from avocado.platform.conversations.retention import Retention
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.titles import title_job
 from avocado.platform.conversations.transfer import Transfer
@@ -149,6 +151,8 @@ def open_services(settings: PlatformSettings) -> Built:
     conversations = ConversationService(sessions)
     chat = ChatUpstream(settings.upstream_url, upstream_key)
     make_title = jobs.register("avocado.platform.make_title", title_job(conversations, chat))
+    retention = Retention(sessions, site, audit)
+    jobs.retention = jobs.register("avocado.platform.retention", retention.job())
     generations = Generations(conversations, chat, Publisher(redis_url), on_first_exchange=make_title)
     platform = Platform(
         settings=settings,
@@ -172,6 +176,7 @@ def open_services(settings: PlatformSettings) -> Built:
         feedback=FeedbackService(sessions),
         shares=ShareService(sessions, conversations),
         transfer=Transfer(sessions, conversations),
+        retention=retention,
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
@@ -190,6 +195,19 @@ async def _purge_forever(accounts: AccountService, every: float = PURGE_EVERY) -
         await asyncio.sleep(every)
 
 
+async def _retain_forever(jobs: Jobs, every: float = RETENTION_EVERY) -> None:
+    """Queue the retention job now and then (on a shared broker any replica may run it; it is
+    idempotent)."""
+    while True:
+        await asyncio.sleep(every)
+        if jobs.retention is None:
+            return
+        try:
+            await jobs.retention()
+        except Exception as exc:
+            log.warning("could not queue the retention job: %s", exc)
+
+
 def build_platform(settings: PlatformSettings) -> FastAPI:
     built = open_services(settings)
     platform = built.platform
@@ -200,10 +218,12 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
         await platform.jobs.start()
         await platform.generations.start()
         purging = asyncio.create_task(_purge_forever(platform.accounts), name="platform-purge")
+        retaining = asyncio.create_task(_retain_forever(platform.jobs), name="platform-retention")
         try:
             yield
         finally:
             purging.cancel()
+            retaining.cancel()
             await platform.generations.close()
             await platform.generations.upstream.aclose()
             await platform.jobs.close()

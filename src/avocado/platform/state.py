@@ -17,6 +17,7 @@ from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.generation import Generations
+from avocado.platform.conversations.retention import Retention
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.feedback.service import FeedbackService
@@ -53,6 +54,7 @@ class Platform:
     feedback: FeedbackService
     shares: ShareService
     transfer: Transfer
+    retention: Retention
 
 
 def platform_of(connection: HTTPConnection) -> Platform:
