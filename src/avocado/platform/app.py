@@ -28,6 +28,7 @@ from avocado.platform.catalog.router import catalog_router
 from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
 from avocado.platform.conversations.router import conversations_router, folders_router
+from avocado.platform.conversations.temporary import temporary_router
 from avocado.platform.conversations.transfer_router import transfer_router
 from avocado.platform.errors import install_error_handlers
 from avocado.platform.feedback.router import admin_feedback_router, feedback_router
@@ -51,6 +52,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     transfer_router,  # before conversations_router: /export is not a conversation id
     conversations_router,
     folders_router,
+    temporary_router,
     search_router,
     notes_router,
     feedback_router,

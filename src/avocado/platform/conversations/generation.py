@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -106,6 +107,8 @@ class Generations:
         answers = []
         for index, message in enumerate(prepared.answers):
             answer = LiveAnswer(message.id, prepared.conversation_id, prepared.models[message.id])
+            if prepared.prefix:
+                answer.append(prepared.prefix)
             self.live[message.id] = answer
             title = prepared.first_exchange and index == 0
             answer.task = asyncio.create_task(
@@ -133,19 +136,28 @@ class Generations:
             log.error("writing answer %s failed", answer.message_id, exc_info=exc)
             status, error = "failed", "the answer could not be written (internal error)"
         answer.finishing = True  # from here on a stop has nothing left to stop
-        await self._end(answer, status, error, ending, prepared.user_id if title else None)
+        await self._end(answer, status, error, ending, prepared, title)
 
     async def _end(
-        self, answer: LiveAnswer, status: str, error: str | None, ending: Ending | None, titled_by: str | None
+        self,
+        answer: LiveAnswer,
+        status: str,
+        error: str | None,
+        ending: Ending | None,
+        prepared: Prepared,
+        title: bool,
     ) -> None:
         final = await asyncio.to_thread(
-            self.service.finish,
-            answer.message_id,
-            content=answer.text(),
-            status=status,
-            usage=ending.usage if ending else None,
-            error=error,
-            done_reason=ending.done_reason if ending else None,
+            functools.partial(
+                self.service.finish,
+                answer.message_id,
+                content=answer.text(),
+                status=status,
+                usage=ending.usage if ending else None,
+                error=error,
+                done_reason=ending.done_reason if ending else None,
+                prior_tokens=prepared.prior_tokens,
+            )
         )
         if final is None:  # the conversation was deleted meanwhile
             final = MessagePublic(
@@ -165,9 +177,9 @@ class Generations:
         answer.end(final)
         self.live.pop(answer.message_id, None)
         await self.publisher.ended(answer.message_id)
-        if titled_by is not None and status == "done" and self.on_first_exchange is not None:
+        if title and status == "done" and self.on_first_exchange is not None:
             try:
-                await self.on_first_exchange(answer.conversation_id, titled_by)
+                await self.on_first_exchange(answer.conversation_id, prepared.user_id)
             except Exception as exc:
                 log.warning("could not queue a title for conversation %s: %s", answer.conversation_id, exc)
 

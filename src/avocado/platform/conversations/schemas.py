@@ -25,6 +25,8 @@ __all__ = [
     "Options",
     "Regenerate",
     "Status",
+    "TemporaryChat",
+    "Turn",
 ]
 
 MAX_CONTENT = 200_000  # characters in one message
@@ -123,6 +125,20 @@ class MessageSend(_Input):
     edit_of: Id | None = Field(
         default=None, description="a message of mine this one replaces: a sibling branch beside it"
     )
+
+
+class Turn(_Input):
+    role: Literal["user", "assistant"]
+    content: Annotated[str, StringConstraints(max_length=MAX_CONTENT)]
+
+
+class TemporaryChat(_Input):
+    """A chat that is never stored: the client holds its turns and sends them all each time."""
+
+    model: ModelName
+    messages: list[Turn] = Field(min_length=1, max_length=500)
+    system: System | None = None
+    options: Options = Field(default_factory=lambda: Options())
 
 
 class Regenerate(_Input):

@@ -65,6 +65,8 @@ class Prepared:
     options: dict[str, Any]
     first_exchange: bool = False
     models: dict[str, str] = field(default_factory=dict)  # answer id -> model
+    prefix: str = ""  # continuing an answer: the text it has already
+    prior_tokens: int = 0
 
 
 def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPublic:
@@ -516,6 +518,33 @@ class ConversationService:
                 models={answers[0].id: answers[0].model or row.model},
             )
 
+    def resume(self, user_id: str, conversation_id: str, message_id: str) -> Prepared:
+        """Go on writing answer ``message_id`` where it ended (its length limit, a stop)."""
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            answer = self._message(session, row.id, message_id)
+            if answer.role != "assistant" or answer.parent_id is None:
+                raise NoSuchMessage()
+            if answer.status == "generating":
+                raise Conflict("the answer is still being written")
+            history, _ = self._history(session, answer.parent_id, row.options or {}, row.system)
+            history.append({"role": "assistant", "content": answer.content})
+            answer.status, answer.stop_requested, answer.error = "generating", False, None
+            answer.updated_at = self.now()
+            row.leaf_id = answer.id
+            session.flush()
+            return Prepared(
+                user_id=user_id,
+                conversation_id=row.id,
+                user_message=None,
+                answers=[message_public(answer)],
+                history=history,
+                options=dict(row.options or {}),
+                models={answer.id: answer.model or row.model},
+                prefix=answer.content,
+                prior_tokens=answer.tokens,
+            )
+
     # -- branches -----------------------------------------------------------------------------------
 
     def set_leaf(self, user_id: str, conversation_id: str, message_id: str) -> ConversationDetail:
@@ -639,9 +668,12 @@ class ConversationService:
         usage: dict[str, Any] | None = None,
         error: str | None = None,
         done_reason: str | None = None,
+        prior_tokens: int = 0,
     ) -> MessagePublic | None:
-        """Store an answer's end; its tokens are what the model counted, else an estimate."""
-        tokens = (usage or {}).get("completion_tokens") or estimate(content)
+        """Store an answer's end; its tokens are what the model counted (on top of ``prior_tokens``
+        for one continued), else an estimate."""
+        counted = (usage or {}).get("completion_tokens")
+        tokens = prior_tokens + counted if counted else estimate(content)
         now = self.now()
         with self._sessions.begin() as session:
             row = session.get(Message, message_id)

@@ -144,7 +144,8 @@ SQLITE_SEARCH = [
     new.content); END""",
     f"""CREATE TRIGGER messages_fts_written AFTER UPDATE OF status ON messages
     WHEN old.status = 'generating' AND new.status <> 'generating'
-    BEGIN INSERT INTO messages_fts(rowid, owner, body) VALUES (new.rowid, {OWNER.format("new.user_id")},
+    BEGIN DELETE FROM messages_fts WHERE rowid = new.rowid;
+    INSERT INTO messages_fts(rowid, owner, body) VALUES (new.rowid, {OWNER.format("new.user_id")},
     new.content); END""",
     """CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
     BEGIN DELETE FROM messages_fts WHERE rowid = old.rowid; END""",
