@@ -28,6 +28,7 @@ from avocado.platform.catalog.router import catalog_router
 from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
 from avocado.platform.errors import install_error_handlers
+from avocado.platform.management.router import management_router
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
 from avocado.serving import RequestLimitsMiddleware, limits_of
@@ -40,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     users_router,
     admin_users_router,
     admin_router,
+    management_router,
     catalog_router,
     compat_router,
 )

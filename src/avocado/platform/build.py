@@ -35,6 +35,7 @@ from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
 from avocado.platform.jobs import Jobs
 from avocado.platform.mail import Mailer
+from avocado.platform.management.service import GatewayManagement
 from avocado.platform.net import ProxyTrust
 from avocado.platform.settings import PlatformSettings, signing_key_file
 from avocado.platform.state import Platform
@@ -133,7 +134,8 @@ def open_services(settings: PlatformSettings) -> Built:
     mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
     broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
-    upstream_key = settings.upstream_key.get_secret_value() if settings.upstream_key else None
+    upstream_key = settings.service_key
+    gateway_key = settings.gateway_key.get_secret_value() if settings.gateway_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
     platform = Platform(
         settings=settings,
@@ -149,6 +151,7 @@ def open_services(settings: PlatformSettings) -> Built:
         upstream=Upstream(settings.upstream_url, upstream_key),
         mfa=Mfa(sessions, accounts.passwords, audit),
         preferences=PreferenceStore(sessions),
+        management=GatewayManagement(settings.upstream_url, gateway_key),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
@@ -185,6 +188,7 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
             await platform.throttle.aclose()
             await platform.catalog.aclose()
             await platform.upstream.aclose()
+            await platform.management.aclose()
             built.engine.dispose()
 
     app = create_platform_app(platform, lifespan)

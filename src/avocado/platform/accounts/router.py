@@ -31,6 +31,7 @@ from avocado.platform.accounts.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    AuthConfig,
     LoginRequest,
     LogoutRequest,
     MfaChallenge,
@@ -159,6 +160,14 @@ def _tokens(
 
 
 # -- sign-up and sign-in ----------------------------------------------------------------------------
+
+
+@auth_router.get("/config")
+async def auth_config(platform: Services) -> AuthConfig:
+    """Public: the sign-up policy, and which optional features this platform offers (``management``:
+    the gateway's nodes and usage, which need our gateway and its master key)."""
+    values = await run_in_threadpool(platform.site.all)
+    return AuthConfig(signup_policy=values["signup_policy"], management=await platform.management.available())
 
 
 @auth_router.post("/register", status_code=201, responses=error_responses(403, 409, 422))

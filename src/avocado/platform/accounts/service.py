@@ -476,6 +476,16 @@ class AccountService:
             row = session.get(User, user_id)
             return None if row is None else _user(row)
 
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
+        """The accounts among ``user_ids`` that exist, by id."""
+        wanted = sorted({user_id for user_id in user_ids if len(user_id) <= 36})
+        found: dict[str, UserRecord] = {}
+        with self._sessions() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.scalars(select(User).where(User.id.in_(wanted[start : start + 500])))
+                found.update((row.id, _user(row)) for row in rows)
+        return found
+
     def find(self, email: str) -> UserRecord | None:
         with self._sessions() as session:
             row = session.scalars(select(User).where(User.email == email.lower())).one_or_none()
