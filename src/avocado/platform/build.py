@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.preferences import PreferenceStore
@@ -152,6 +153,7 @@ def open_services(settings: PlatformSettings) -> Built:
         mfa=Mfa(sessions, accounts.passwords, audit),
         preferences=PreferenceStore(sessions),
         management=GatewayManagement(settings.upstream_url, gateway_key),
+        avatars=AvatarStore(sessions),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)

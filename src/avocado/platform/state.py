@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
@@ -39,6 +40,7 @@ class Platform:
     mfa: Mfa
     preferences: PreferenceStore
     management: GatewayManagement
+    avatars: AvatarStore
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

@@ -125,6 +125,13 @@ class AdminUserUpdate(_Input):
     status: Status | None = None
 
 
+class AvatarPublic(BaseModel):
+    content_type: str
+    size: int
+    updated_at: datetime
+    url: str  # where signed-in users get it (with their access token)
+
+
 class AuthConfig(BaseModel):
     """What a sign-in page and the app shell need to know before anyone signs in."""
 

@@ -500,7 +500,7 @@ class AccountService:
             return _user(row)
 
     def delete_account(self, user_id: str, password: str, client: Client) -> list[str]:
-        """Delete my account and everything of mine (sessions, keys, two-factor, preferences go with
+        """Delete my account and everything of mine (sessions, keys, two-factor, preferences, avatar go with
         the row); the password is needed, and the last active admin stays. The audit log keeps the
         event, under the id only."""
         with self._sessions() as session:
