@@ -44,6 +44,12 @@ class Features {
 		}
 	}
 
+	/** Ask again whether management is on (the gateway `avocado up` starts may come up after the
+	 * platform was first asked): the admin pages do, each time they open. */
+	refreshManagement(): Promise<void> {
+		return this.#config();
+	}
+
 	async #config(): Promise<void> {
 		try {
 			const answer = await anon.GET('/api/v1/auth/config');
