@@ -21,6 +21,7 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password-reset/request"),
     ("POST", "/api/v1/auth/password-reset"),
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/auth/config"),  # the sign-up policy and optional features, for the sign-in page
 }
 # Bodies that pass validation, so the route itself decides (an empty one would be a 422 first)
 BODIES = {

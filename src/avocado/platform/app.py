@@ -32,6 +32,7 @@ from avocado.platform.conversations.temporary import temporary_router
 from avocado.platform.conversations.transfer_router import transfer_router
 from avocado.platform.errors import install_error_handlers
 from avocado.platform.feedback.router import admin_feedback_router, feedback_router
+from avocado.platform.management.router import management_router
 from avocado.platform.notes.router import notes_router
 from avocado.platform.search.router import search_router
 from avocado.platform.sharing.router import sharing_router
@@ -47,6 +48,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     users_router,
     admin_users_router,
     admin_router,
+    management_router,
     catalog_router,
     compat_router,
     transfer_router,  # before conversations_router: /export is not a conversation id

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.preferences import PreferenceStore
@@ -45,6 +46,7 @@ from avocado.platform.conversations.upstream import ChatUpstream
 from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
 from avocado.platform.mail import Mailer
+from avocado.platform.management.service import GatewayManagement
 from avocado.platform.net import ProxyTrust
 from avocado.platform.notes.service import NoteService
 from avocado.platform.search.service import SearchService
@@ -146,7 +148,8 @@ def open_services(settings: PlatformSettings) -> Built:
     mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
     broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
-    upstream_key = settings.upstream_key.get_secret_value() if settings.upstream_key else None
+    upstream_key = settings.service_key
+    gateway_key = settings.gateway_key.get_secret_value() if settings.gateway_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
     conversations = ConversationService(sessions)
     chat = ChatUpstream(settings.upstream_url, upstream_key)
@@ -177,6 +180,8 @@ def open_services(settings: PlatformSettings) -> Built:
         shares=ShareService(sessions, conversations),
         transfer=Transfer(sessions, conversations),
         retention=retention,
+        management=GatewayManagement(settings.upstream_url, gateway_key),
+        avatars=AvatarStore(sessions),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
@@ -231,6 +236,7 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
             await platform.throttle.aclose()
             await platform.catalog.aclose()
             await platform.upstream.aclose()
+            await platform.management.aclose()
             built.engine.dispose()
 
     app = create_platform_app(platform, lifespan)

@@ -163,6 +163,12 @@ class PlatformSettings(AvocadoSettings):
     upstream_key: SecretStr | None = Field(
         default=None, description="The platform's service credential for upstream_url"
     )
+    gateway_key: SecretStr | None = Field(
+        default=None,
+        description="Our gateway's master key, for management (its nodes, usage per user); without it, "
+        "or in front of a node or a plain Ollama, those pages are hidden. Also the service credential "
+        "when upstream_key is not set",
+    )
     web_dir: Path | None = Field(
         default=None, description="Built web UI to serve at / (default: the one installed, if any)"
     )
@@ -226,7 +232,7 @@ class PlatformSettings(AvocadoSettings):
             raise ValueError("signing_key must be at least 32 random characters")  # value not echoed
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("database_url", "redis_url", "broker_url", "smtp_url", "upstream_key")
+    @field_validator("database_url", "redis_url", "broker_url", "smtp_url", "upstream_key", "gateway_key")
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None or not value.get_secret_value().strip() else value
@@ -275,6 +281,12 @@ class PlatformSettings(AvocadoSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.home / 'gateway.sqlite3'}"
+
+    @property
+    def service_key(self) -> str | None:
+        """The credential the platform calls models with: ``upstream_key``, else ``gateway_key``."""
+        key = self.upstream_key or self.gateway_key
+        return key.get_secret_value() if key is not None else None
 
     @property
     def access_ttl_seconds(self) -> float:

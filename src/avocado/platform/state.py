@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
@@ -22,6 +23,7 @@ from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
+from avocado.platform.management.service import GatewayManagement
 from avocado.platform.net import ProxyTrust
 from avocado.platform.notes.service import NoteService
 from avocado.platform.search.service import SearchService
@@ -55,6 +57,8 @@ class Platform:
     shares: ShareService
     transfer: Transfer
     retention: Retention
+    management: GatewayManagement
+    avatars: AvatarStore
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
 
 __all__ = [
     "AuthSession",
+    "Avatar",
     "MfaFactor",
     "PasswordReset",
     "PersonalKey",
@@ -128,4 +129,18 @@ class Preferences(Base):
     default_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     theme: Mapped[str] = mapped_column(String(16))  # system | light | dark
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Avatar(Base):
+    """A user's picture: the image as uploaded (PNG, JPEG, WebP or GIF, checked by its first bytes),
+    at most a few hundred KiB, kept in the database so replicas share it and it goes with the user."""
+
+    __tablename__ = "user_avatars"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # the ETag
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

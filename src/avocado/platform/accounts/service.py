@@ -476,6 +476,16 @@ class AccountService:
             row = session.get(User, user_id)
             return None if row is None else _user(row)
 
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
+        """The accounts among ``user_ids`` that exist, by id."""
+        wanted = sorted({user_id for user_id in user_ids if len(user_id) <= 36})
+        found: dict[str, UserRecord] = {}
+        with self._sessions() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.scalars(select(User).where(User.id.in_(wanted[start : start + 500])))
+                found.update((row.id, _user(row)) for row in rows)
+        return found
+
     def find(self, email: str) -> UserRecord | None:
         with self._sessions() as session:
             row = session.scalars(select(User).where(User.email == email.lower())).one_or_none()
@@ -490,7 +500,7 @@ class AccountService:
             return _user(row)
 
     def delete_account(self, user_id: str, password: str, client: Client) -> list[str]:
-        """Delete my account and everything of mine (sessions, keys, two-factor, preferences go with
+        """Delete my account and everything of mine (sessions, keys, two-factor, preferences, avatar go with
         the row); the password is needed, and the last active admin stays. The audit log keeps the
         event, under the id only."""
         with self._sessions() as session:

@@ -21,6 +21,10 @@ export type MfaEnrolment = Schemas['MfaEnrolment'];
 export type ApiKey = Schemas['ApiKeyPublic'];
 export type NewApiKey = Schemas['ApiKeyCreated'];
 export type Preferences = Schemas['PreferencesPublic'];
+export type Avatar = Schemas['AvatarPublic'];
+export type AuthConfig = Schemas['AuthConfig'];
+export type GatewayNode = Schemas['GatewayNodePublic'];
+export type UserUsage = Schemas['UsagePublic'];
 
 type Fetch = (request: Request) => Promise<Response>;
 

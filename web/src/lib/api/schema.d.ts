@@ -25,6 +25,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/gateway/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gateway Nodes
+         * @description The gateway's nodes by name: health, breaker, models, requests in flight, latency.
+         */
+        get: operations["gateway_nodes_api_v1_admin_gateway_nodes_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/gateway/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gateway Usage
+         * @description What the gateway metered per user (requests, tokens in and out), most requests first. The
+         *     gateway writes its counts every few seconds, so the last moments may be missing.
+         */
+        get: operations["gateway_usage_api_v1_admin_gateway_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/settings": {
         parameters: {
             query?: never;
@@ -142,6 +183,27 @@ export interface paths {
         post?: never;
         /** Sign User Out */
         delete: operations["sign_user_out_api_v1_admin_users__user_id__sessions_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Auth Config
+         * @description Public: the sign-up policy, and which optional features this platform offers (``management``:
+         *     the gateway's nodes and usage, which need our gateway and its master key).
+         */
+        get: operations["auth_config_api_v1_auth_config_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -387,6 +449,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Avatar
+         * @description Set my avatar (multipart/form-data, the image in ``file``). The type is read from the image
+         *     itself: anything but PNG, JPEG, WebP or GIF is a ``415``, more than 512 KiB a ``413``.
+         */
+        put: operations["put_avatar_api_v1_users_me_avatar_put"];
+        post?: never;
+        /**
+         * Delete Avatar
+         * @description Remove my avatar (done already when there is none).
+         */
+        delete: operations["delete_avatar_api_v1_users_me_avatar_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/mfa": {
         parameters: {
             query?: never;
@@ -545,6 +632,26 @@ export interface paths {
         post?: never;
         /** Revoke My Session */
         delete: operations["revoke_my_session_api_v1_users_me_sessions__session_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Avatar
+         * @description A user's avatar, for signed-in users (``me``: mine); ``404`` when they have none.
+         */
+        get: operations["get_avatar_api_v1_users__user_id__avatar_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -717,6 +824,82 @@ export interface components {
             /** Subject Id */
             subject_id: string | null;
         };
+        /**
+         * AuthConfig
+         * @description What a sign-in page and the app shell need to know before anyone signs in.
+         */
+        AuthConfig: {
+            /** Management */
+            management: boolean;
+            /**
+             * Mfa
+             * @default true
+             */
+            mfa: boolean;
+            /**
+             * Signup Policy
+             * @enum {string}
+             */
+            signup_policy: "approval" | "open" | "closed";
+        };
+        /** AvatarPublic */
+        AvatarPublic: {
+            /** Content Type */
+            content_type: string;
+            /** Size */
+            size: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Url */
+            url: string;
+        };
+        /** Body_put_avatar_api_v1_users_me_avatar_put */
+        Body_put_avatar_api_v1_users_me_avatar_put: {
+            /**
+             * File
+             * @description A PNG, JPEG, WebP or GIF image, at most 512 KiB
+             */
+            file: string;
+        };
+        /**
+         * GatewayNodePublic
+         * @description A node as the gateway sees it (its key never leaves the gateway).
+         */
+        GatewayNodePublic: {
+            /** Breaker */
+            breaker?: string | null;
+            /** Health */
+            health?: string | null;
+            /** Healthy */
+            healthy: boolean;
+            /**
+             * In Flight
+             * @default 0
+             */
+            in_flight: number;
+            /** Last Error */
+            last_error?: string | null;
+            /** Latency Ms */
+            latency_ms?: number | null;
+            /** Models */
+            models: string[];
+            /** Name */
+            name: string;
+            /**
+             * Requests
+             * @default 0
+             */
+            requests: number;
+            /** Source */
+            source?: string | null;
+            /** Status */
+            status?: string | null;
+            /** Url */
+            url: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -852,6 +1035,13 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /** Page[GatewayNodePublic] */
+        Page_GatewayNodePublic_: {
+            /** Items */
+            items: components["schemas"]["GatewayNodePublic"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
         /** Page[ModelPublic] */
         Page_ModelPublic_: {
             /** Items */
@@ -863,6 +1053,13 @@ export interface components {
         Page_SessionPublic_: {
             /** Items */
             items: components["schemas"]["SessionPublic"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** Page[UsagePublic] */
+        Page_UsagePublic_: {
+            /** Items */
+            items: components["schemas"]["UsagePublic"][];
             /** Next Cursor */
             next_cursor: string | null;
         };
@@ -1019,6 +1216,27 @@ export interface components {
              */
             token_type: "bearer";
         };
+        /**
+         * UsagePublic
+         * @description What the gateway metered for one user: ``email`` and ``name`` are ``null`` for an id that is
+         *     no account here (one deleted since, or a user another client of the gateway named).
+         */
+        UsagePublic: {
+            /** Email */
+            email: string | null;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
+            name: string | null;
+            /** Requests */
+            requests: number;
+            /** Tokens In */
+            tokens_in: number;
+            /** Tokens Out */
+            tokens_out: number;
+            /** User Id */
+            user_id: string;
+        };
         /** UserPublic */
         UserPublic: {
             /**
@@ -1114,6 +1332,144 @@ export interface operations {
             };
             /** @description Signed in, but not allowed */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Invalid input: detail names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    gateway_nodes_api_v1_admin_gateway_nodes_get: {
+        parameters: {
+            query?: {
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+                /** @description Items per page */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_GatewayNodePublic_"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Signed in, but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description No such resource (or not yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Invalid input: detail names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    gateway_usage_api_v1_admin_gateway_usage_get: {
+        parameters: {
+            query?: {
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+                /** @description Items per page */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_UsagePublic_"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Signed in, but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description No such resource (or not yours) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1690,6 +2046,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    auth_config_api_v1_auth_config_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthConfig"];
                 };
             };
         };
@@ -2461,6 +2837,103 @@ export interface operations {
             };
         };
     };
+    put_avatar_api_v1_users_me_avatar_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_put_avatar_api_v1_users_me_avatar_put"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AvatarPublic"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description The body (or the file in it) is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Not a type this route takes */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Invalid input: detail names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    delete_avatar_api_v1_users_me_avatar_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
     my_mfa_api_v1_users_me_mfa_get: {
         parameters: {
             query?: never;
@@ -2999,6 +3472,69 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description No such resource (or not yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_avatar_api_v1_users__user_id__avatar_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/gif": unknown;
+                    "image/jpeg": unknown;
+                    "image/png": unknown;
+                    "image/webp": unknown;
+                };
+            };
+            /** @description Not modified since the ETag given in If-None-Match */
+            304: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -7,7 +7,7 @@ index on (owner, vector) (``btree_gin``; a plain GIN on the vector where that ex
 made).
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | None = None
 depends_on: str | None = None
 
