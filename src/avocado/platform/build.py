@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.apikeys import PersonalKeys
 from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.oidc import Identities, OidcProvider
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
@@ -97,6 +98,21 @@ def open_accounts(settings: PlatformSettings) -> tuple[AccountService, Engine]:
     return accounts, engine
 
 
+def _oidc(settings: PlatformSettings) -> OidcProvider | None:
+    """The OpenID Connect provider, when one is configured (its discovery document is read at the
+    first sign-in, so a provider down at start-up does not stop the platform)."""
+    if settings.oidc_issuer is None or settings.oidc_client_id is None:
+        return None
+    secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
+    return OidcProvider(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        secret,
+        name=settings.oidc_name,
+        scopes=settings.oidc_scopes,
+    )
+
+
 def open_services(settings: PlatformSettings) -> Built:
     """The platform's services on a migrated database."""
     engine = make_engine(settings.database)
@@ -149,6 +165,8 @@ def open_services(settings: PlatformSettings) -> Built:
         upstream=Upstream(settings.upstream_url, upstream_key),
         mfa=Mfa(sessions, accounts.passwords, audit),
         preferences=PreferenceStore(sessions),
+        identities=Identities(sessions, accounts, audit),
+        oidc=_oidc(settings),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from avocado.platform.accounts.apikeys import PersonalKeys
 from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.oidc import Identities, OidcProvider
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
@@ -37,6 +38,8 @@ class Platform:
     upstream: Upstream
     mfa: Mfa
     preferences: PreferenceStore
+    identities: Identities
+    oidc: OidcProvider | None = None  # single sign-on, when configured
 
 
 def platform_of(connection: HTTPConnection) -> Platform:
