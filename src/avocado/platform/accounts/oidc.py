@@ -50,6 +50,23 @@ log = logging.getLogger(__name__)
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """What a failed request to the provider raises: authlib uses ``httpx2`` when it is installed
+    (it is, through other dependencies), ``httpx`` otherwise."""
+    errors: list[type[Exception]] = [httpx.HTTPError]
+    try:
+        import httpx2
+    except ImportError:
+        return tuple(errors)
+    errors.append(httpx2.HTTPError)
+    return tuple(errors)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+_DISCOVERY_ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, ValueError)  # ValueError: not JSON
+_USERINFO_ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, AuthlibBaseError)
+
+
 class OidcFailed(PlatformError):
     """The sign-in with the provider did not go through (bad state, refused code, invalid token)."""
 
@@ -154,7 +171,7 @@ class OidcProvider:
     async def _metadata(self) -> dict[str, Any]:
         try:
             metadata: dict[str, Any] = await self._app.load_server_metadata()
-        except (httpx.HTTPError, ValueError) as exc:
+        except _DISCOVERY_ERRORS as exc:
             log.warning("OpenID provider %s: discovery failed: %s", self.issuer, type(exc).__name__)
             raise ProviderUnavailable(
                 f"{self.name} cannot be reached right now (its discovery document did not load): "
@@ -185,7 +202,7 @@ class OidcProvider:
             token = await self._app.fetch_access_token(
                 redirect_uri=redirect_uri, code=code, code_verifier=code_verifier
             )
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             log.warning("OpenID provider %s: token exchange failed: %s", self.issuer, type(exc).__name__)
             raise ProviderUnavailable(f"{self.name} cannot be reached right now: try again later") from None
         except AuthlibBaseError as exc:
@@ -194,7 +211,7 @@ class OidcProvider:
             raise OidcFailed(f"{self.name} sent no ID token: is the client set up for OpenID Connect?")
         try:
             info = await self._app.parse_id_token(token, nonce=nonce)
-        except httpx.HTTPError:
+        except TRANSPORT_ERRORS:
             raise ProviderUnavailable(f"{self.name}'s signing keys cannot be read right now") from None
         except (JoseError, AuthlibBaseError, ValueError) as exc:
             raise OidcFailed(f"{self.name}'s ID token is not valid: {exc}") from None
@@ -210,7 +227,7 @@ class OidcProvider:
             return {}
         try:
             info = await self._app.userinfo(token=token)
-        except (httpx.HTTPError, AuthlibBaseError):
+        except _USERINFO_ERRORS:
             return {}
         return {key: value for key, value in dict(info).items() if key != "sub"}
 
