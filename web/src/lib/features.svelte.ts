@@ -1,12 +1,22 @@
-/** What this platform offers beyond its own routes, read from its OpenAPI document at runtime: single
- * sign-on is configured per installation, so the sign-in page offers it only when the platform lists
- * its route. (Two-factor sign-in and API keys are always there: the typed client knows their routes.) */
+/** What this platform offers beyond its own routes: single sign-on is configured per installation,
+ * so the sign-in page asks `GET /api/v1/auth/oidc` and offers "Sign in with NAME" only when it is on.
+ * (Two-factor sign-in and API keys are always there: the typed client knows their routes.) */
+
+import { anon } from '$lib/api/client';
 
 export type OidcFeature = { name: string; url: string };
 
-/** Which optional features the routes of an OpenAPI document's `paths` reveal. */
-export function featuresOf(paths: readonly string[]): { oidc: boolean } {
-	return { oidc: paths.includes('/api/v1/auth/oidc/login') };
+type OidcInfo = { enabled: boolean; name?: string | null; login_url?: string | null };
+
+/** The sign-in button's name and address, or null when single sign-on is off. */
+export function oidcFeature(info: OidcInfo | undefined): OidcFeature | null {
+	if (!info?.enabled || !info.login_url) return null;
+	return { name: info.name || 'single sign-on', url: info.login_url };
+}
+
+/** The provider's sign-in, coming back to `next` (a path on this site) when it is not the home page. */
+export function oidcLoginUrl(feature: OidcFeature, next: string): string {
+	return next && next !== '/' ? `${feature.url}?next=${encodeURIComponent(next)}` : feature.url;
 }
 
 class Features {
@@ -21,11 +31,8 @@ class Features {
 
 	async #fetch(): Promise<void> {
 		try {
-			const response = await fetch('/api/v1/openapi.json');
-			if (!response.ok) return;
-			const document = (await response.json()) as { paths?: Record<string, unknown> };
-			const found = featuresOf(Object.keys(document.paths ?? {}));
-			this.oidc = found.oidc ? { name: 'single sign-on', url: '/api/v1/auth/oidc/login' } : null;
+			const { data } = await anon.GET('/api/v1/auth/oidc');
+			this.oidc = oidcFeature(data);
 		} catch {
 			// offline: nothing optional is shown
 		} finally {

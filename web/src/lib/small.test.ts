@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Model } from './api/client';
 import { actionLabel, describeDetail, isWarning } from './audit';
 import { readCookie } from './auth.svelte';
-import { featuresOf } from './features.svelte';
+import { oidcFeature, oidcLoginUrl } from './features.svelte';
 import { curlExample, groupSecret } from './keys';
 import { formatBytes, modelDetails, pickModel } from './models';
 import { safeNext, signInFor } from './navigation';
@@ -98,9 +98,18 @@ describe('audit', () => {
 });
 
 describe('features', () => {
-	it('reads single sign-on from the OpenAPI paths', () => {
-		expect(featuresOf(['/api/v1/users/me', '/api/v1/auth/login'])).toEqual({ oidc: false });
-		expect(featuresOf(['/api/v1/users/me/mfa', '/api/v1/auth/oidc/login'])).toEqual({ oidc: true });
+	it('offers single sign-on only when the platform says it is on', () => {
+		expect(oidcFeature({ enabled: false, name: null, login_url: null })).toBeNull();
+		expect(oidcFeature(undefined)).toBeNull();
+		expect(oidcFeature({ enabled: true, name: 'Keycloak', login_url: '/api/v1/auth/oidc/login' })).toEqual({
+			name: 'Keycloak',
+			url: '/api/v1/auth/oidc/login'
+		});
+	});
+	it('comes back to the page the user was going to', () => {
+		const sso = { name: 'Keycloak', url: '/api/v1/auth/oidc/login' };
+		expect(oidcLoginUrl(sso, '/')).toBe('/api/v1/auth/oidc/login');
+		expect(oidcLoginUrl(sso, '/settings/sessions')).toBe('/api/v1/auth/oidc/login?next=%2Fsettings%2Fsessions');
 	});
 });
 
