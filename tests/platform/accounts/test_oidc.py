@@ -19,8 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from oidc_provider_mock import run_server_in_thread
+from pydantic import ValidationError
 
 from avocado.platform.build import build_platform
+from avocado.platform.settings import PlatformSettings
 from tests.platform.support import PASSWORD, RunningPlatform, platform_settings
 from tests.support import free_port, serve
 
@@ -342,3 +344,29 @@ def test_deleting_the_account_deletes_its_identities(sso: RunningPlatform) -> No
     # The identity is free again: with sign-up by approval, it makes a new (pending) account.
     _, answer = _sign_in(sso, "ada-at-idp")
     assert answer.status_code == 403 and "approval" in answer.json()["detail"]
+
+
+def test_settings_from_the_environment_and_their_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVOCADO_PLATFORM_OIDC_ISSUER", "https://id.example.com/realms/main/")
+    monkeypatch.setenv("AVOCADO_PLATFORM_OIDC_CLIENT_ID", "avocado")
+    monkeypatch.setenv("AVOCADO_PLATFORM_OIDC_CLIENT_SECRET", "s3cret-value")
+    settings = PlatformSettings(home=tmp_path)
+    assert settings.oidc_issuer == "https://id.example.com/realms/main"
+    assert settings.oidc_client_secret is not None and "s3cret-value" not in repr(settings)
+
+    monkeypatch.delenv("AVOCADO_PLATFORM_OIDC_CLIENT_ID")
+    with pytest.raises(ValidationError, match="both oidc_issuer and oidc_client_id"):
+        PlatformSettings(home=tmp_path)
+    with pytest.raises(ValidationError, match="oidc_issuer must be an http"):
+        PlatformSettings(home=tmp_path, oidc_issuer="ftp://id.example.com", oidc_client_id="x")
+    with pytest.raises(ValidationError, match="an https:// AVOCADO_PLATFORM_OIDC_ISSUER"):
+        PlatformSettings(
+            home=tmp_path,
+            production=True,
+            signing_key="k" * 40,
+            public_url="https://avocado.example.com",
+            oidc_issuer="http://id.example.com",
+            oidc_client_id="x",
+        )
