@@ -32,7 +32,12 @@ def sso_platform(
     web_build: Path, node: RunningNode, postgres_database: str, tmp_path: Path, provider: str
 ) -> Iterator[PlatformProcess]:
     empty_public_schema(postgres_database)
-    settings = {"oidc_issuer": provider, "oidc_client_id": "avocado-web", "oidc_name": "Test ID"}
+    settings = {
+        "oidc_issuer": provider,
+        "oidc_client_id": "avocado-web",
+        "oidc_client_secret": "web-client-secret",
+        "oidc_name": "Test ID",
+    }
     with platform_process(tmp_path / "home", postgres_database, node.url, web_build, **settings) as running:
         yield running
 
