@@ -21,6 +21,9 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password-reset/request"),
     ("POST", "/api/v1/auth/password-reset"),
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/auth/oidc"),  # whether single sign-on is on (the sign-in page's button)
+    ("GET", "/api/v1/auth/oidc/login"),  # the way to sign in with it (404 here: not configured)
+    ("GET", "/api/v1/auth/oidc/callback"),  # its own proof: the state cookie, the provider's code
 }
 
 
