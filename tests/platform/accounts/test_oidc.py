@@ -11,12 +11,14 @@ followed to the platform's callback with the same cookie jar.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 import pytest
 from oidc_provider_mock import run_server_in_thread
 from pydantic import ValidationError
@@ -370,3 +372,35 @@ def test_settings_from_the_environment_and_their_checks(
             oidc_issuer="http://id.example.com",
             oidc_client_id="x",
         )
+
+
+def test_next_path_and_two_factor_after_the_provider(sso: RunningPlatform) -> None:
+    issuer = sso.settings.oidc_issuer
+    assert issuer is not None
+    _set_person(issuer, "root-sub", email="root@example.com", email_verified=True)
+    base = sso.settings.public_url
+
+    http = sso.client()
+    answer = http.get(_consent(_to_provider(http, "/settings/sessions"), "root-sub"))
+    assert answer.status_code == 303 and answer.headers["location"] == f"{base}/settings/sessions"
+    for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        answer = http.get(_consent(_to_provider(http, elsewhere), "root-sub"))
+        assert answer.status_code == 303 and answer.headers["location"] == f"{base}/", elsewhere
+    http.close()
+
+    # With two-factor sign-in on, the provider is the first step only: the code comes next.
+    root = sso.sign_in("root@example.com")
+    secret = root.post("/api/v1/users/me/mfa").json()["secret"]
+    totp = pyotp.TOTP(secret)
+    assert root.post("/api/v1/users/me/mfa/confirm", json={"code": totp.now()}).status_code == 200
+    http, answer = _sign_in(sso, "root-sub")
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert location.startswith(f"{base}/signin#mfa=") and "avocado_refresh" not in http.cookies
+    token = location.split("#mfa=", 1)[1]
+    code = totp.at(time.time() + totp.interval)  # the next step's code: not the one confirmed with
+    done = http.post(f"{AUTH}/mfa", json={"mfa_token": token, "code": code})
+    assert done.status_code == 200, done.text
+    assert "refresh_token" not in done.json() and "avocado_refresh" in http.cookies  # the cookie, as login's
+    assert _me(sso, http)["email"] == "root@example.com"
+    http.close()
