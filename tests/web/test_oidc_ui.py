@@ -43,6 +43,7 @@ def sso_platform(
 
 
 def _person(issuer: str, sub: str, email: str, name: str) -> None:
+    """A person the provider vouches for (a verified e-mail)."""
     answer = httpx.put(f"{issuer}/users/{sub}", json={"email": email, "email_verified": True, "name": name})
     assert answer.status_code == 204, answer.text
 
@@ -84,6 +85,15 @@ def test_sign_in_with_the_provider(browser: Browser, sso_platform: PlatformProce
             second = other.new_page()
             _sso(second, sso_platform, "second-sub")
             expect(second).to_have_url(re.compile(r"/pending$"))
+
+            # Someone whose provider account claims the admin's address, unverified: refused, in words.
+            answer = httpx.put(f"{provider}/users/mallory", json={"email": "founder@example.com"})
+            assert answer.status_code == 204
+            _sso(second, sso_platform, "mallory")
+            expect(second).to_have_url(re.compile(r"/signin\?sso_error=unverified_link$"))
+            expect(second.get_by_role("alert")).to_contain_text(
+                "Test ID does not confirm the address is yours"
+            )
         finally:
             other.close()
     finally:

@@ -188,8 +188,10 @@ def test_unverified_email_does_not_link(sso: RunningPlatform) -> None:
     assert "avocado_refresh" not in http.cookies
     root_id = root.get("/api/v1/users/me").json()["id"]
     assert sso.platform.identities.list(root_id) == []
+    _, answer = _sign_in(sso, "mallory", Accept="text/html")
+    assert answer.headers["location"] == f"{sso.settings.public_url}/signin?sso_error=unverified_link"
     refused = root.get("/api/v1/admin/audit", params={"action": "oidc.link_refused"}).json()["items"]
-    assert len(refused) == 1 and refused[0]["subject_id"] == root_id
+    assert len(refused) == 2 and {event["subject_id"] for event in refused} == {root_id}
 
     # No e-mail_verified claim at all is not a yes either, and a new address is not made an account.
     _set_person(issuer, "newcomer", email="new@example.com")
@@ -229,6 +231,8 @@ def test_new_account_follows_the_signup_policy(sso: RunningPlatform) -> None:
     _set_person(issuer, "dan-sub", email="dan@example.com", email_verified=True)
     _, answer = _sign_in(sso, "dan-sub")
     assert answer.status_code == 403 and "sign-up is closed" in answer.json()["detail"]
+    _, answer = _sign_in(sso, "dan-sub", Accept="text/html")
+    assert answer.headers["location"] == f"{sso.settings.public_url}/signin?sso_error=closed"
     assert root.get("/api/v1/admin/users", params={"q": "dan@"}).json()["items"] == []
     # ... but a linked identity still signs in.
     http, answer = _sign_in(sso, "carol-sub")
@@ -276,7 +280,8 @@ def test_bad_or_missing_state_is_refused(sso: RunningPlatform) -> None:
     with sso.client(headers={"Accept": "text/html"}) as other:
         page = other.get(callback)
         assert page.status_code == 303
-        assert page.headers["location"].startswith(f"{sso.settings.public_url}/signin?error=")
+        # ... with a reason from a fixed list, worded by the page (never words from the URL).
+        assert page.headers["location"] == f"{sso.settings.public_url}/signin?sso_error=state"
 
     # A failed callback ends the attempt (its cookie is dropped): the right state no longer works.
     assert "avocado_oidc" not in http.cookies
@@ -301,6 +306,10 @@ def test_provider_down_is_a_clear_error(tmp_path: Path, provider: str) -> None:
             answer = http.get(f"{AUTH}/oidc/login")
             assert answer.status_code == 502
             assert answer.json()["detail"].startswith("Test ID cannot be reached right now")
+        with down.client(headers={"Accept": "text/html"}) as browser:
+            answer = browser.get(f"{AUTH}/oidc/login")
+            assert answer.status_code == 303
+            assert answer.headers["location"] == f"{down.settings.public_url}/signin?sso_error=unavailable"
     finally:
         down.stop()
 

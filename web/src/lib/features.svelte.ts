@@ -19,6 +19,33 @@ export function oidcLoginUrl(feature: OidcFeature, next: string): string {
 	return next && next !== '/' ? `${feature.url}?next=${encodeURIComponent(next)}` : feature.url;
 }
 
+/** What the sign-in page says when single sign-on sent the browser back with `?sso_error=CODE`: the
+ * platform names a reason from a fixed list and the page words it (never words taken from the URL). */
+export function oidcErrorMessage(code: string, name = 'single sign-on'): string {
+	switch (code) {
+		case 'state':
+			return `That sign-in with ${name} expired or was started in another browser. Try again.`;
+		case 'denied':
+			return `${name} did not sign you in. Try again.`;
+		case 'unavailable':
+			return `${name} cannot be reached right now. Try again later, or sign in with your password.`;
+		case 'unverified_link':
+			return `An account with this e-mail address exists, and ${name} does not confirm the address is yours. Sign in with your password instead.`;
+		case 'unverified':
+			return `${name} does not confirm your e-mail address, so no account was made. Verify it there, or sign up with a password.`;
+		case 'no_email':
+			return `${name} did not share your e-mail address. Allow it there and try again.`;
+		case 'closed':
+			return 'Sign-up is closed: ask an administrator for an account.';
+		case 'disabled':
+			return 'This account is disabled: ask an administrator.';
+		case 'not_configured':
+			return 'Single sign-on is not set up here. Sign in with your password.';
+		default:
+			return `The sign-in with ${name} did not go through. Try again.`;
+	}
+}
+
 class Features {
 	oidc: OidcFeature | null = $state(null);
 	loaded = $state(false);

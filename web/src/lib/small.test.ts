@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Model } from './api/client';
 import { actionLabel, describeDetail, isWarning } from './audit';
 import { readCookie } from './auth.svelte';
-import { oidcFeature, oidcLoginUrl } from './features.svelte';
+import { oidcErrorMessage, oidcFeature, oidcLoginUrl } from './features.svelte';
 import { curlExample, groupSecret } from './keys';
 import { formatBytes, modelDetails, pickModel } from './models';
 import { safeNext, signInFor } from './navigation';
@@ -105,6 +105,11 @@ describe('features', () => {
 			name: 'Keycloak',
 			url: '/api/v1/auth/oidc/login'
 		});
+	});
+	it('words the reason single sign-on failed itself', () => {
+		expect(oidcErrorMessage('state', 'Keycloak')).toMatch(/expired or was started in another browser/);
+		expect(oidcErrorMessage('unverified_link', 'Keycloak')).toMatch(/Keycloak does not confirm/);
+		expect(oidcErrorMessage('<b>call 555</b>', 'Keycloak')).toBe('The sign-in with Keycloak did not go through. Try again.');
 	});
 	it('comes back to the page the user was going to', () => {
 		const sso = { name: 'Keycloak', url: '/api/v1/auth/oidc/login' };

@@ -68,18 +68,26 @@ _USERINFO_ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, AuthlibBaseE
 
 
 class OidcFailed(PlatformError):
-    """The sign-in with the provider did not go through (bad state, refused code, invalid token)."""
+    """The sign-in with the provider did not go through (bad state, refused code, invalid token).
+    ``code`` names the reason for the sign-in page (``state``: start again; ``failed``: the rest)."""
 
     status = 400
+
+    def __init__(self, detail: str, code: str = "failed") -> None:
+        super().__init__(detail)
+        self.code = code
 
 
 class ProviderUnavailable(PlatformError):
     """The provider could not be reached, or answered with something that is not OpenID Connect."""
 
     status = 502
+    code = "unavailable"
 
 
 class LinkRefused(Forbidden):
+    code = "unverified_link"
+
     def __init__(self, name: str) -> None:
         super().__init__(
             f"an account with this e-mail address exists, and {name} does not say the address is "
@@ -88,6 +96,8 @@ class LinkRefused(Forbidden):
 
 
 class UnverifiedEmail(Forbidden):
+    code = "unverified"
+
     def __init__(self, name: str) -> None:
         super().__init__(
             f"{name} does not say this e-mail address is verified, so no account is made for it: "
@@ -96,6 +106,8 @@ class UnverifiedEmail(Forbidden):
 
 
 class NoEmail(Forbidden):
+    code = "no_email"
+
     def __init__(self, name: str) -> None:
         super().__init__(f"{name} gave no e-mail address: allow the platform to read it (scope email)")
 

@@ -11,22 +11,22 @@ or makes the account (:class:`~avocado.platform.accounts.oidc.Identities`) and s
 web UI. With two-factor sign-in on, the web UI's code step comes first (``/signin#mfa=TOKEN``).
 
 A failed callback answers its error as ``{"detail": ...}`` with its status to API clients; a
-browser (``Accept: text/html``) is sent to the sign-in page with the message (``/signin?error=``),
-or to ``/pending`` when the account waits for approval.
+browser (``Accept: text/html``) is sent to the sign-in page with a reason from a fixed list
+(``/signin?sso_error=state``, which the page words itself), or to ``/pending`` when the account waits
+for approval.
 """
 
 from __future__ import annotations
 
 import hmac
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from avocado.platform.accounts.errors import AccountPending
+from avocado.platform.accounts.errors import AccountDisabled, AccountPending, SignupClosed
 from avocado.platform.accounts.oidc import OidcFailed
 from avocado.platform.accounts.router import AUTH_PATH, _secure, _set_cookies
 from avocado.platform.accounts.tokens import InvalidToken
@@ -87,9 +87,12 @@ async def oidc_login(
     next: Annotated[str | None, Query(max_length=500, description="A path to land on")] = None,
 ) -> Response:
     """Send the browser to the provider, with a state, a nonce and a PKCE challenge."""
-    _, redirect_uri = _provider(platform)
-    assert platform.oidc is not None
-    made = await platform.oidc.authorization(redirect_uri)
+    try:
+        _, redirect_uri = _provider(platform)
+        assert platform.oidc is not None
+        made = await platform.oidc.authorization(redirect_uri)
+    except PlatformError as exc:
+        return _failed(platform, request, exc)
     cookie = platform.accounts.signer.issue_state(
         STATE_TYPE,
         {"state": made.state, "nonce": made.nonce, "verifier": made.code_verifier, "next": _safe_next(next)},
@@ -113,16 +116,29 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+ERROR_CODES: tuple[tuple[type[PlatformError], str], ...] = (
+    (AccountDisabled, "disabled"),
+    (SignupClosed, "closed"),
+    (NotFound, "not_configured"),
+)
+
+
+def error_code(error: PlatformError) -> str:
+    """The reason a browser is sent back to the sign-in page with: a word from a fixed list, which
+    the page turns into its own sentence (a message in the URL could be anyone's words)."""
+    code = getattr(error, "code", None)
+    if isinstance(code, str):
+        return code
+    return next((name for kind, name in ERROR_CODES if isinstance(error, kind)), "failed")
+
+
 def _failed(platform: Platform, request: Request, error: PlatformError) -> Response:
-    """The error for an API client; for a browser, the sign-in page (or ``/pending``) saying it."""
+    """The error for an API client; for a browser, the sign-in page (or ``/pending``) saying why."""
     response: Response
     if _wants_html(request):
         base = platform.settings.base_url
-        target = (
-            f"{base}/pending"
-            if isinstance(error, AccountPending)
-            else f"{base}/signin?error={quote(error.detail, safe='')}"
-        )
+        pending = isinstance(error, AccountPending)
+        target = f"{base}/pending" if pending else f"{base}/signin?sso_error={error_code(error)}"
         response = RedirectResponse(target, status_code=303)
     else:
         response = JSONResponse({"detail": error.detail}, status_code=error.status, headers=error.headers)
@@ -136,15 +152,18 @@ def _check_state(platform: Platform, request: Request, state: str | None) -> dic
     if not token:
         raise OidcFailed(
             f"this sign-in with {name} was not started in this browser, or took over "
-            f"{STATE_TTL // 60} minutes: start again"
+            f"{STATE_TTL // 60} minutes: start again",
+            code="state",
         )
     try:
         claims = platform.accounts.signer.verify_state(STATE_TYPE, token)
     except InvalidToken:
-        raise OidcFailed(f"this sign-in with {name} expired: start again") from None
+        raise OidcFailed(f"this sign-in with {name} expired: start again", code="state") from None
     expected = str(claims.get("state", ""))
     if not state or not expected or not hmac.compare_digest(expected.encode(), state.encode()):
-        raise OidcFailed(f"state: does not match this browser's sign-in with {name}: start again")
+        raise OidcFailed(
+            f"state: does not match this browser's sign-in with {name}: start again", code="state"
+        )
     return {key: str(claims.get(key, "")) for key in ("nonce", "verifier", "next")}
 
 
@@ -177,7 +196,7 @@ async def oidc_callback(
     try:
         started = _check_state(platform, request, state)
         if error is not None:
-            raise OidcFailed(f"{name} did not sign you in ({error}): try again")
+            raise OidcFailed(f"{name} did not sign you in ({error}): try again", code="denied")
         if not code:
             raise OidcFailed(f"code: {name} sent no authorization code")
         claims = await platform.oidc.claims(redirect_uri, code, started["verifier"], started["nonce"])
