@@ -103,6 +103,12 @@ def _oidc(settings: PlatformSettings) -> OidcProvider | None:
     first sign-in, so a provider down at start-up does not stop the platform)."""
     if settings.oidc_issuer is None or settings.oidc_client_id is None:
         return None
+    if settings.public_url is None:
+        log.warning(
+            "single sign-on without public_url: the provider will send browsers back to %s/api/v1/auth/"
+            "oidc/callback, which only this machine reaches; set AVOCADO_PLATFORM_PUBLIC_URL",
+            settings.local_url,
+        )
     secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
     return OidcProvider(
         settings.oidc_issuer,
