@@ -22,6 +22,9 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password-reset"),
     ("GET", "/api/v1/health"),
     ("GET", "/api/v1/auth/config"),  # the sign-up policy and optional features, for the sign-in page
+    ("GET", "/api/v1/auth/oidc"),  # whether single sign-on is on (the sign-in page's button)
+    ("GET", "/api/v1/auth/oidc/login"),  # the way to sign in with it (404 here: not configured)
+    ("GET", "/api/v1/auth/oidc/callback"),  # its own proof: the state cookie, the provider's code
 }
 # Bodies that pass validation, so the route itself decides (an empty one would be a 422 first)
 BODIES = {

@@ -22,6 +22,7 @@ from starlette.types import Scope
 
 import avocado
 from avocado.cors import add_cors
+from avocado.platform.accounts.oidc_router import oidc_router
 from avocado.platform.accounts.router import admin_users_router, auth_router, users_router
 from avocado.platform.admin.router import admin_router
 from avocado.platform.catalog.router import catalog_router
@@ -45,6 +46,7 @@ __all__ = ["API_PREFIX", "ROUTERS", "create_platform_app", "default_web_dir"]
 API_PREFIX = "/api/v1"
 ROUTERS: tuple[APIRouter, ...] = (
     auth_router,
+    oidc_router,
     users_router,
     admin_users_router,
     admin_router,

@@ -23,6 +23,7 @@ from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.apikeys import PersonalKeys
 from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.oidc import Identities, OidcProvider
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
@@ -112,6 +113,27 @@ def open_accounts(settings: PlatformSettings) -> tuple[AccountService, Engine]:
     return accounts, engine
 
 
+def _oidc(settings: PlatformSettings) -> OidcProvider | None:
+    """The OpenID Connect provider, when one is configured (its discovery document is read at the
+    first sign-in, so a provider down at start-up does not stop the platform)."""
+    if settings.oidc_issuer is None or settings.oidc_client_id is None:
+        return None
+    if settings.public_url is None:
+        log.warning(
+            "single sign-on without public_url: the provider will send browsers back to %s/api/v1/auth/"
+            "oidc/callback, which only this machine reaches; set AVOCADO_PLATFORM_PUBLIC_URL",
+            settings.local_url,
+        )
+    secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
+    return OidcProvider(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        secret,
+        name=settings.oidc_name,
+        scopes=settings.oidc_scopes,
+    )
+
+
 def open_services(settings: PlatformSettings) -> Built:
     """The platform's services on a migrated database."""
     engine = make_engine(settings.database)
@@ -182,6 +204,8 @@ def open_services(settings: PlatformSettings) -> Built:
         retention=retention,
         management=GatewayManagement(settings.upstream_url, gateway_key),
         avatars=AvatarStore(sessions),
+        identities=Identities(sessions, accounts, audit),
+        oidc=_oidc(settings),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 from avocado.platform.accounts.apikeys import PersonalKeys
 from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.oidc import Identities, OidcProvider
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
@@ -48,6 +49,7 @@ class Platform:
     upstream: Upstream
     mfa: Mfa
     preferences: PreferenceStore
+    identities: Identities
     conversations: ConversationService
     generations: Generations
     models: KnownModels
@@ -59,6 +61,7 @@ class Platform:
     retention: Retention
     management: GatewayManagement
     avatars: AvatarStore
+    oidc: OidcProvider | None = None  # single sign-on, when configured
 
 
 def platform_of(connection: HTTPConnection) -> Platform:
