@@ -41,7 +41,7 @@ from avocado.platform.conversations.live import Publisher
 from avocado.platform.conversations.retention import EVERY as RETENTION_EVERY
 from avocado.platform.conversations.retention import Retention
 from avocado.platform.conversations.service import ConversationService
-from avocado.platform.conversations.titles import title_job
+from avocado.platform.conversations.titles import summary_job, title_job
 from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.conversations.upstream import ChatUpstream
 from avocado.platform.feedback.service import FeedbackService
@@ -178,7 +178,10 @@ def open_services(settings: PlatformSettings) -> Built:
     make_title = jobs.register("avocado.platform.make_title", title_job(conversations, chat))
     retention = Retention(sessions, site, audit)
     jobs.retention = jobs.register("avocado.platform.retention", retention.job())
-    generations = Generations(conversations, chat, Publisher(redis_url), on_first_exchange=make_title)
+    summarise = jobs.register("avocado.platform.summarise", summary_job(conversations, chat))
+    generations = Generations(
+        conversations, chat, Publisher(redis_url), on_first_exchange=make_title, on_summarise=summarise
+    )
     platform = Platform(
         settings=settings,
         accounts=accounts,

@@ -176,3 +176,22 @@ def test_a_temporary_chat_streams_and_stores_nothing(ada: Session) -> None:
     assert ada.get("/api/v1/search", params={"q": "Zebulon"}).json()["items"] == []
     bad = ada.post("/api/v1/temporary-chat", json={"model": SMOLLM, "messages": []})
     assert bad.status_code == 422
+
+
+def test_turns_that_outgrow_the_context_are_left_out_and_summarised(ada: Session) -> None:
+    options = {"temperature": 0, "seed": 3, "num_predict": 16, "num_ctx": 512}
+    conversation = _conversation(ada, options=options, summarise=True)
+    padding = "Here is some background about my garden, which has roses, tulips and a pond. " * 7
+    for n in range(5):
+        send(ada, conversation["id"], f"Question {n}. {padding}")
+    detail = ada.get(f"/api/v1/conversations/{conversation['id']}").json()
+    marks = [m["in_context"] for m in detail["messages"]]
+    assert marks == [False] * 8 + [True] * 2  # cut at a block of 8, the newest exchange kept
+
+    def summarised() -> str | None:
+        found: str | None = ada.get(f"/api/v1/conversations/{conversation['id']}").json()["summary"]
+        return found
+
+    assert _wait(summarised, timeout=60)
+    again = send(ada, conversation["id"], "What grows in my garden?")
+    assert again[-1].data["status"] == "done"

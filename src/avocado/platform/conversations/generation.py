@@ -38,6 +38,7 @@ SWEEP = 10.0  # seconds between sweeps for answers whose writer died
 STALE = 30.0  # seconds without a heartbeat before an answer counts as interrupted
 
 FirstExchange = Callable[[str, str], Awaitable[None]]  # (conversation id, user id)
+Summarise = Callable[[str, str, str, int], Awaitable[None]]  # (conversation, user, answer, depth)
 
 
 class Generations:
@@ -47,11 +48,13 @@ class Generations:
         upstream: ChatUpstream,
         publisher: Publisher,
         on_first_exchange: FirstExchange | None = None,
+        on_summarise: Summarise | None = None,
     ) -> None:
         self.service = service
         self.upstream = upstream
         self.publisher = publisher
         self.on_first_exchange = on_first_exchange
+        self.on_summarise = on_summarise
         self.live: dict[str, LiveAnswer] = {}
         self._loops: list[asyncio.Task[None]] = []
 
@@ -177,11 +180,23 @@ class Generations:
         answer.end(final)
         self.live.pop(answer.message_id, None)
         await self.publisher.ended(answer.message_id)
-        if title and status == "done" and self.on_first_exchange is not None:
-            try:
+        if status == "done":
+            await self._follow_up(answer, prepared, title)
+
+    async def _follow_up(self, answer: LiveAnswer, prepared: Prepared, title: bool) -> None:
+        """Queue what the model writes about the conversation next: a title, a summary."""
+        try:
+            if title and self.on_first_exchange is not None:
                 await self.on_first_exchange(answer.conversation_id, prepared.user_id)
-            except Exception as exc:
-                log.warning("could not queue a title for conversation %s: %s", answer.conversation_id, exc)
+            depth = prepared.summarise_to
+            if (
+                depth is not None
+                and self.on_summarise is not None
+                and answer.message_id == prepared.answers[0].id
+            ):
+                await self.on_summarise(answer.conversation_id, prepared.user_id, answer.message_id, depth)
+        except Exception as exc:
+            log.warning("could not queue work for conversation %s: %s", answer.conversation_id, exc)
 
     def stop_here(self, message_id: str) -> bool:
         """Stop an answer this process writes; ``False`` when it is not written here."""

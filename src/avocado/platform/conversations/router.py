@@ -102,6 +102,7 @@ async def create_conversation(
         system=body.system,
         options=body.options.model_dump(exclude_none=True),
         folder_id=body.folder_id,
+        summarise=body.summarise,
     )
 
 

@@ -65,6 +65,7 @@ class ConversationCreate(_Input):
     system: System | None = None
     options: Options = Field(default_factory=lambda: Options())
     folder_id: Id | None = None
+    summarise: bool = Field(default=False, description="summarise turns that no longer fit the context")
 
 
 class ConversationUpdate(_Input):
@@ -75,6 +76,7 @@ class ConversationUpdate(_Input):
     system: System | None = None
     options: Options | None = None
     folder_id: Id | None = None
+    summarise: bool | None = None
     pinned: bool | None = None
     archived: bool | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
@@ -86,6 +88,8 @@ class ConversationPublic(BaseModel):
     model: str
     system: str | None
     options: dict[str, Any]
+    summarise: bool
+    summary: str | None = Field(description="what the model made of the turns left out of its context")
     folder_id: str | None
     pinned: bool
     archived: bool

@@ -38,6 +38,7 @@ from avocado.platform.pages import Page, decode_cursor, encode_cursor
 __all__ = ["Answer", "ConversationService", "Prepared", "new_id"]
 
 NEW_TITLE = "New chat"
+SUMMARY_HEADING = "Summary of the earlier part of this conversation:"
 MAX_WALK = 100_000  # steps up a path; a guard, far above any real conversation
 
 
@@ -67,6 +68,7 @@ class Prepared:
     models: dict[str, str] = field(default_factory=dict)  # answer id -> model
     prefix: str = ""  # continuing an answer: the text it has already
     prior_tokens: int = 0
+    summarise_to: int | None = None  # once answered, summarise what lies before this depth
 
 
 def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPublic:
@@ -76,6 +78,8 @@ def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPubl
         model=row.model,
         system=row.system,
         options=row.options or {},
+        summarise=row.summarise,
+        summary=row.summary if row.summarise else None,
         folder_id=row.folder_id,
         pinned=row.pinned,
         archived=row.archived,
@@ -171,6 +175,7 @@ class ConversationService:
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
         folder_id: str | None = None,
+        summarise: bool = False,
     ) -> ConversationPublic:
         now = self.now()
         with self._sessions.begin() as session:
@@ -184,6 +189,9 @@ class ConversationService:
                 model=model,
                 system=system,
                 options=dict(options or {}),
+                summarise=summarise,
+                summary=None,
+                summary_depth=None,
                 leaf_id=None,
                 message_count=0,
                 pinned=False,
@@ -258,7 +266,7 @@ class ConversationService:
                 elif name == "folder_id":
                     self._check_folder(session, user_id, value)
                     row.folder_id = value
-                elif name in ("model", "pinned", "archived") and value is None:
+                elif name in ("model", "pinned", "archived", "summarise") and value is None:
                     continue
                 else:
                     setattr(row, name, value)
@@ -366,20 +374,16 @@ class ConversationService:
 
     # -- sending ------------------------------------------------------------------------------------
 
-    def _history(
-        self, session: Session, start: str, options: Mapping[str, Any], system: str | None
-    ) -> tuple[list[dict[str, str]], int]:
-        """The turns up to ``start`` that fit the model's context, and the first depth sent."""
-        ids = _budget_path(start, budget_for(options, system)).subquery()
+    def _history(self, session: Session, row: Conversation, start: str) -> tuple[list[dict[str, str]], int]:
+        """The turns up to ``start`` that fit the model's context, and the first depth sent (0: all).
+        With ``summarise`` on, the summary of what was left out joins the system prompt."""
+        options = row.options or {}
+        summary = row.summary if row.summarise and row.summary else None
+        budget = budget_for(options, row.system) - (estimate(summary) if summary else 0)
+        ids = _budget_path(start, budget).subquery()
         rows = session.execute(
             select(
-                Message.id,
-                Message.role,
-                Message.content,
-                Message.depth,
-                Message.tokens,
-                Message.status,
-                Message.parent_id,
+                Message.id, Message.role, Message.content, Message.depth, Message.tokens, Message.parent_id
             )
             .join(ids, Message.id == ids.c.id)
             .order_by(Message.depth)
@@ -387,11 +391,19 @@ class ConversationService:
         path = [
             Turn(r.id, r.role, r.content, r.depth, r.tokens) for r in rows if r.role == "user" or r.content
         ]
-        kept = fit(path, budget_for(options, system))
+        kept = fit(path, budget)
         whole = bool(rows) and rows[0].parent_id is None and len(kept) == len(path)
-        history = [{"role": "system", "content": system}] if system else []
+        cut = 0 if whole or not kept else kept[0].depth
+        system = [row.system] if row.system else []
+        if summary and cut and (row.summary_depth or 0) <= cut:
+            system.append(f"{SUMMARY_HEADING}\n{summary}")
+        history = [{"role": "system", "content": "\n\n".join(system)}] if system else []
         history.extend({"role": turn.role, "content": turn.content} for turn in kept)
-        return history, 0 if whole or not kept else kept[0].depth
+        return history, cut
+
+    def _summarise_to(self, row: Conversation, cut: int) -> int | None:
+        """The depth a new summary should reach, when the one kept is behind the cut."""
+        return cut if row.summarise and cut and row.summary_depth != cut else None
 
     def _answers(
         self, session: Session, row: Conversation, parent: Message, models: list[str], context_depth: int
@@ -476,7 +488,7 @@ class ConversationService:
             session.add(mine)
             row.message_count += 1
             session.flush()
-            history, cut = self._history(session, mine.id, row.options or {}, row.system)
+            history, cut = self._history(session, row, mine.id)
             answers = self._answers(session, row, mine, models or [row.model], cut)
             session.flush()
             return Prepared(
@@ -488,6 +500,7 @@ class ConversationService:
                 options=dict(row.options or {}),
                 first_exchange=first and row.title_source == "new",
                 models={a.id: a.model or row.model for a in answers},
+                summarise_to=self._summarise_to(row, cut),
             )
 
     def regenerate(self, user_id: str, conversation_id: str, message_id: str, model: str | None) -> Prepared:
@@ -498,7 +511,7 @@ class ConversationService:
             if old.role != "assistant" or old.parent_id is None:
                 raise NoSuchMessage()
             prompt = self._message(session, row.id, old.parent_id)
-            history, cut = self._history(session, prompt.id, row.options or {}, row.system)
+            history, cut = self._history(session, row, prompt.id)
             answers = self._answers(session, row, prompt, [model or old.model or row.model], cut)
             session.flush()
             siblings = list(
@@ -516,6 +529,7 @@ class ConversationService:
                 history=history,
                 options=dict(row.options or {}),
                 models={answers[0].id: answers[0].model or row.model},
+                summarise_to=self._summarise_to(row, cut),
             )
 
     def resume(self, user_id: str, conversation_id: str, message_id: str) -> Prepared:
@@ -527,7 +541,7 @@ class ConversationService:
                 raise NoSuchMessage()
             if answer.status == "generating":
                 raise Conflict("the answer is still being written")
-            history, _ = self._history(session, answer.parent_id, row.options or {}, row.system)
+            history, _ = self._history(session, row, answer.parent_id)
             history.append({"role": "assistant", "content": answer.content})
             answer.status, answer.stop_requested, answer.error = "generating", False, None
             answer.updated_at = self.now()
@@ -581,6 +595,9 @@ class ConversationService:
                 model=row.model,
                 system=row.system,
                 options=dict(row.options or {}),
+                summarise=row.summarise,
+                summary=None,
+                summary_depth=None,
                 leaf_id=None,
                 message_count=len(path),
                 pinned=False,
@@ -701,6 +718,24 @@ class ConversationService:
                 .values(status="interrupted", error="the server writing it stopped")
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def transcript_before(self, conversation_id: str, message_id: str, depth: int) -> tuple[str, str] | None:
+        """(model, the path above ``message_id`` before ``depth`` as text) to summarise."""
+        with self._sessions() as session:
+            row = session.get(Conversation, conversation_id)
+            if row is None:
+                return None
+            path = [m for m in self._path(session, message_id, MAX_WALK) if m.depth < depth]
+            lines = [f"{'User' if m.role == 'user' else 'Assistant'}: {m.content}" for m in path if m.content]
+            return row.model, "\n\n".join(lines)
+
+    def set_summary(self, conversation_id: str, summary: str, depth: int) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(summary=summary, summary_depth=depth)
+            )
 
     def first_exchange(self, conversation_id: str) -> tuple[str, str, str] | None:
         """(model, my first message, its first answer) while the title is still to be made."""
