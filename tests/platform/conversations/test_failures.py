@@ -22,6 +22,7 @@ def test_a_failing_model_server_fails_the_answer_and_loses_nothing(home: Path, t
             tmp_path / "home", f"sqlite:///{tmp_path}/p.sqlite3", upstream_url=gateway.url
         )
         for platform in running(settings):
+            platform.platform.models.ttl = 3600  # the model stays known: the failure comes while answering
             platform.register("ada@example.com")
             ada = platform.sign_in("ada@example.com")
             chat = ada.post(

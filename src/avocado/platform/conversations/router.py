@@ -203,8 +203,8 @@ async def send_message(
     conversation_id: Id, body: MessageSend, user: CurrentUser, platform: Services
 ) -> StreamingResponse:
     """Send my message (to up to four models at once) and stream the answers as they are written."""
-    conversation = await run_in_threadpool(platform.conversations.get, user.id, conversation_id)
-    await platform.models.check(user.id, body.models or [conversation.model])
+    model = await run_in_threadpool(platform.conversations.model_of, user.id, conversation_id)
+    await platform.models.check(user.id, body.models or [model])
     prepared = await run_in_threadpool(
         functools.partial(
             platform.conversations.send,
