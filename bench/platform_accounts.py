@@ -91,13 +91,14 @@ class Server:
     health_path: str
     token_key: str  # where the access token is in the sign-in answer
     refresh: bool  # has refresh tokens
+    emails: list[str] = field(default_factory=lambda: [EMAIL])  # signed in with in turn
     token: str = ""
     signins: list[float] = field(default_factory=list)
     refreshes: list[float] = field(default_factory=list)
     loads: dict[tuple[str, int], list[Load]] = field(default_factory=dict)
 
-    def login_body(self) -> dict[str, str]:
-        return {"email": EMAIL, "password": PASSWORD}
+    def login_body(self, turn: int = 0) -> dict[str, str]:
+        return {"email": self.emails[turn % len(self.emails)], "password": PASSWORD}
 
 
 def free_port() -> int:
@@ -150,8 +151,9 @@ def timed_post(client: httpx.Client, url: str, body: dict[str, str]) -> tuple[fl
 class Servers:
     """Starts the platforms (and Open WebUI when it is there) and ends every process it started."""
 
-    def __init__(self, redis_url: str, openwebui: str) -> None:
+    def __init__(self, redis_url: str, openwebui: str, signins: int) -> None:
         self.redis_url = redis_url
+        self.signins = signins
         self.openwebui_mode = openwebui
         self.work = Path(tempfile.mkdtemp(prefix="avocado-bench-accounts-"))
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -226,7 +228,9 @@ class Servers:
             (stored,) = db.execute("SELECT password_hash FROM users WHERE email = ?", (EMAIL,)).fetchone()
         if not stored.startswith(OWASP_HASH):
             raise SystemExit(f"{name}: the password was hashed with {stored.rsplit('$', 2)[0]}, not OWASP's")
-        return Server(name, url, "/api/v1/auth/login", "/api/v1/users/me", "/api/v1/health", "access_token", True)
+        return Server(
+            name, url, "/api/v1/auth/login", "/api/v1/users/me", "/api/v1/health", "access_token", True
+        )
 
     def _openwebui(self) -> Server | None:
         if self.openwebui_mode == "skip":
@@ -264,6 +268,7 @@ class Servers:
             "ANONYMIZED_TELEMETRY": "false",
             "SCARF_NO_ANALYTICS": "true",
             "DO_NOT_TRACK": "true",
+            "DEFAULT_USER_ROLE": "user",  # the accounts after the first may sign in at once
             "GLOBAL_LOG_LEVEL": "WARNING",
         }
         env.pop("REDIS_URL", None)
@@ -275,18 +280,31 @@ class Servers:
         if problem:
             self.openwebui_note = f"Open WebUI: did not start ({problem}); measuring Avocado only"
             return None
-        body = {"email": EMAIL, "password": PASSWORD, "name": "Bench"}
-        response = httpx.post(f"{url}/api/v1/auths/signup", json=body, timeout=60)
-        if response.status_code != 200:
-            self.openwebui_note = f"Open WebUI: signup answered {response.status_code} {response.text[:200]}"
-            return None
+        # Open WebUI allows 15 sign-ins per e-mail in 3 minutes: enough accounts to stay under it.
+        emails = [EMAIL] + [f"bench{n}@example.com" for n in range(1, (self.signins + 2) // 10 + 1)]
+        for email in emails:
+            body = {"email": email, "password": PASSWORD, "name": "Bench"}
+            response = httpx.post(f"{url}/api/v1/auths/signup", json=body, timeout=60)
+            if response.status_code != 200:
+                self.openwebui_note = (
+                    f"Open WebUI: signup answered {response.status_code} {response.text[:200]}"
+                )
+                return None
+        with sqlite3.connect(data / "webui.db") as db:
+            (stored,) = db.execute("SELECT password FROM auth WHERE email = ?", (EMAIL,)).fetchone()
+        scheme = "bcrypt, cost " + stored.split("$")[2] if stored.startswith("$2") else stored.split(",")[0]
         version = subprocess.run(
             [str(OPENWEBUI_VENV / "bin" / "python"), "-c", "import importlib.metadata as m;"
              "print(m.version('open-webui'))"],
             capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
-        self.openwebui_note = f"Open WebUI {version}: its own defaults (SQLite in DATA_DIR, one worker)"
-        return Server("open-webui", url, "/api/v1/auths/signin", "/api/v1/auths/", "/health", "token", False)
+        self.openwebui_note = (
+            f"Open WebUI {version}: its defaults (SQLite in DATA_DIR, one worker; passwords: {scheme}),"
+            f" {len(emails)} accounts signed in with in turn"
+        )
+        return Server(
+            "open-webui", url, "/api/v1/auths/signin", "/api/v1/auths/", "/health", "token", False, emails
+        )
 
 
 def install_openwebui() -> str | None:
@@ -306,9 +324,10 @@ def sign_ins(servers: list[Server], count: int) -> None:
     with httpx.Client(timeout=60) as client:
         for server in servers:  # warm: connections, the first hash
             timed_post(client, server.url + server.login_path, server.login_body())
-        for _ in range(count):
+        for turn in range(1, count + 1):
             for server in servers:
-                elapsed, answer = timed_post(client, server.url + server.login_path, server.login_body())
+                body = server.login_body(turn)
+                elapsed, answer = timed_post(client, server.url + server.login_path, body)
                 server.signins.append(elapsed)
                 server.token = answer[server.token_key]
 
@@ -339,6 +358,53 @@ def requests(servers: list[Server], levels: list[int], seconds: int, rounds: int
                     load = wrk(server.url + path, clients, seconds, token)
                     server.loads.setdefault((route, clients), []).append(load)
             print(f"  round {round_ + 1}/{rounds}, {clients} clients done", file=sys.stderr, flush=True)
+
+
+def breakdown(home: Path, token: str, count: int = 2000) -> dict[str, float]:
+    """Where ``/users/me``'s added time goes: its steps timed one by one in this process, on the
+    in-process server's own database and signing key (µs per call, medians of ``count``)."""
+    import asyncio
+
+    from anyio import to_thread
+
+    from avocado.platform.build import open_services
+    from avocado.platform.settings import load_platform_settings
+
+    built = open_services(load_platform_settings(home=home))
+    platform = built.platform
+    try:
+        claims = platform.accounts.signer.verify(token)
+
+        def per_call(step: object) -> float:
+            times = []
+            for _ in range(count):
+                began = time.perf_counter()
+                step()  # type: ignore[operator]
+                times.append(time.perf_counter() - began)
+            return statistics.median(times) * 1e6
+
+        async def hops() -> float:
+            times = []
+            for _ in range(count):
+                began = time.perf_counter()
+                await to_thread.run_sync(lambda: None)
+                times.append(time.perf_counter() - began)
+            return statistics.median(times) * 1e6
+
+        return {
+            "verify the access token (PyJWT, HS256)": per_call(
+                lambda: platform.accounts.signer.verify(token)
+            ),
+            "revocation check (in memory)": per_call(
+                lambda: platform.revocations.is_revoked(claims.session_id)
+            ),
+            "read the user's row (SQLAlchemy, SQLite)": per_call(
+                lambda: platform.accounts.get(claims.user_id)
+            ),
+            "hop to a worker thread and back": asyncio.run(hops()),
+        }
+    finally:
+        built.engine.dispose()
 
 
 def added_ms(server: Server, clients: int) -> float:
@@ -426,7 +492,9 @@ def machine() -> Iterator[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke test: small numbers everywhere")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per cell")
     parser.add_argument("--clients", default="1,16,64", help="concurrent clients, comma-separated")
@@ -449,13 +517,18 @@ def main() -> None:
         raise SystemExit("this benchmark drives HTTP load with wrk: apt-get install wrk")
 
     print(*machine(), sep="\n")
-    with Servers(args.redis, args.openwebui) as servers:
-        print("avocado platform: argon2id m=19456 KiB, t=2, p=1 (its defaults, OWASP's; seen in the stored hash)")
+    with Servers(args.redis, args.openwebui, args.signins) as servers:
+        print("avocado platform: argon2id m=19456 KiB, t=2, p=1 (its defaults, OWASP's; in the stored hash)")
         print(servers.openwebui_note, flush=True)
         sign_ins(servers.all, args.signins)
         refreshes([s for s in servers.all if s.refresh], args.refreshes)
         requests(servers.all, levels, args.seconds, args.rounds)
         results = report(servers.all, levels, args)
+        steps = breakdown(servers.work / "avocado", servers.all[0].token, 200 if args.quick else 2000)
+        print("\nwhere /users/me's time goes (avocado, in this process, µs per call, median)")
+        for step, micros in steps.items():
+            print(f"  {step:<42} {micros:>8.1f}")
+        results["me_steps_us"] = steps
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, **results}, indent=2))
