@@ -268,7 +268,6 @@ class Servers:
             "ANONYMIZED_TELEMETRY": "false",
             "SCARF_NO_ANALYTICS": "true",
             "DO_NOT_TRACK": "true",
-            "DEFAULT_USER_ROLE": "user",  # the accounts after the first may sign in at once
             "GLOBAL_LOG_LEVEL": "WARNING",
         }
         env.pop("REDIS_URL", None)
@@ -282,12 +281,18 @@ class Servers:
             return None
         # Open WebUI allows 15 sign-ins per e-mail in 3 minutes: enough accounts to stay under it.
         emails = [EMAIL] + [f"bench{n}@example.com" for n in range(1, (self.signins + 2) // 10 + 1)]
-        for email in emails:
-            body = {"email": email, "password": PASSWORD, "name": "Bench"}
-            response = httpx.post(f"{url}/api/v1/auths/signup", json=body, timeout=60)
+        body = {"email": EMAIL, "password": PASSWORD, "name": "Bench"}
+        response = httpx.post(f"{url}/api/v1/auths/signup", json=body, timeout=60)
+        if response.status_code != 200:
+            self.openwebui_note = f"Open WebUI: signup answered {response.status_code} {response.text[:200]}"
+            return None
+        admin = {"Authorization": f"Bearer {response.json()['token']}"}
+        for email in emails[1:]:  # sign-up closes after the first account: the admin adds the others
+            body = {"email": email, "password": PASSWORD, "name": "Bench", "role": "user"}
+            response = httpx.post(f"{url}/api/v1/auths/add", json=body, headers=admin, timeout=60)
             if response.status_code != 200:
                 self.openwebui_note = (
-                    f"Open WebUI: signup answered {response.status_code} {response.text[:200]}"
+                    f"Open WebUI: adding a user answered {response.status_code} {response.text[:200]}"
                 )
                 return None
         with sqlite3.connect(data / "webui.db") as db:
