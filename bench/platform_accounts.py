@@ -128,6 +128,9 @@ def wrk(url: str, clients: int, seconds: int, token: str | None) -> Load:
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
+    if errors:
+        detail = [line.strip() for line in out.splitlines() if "rrors" in line or "Non-2xx" in line]
+        print(f"  ({url}, {clients} clients: {'; '.join(detail)})", file=sys.stderr, flush=True)
     return Load(rps, _wrk_percentile(out, "50%"), _wrk_percentile(out, "99%"), errors)
 
 
