@@ -62,6 +62,8 @@ from pathlib import Path
 
 import httpx
 
+from avocado.platform.deps import CurrentUser, PrincipalDep  # module level: FastAPI reads the hints
+
 HERE = Path(__file__).resolve().parent
 OPENWEBUI_VENV = HERE / ".openwebui-venv"
 OPENWEBUI_BIN = OPENWEBUI_VENV / "bin" / "open-webui"
@@ -158,6 +160,7 @@ class Servers:
     """Starts the platforms (and Open WebUI when it is there) and ends every process it started."""
 
     def __init__(self, redis_url: str, openwebui: str, signins: int) -> None:
+        self.probe: Server | None = None
         self.redis_url = redis_url
         self.signins = signins
         self.openwebui_mode = openwebui
@@ -172,6 +175,7 @@ class Servers:
         try:
             self.all.append(self._platform("avocado", {}))
             self.all.append(self._platform("avocado+redis", {"AVOCADO_REDIS_URL": self.redis_url}))
+            self.probe = self._platform("avocado-probe", {}, probe=True)
             anchor = self._openwebui()
             if anchor is not None:
                 self.all.append(anchor)
@@ -215,11 +219,13 @@ class Servers:
             time.sleep(0.25)
         return f"did not answer {url} within {timeout:.0f} s"
 
-    def _platform(self, name: str, extra: dict[str, str]) -> Server:
+    def _platform(self, name: str, extra: dict[str, str], probe: bool = False) -> Server:
         home = self.work / name
         port = free_port()
         env = {**self.env, "AVOCADO_HOME": str(home), **extra}
         command = [sys.executable, "-m", "avocado", "platform", "--host", "127.0.0.1", "--port", str(port)]
+        if probe:
+            command = [sys.executable, str(Path(__file__).resolve()), "--probe-server", str(port)]
         log = self.work / f"{name}.log"
         process = self._start(command, env, log)
         url = f"http://127.0.0.1:{port}"
@@ -371,6 +377,76 @@ def requests(servers: list[Server], levels: list[int], seconds: int, rounds: int
             print(f"  round {round_ + 1}/{rounds}, {clients} clients done", file=sys.stderr, flush=True)
 
 
+PROBES = {  # route -> what it adds to the one before it
+    "/api/v1/health": "no auth",
+    "/api/v1/probe/session": "the session check (bearer token verified, revocation checked)",
+    "/api/v1/probe/user": "+ the user's row read (status and role now)",
+    "/api/v1/users/me": "+ the user as the answer (the response model)",
+}
+
+
+def serve_probe(port: int) -> None:
+    """``avocado platform``'s own app (``AVOCADO_HOME`` from the environment) and two routes more
+    that stop part-way through ``/users/me``'s dependencies, on uvicorn as ``avocado platform``
+    runs it: what each step adds is measured over HTTP, as a client sees it."""
+    import uvicorn
+
+    from avocado.logs import configure_logging
+    from avocado.platform.build import build_platform
+    from avocado.platform.settings import load_platform_settings
+    from avocado.serving import uvicorn_options
+
+    settings = load_platform_settings(host="127.0.0.1", port=port)
+    configure_logging(settings.log_level, settings.log_format, settings.logs_dir)
+    app = build_platform(settings)
+
+    async def session_only(principal: PrincipalDep) -> dict[str, str]:
+        return {"status": "ok"}
+
+    async def user_only(user: CurrentUser) -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_api_route("/api/v1/probe/session", session_only)
+    app.add_api_route("/api/v1/probe/user", user_only)
+    uvicorn.run(app, host="127.0.0.1", port=port, **{**uvicorn_options(settings), "proxy_headers": False})
+
+
+def probes(server: Server, levels: list[int], seconds: int, rounds: int) -> dict[int, dict[str, float]]:
+    """p50 of each probe route, medians over rounds alternated route by route; ms."""
+    with httpx.Client(timeout=60) as client:
+        _, answer = timed_post(client, server.url + server.login_path, server.login_body())
+        token = answer[server.token_key]
+        for path in PROBES:
+            response = client.get(server.url + path, headers={"Authorization": f"Bearer {token}"})
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: {response.status_code} {response.text[:200]}")
+    for path in PROBES:
+        wrk(server.url + path, 2, 1, token)  # warm
+    p50s: dict[int, dict[str, list[float]]] = {c: {path: [] for path in PROBES} for c in levels}
+    for round_ in range(rounds):
+        for clients in levels:
+            for path in PROBES if round_ % 2 == 0 else list(PROBES)[::-1]:
+                auth = None if path == "/api/v1/health" else token
+                p50s[clients][path].append(wrk(server.url + path, clients, seconds, auth).p50_ms)
+    return {c: {path: statistics.median(v) for path, v in by.items()} for c, by in p50s.items()}
+
+
+def probe_report(p50s: dict[int, dict[str, float]]) -> None:
+    paths = list(PROBES)
+    print("\n4. /users/me step by step, over HTTP (the same app, two routes more); p50, ms")
+    print(f"{'route':<24} " + " ".join(f"{f'{c} client(s)':>12} {'adds':>6}" for c in p50s))
+    for index, path in enumerate(paths):
+        cells = []
+        for by_path in p50s.values():
+            before = by_path[paths[index - 1]] if index else by_path[path]
+            cells.append(f"{by_path[path]:>12.2f} {by_path[path] - before:>+6.2f}")
+        print(f"{path:<24} " + " ".join(cells) + f"  {PROBES[path]}")
+    if 1 in p50s:  # with more clients a p50 is mostly queueing: every request's cost, many times over
+        check = p50s[1]["/api/v1/probe/session"] - p50s[1]["/api/v1/health"]
+        verdict = "met" if check <= TARGET_ADDED_MS else "NOT met"
+        print(f"  the session check adds {check:+.2f} ms p50 at 1 client (target <= 0.5 ms: {verdict})")
+
+
 def breakdown(home: Path, token: str, count: int = 2000) -> dict[str, float]:
     """Where ``/users/me``'s added time goes: its steps timed one by one in this process, on the
     in-process server's own database and signing key (µs per call, medians of ``count``)."""
@@ -520,7 +596,11 @@ def main() -> None:
         help="auto: measure Open WebUI when bench/.openwebui-venv has it; install: make it first",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--probe-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe_server:
+        serve_probe(args.probe_server)
+        return
     if args.quick:
         args.seconds, args.signins, args.refreshes, args.rounds = 1, 8, 20, 1
     levels = [int(c) for c in args.clients.split(",")]
@@ -535,6 +615,10 @@ def main() -> None:
         refreshes([s for s in servers.all if s.refresh], args.refreshes)
         requests(servers.all, levels, args.seconds, args.rounds)
         results = report(servers.all, levels, args)
+        assert servers.probe is not None
+        probe_levels = [c for c in levels if c <= 16]
+        results["probe_p50_ms"] = probes(servers.probe, probe_levels, args.seconds, args.rounds)
+        probe_report(results["probe_p50_ms"])  # type: ignore[arg-type]
         steps = breakdown(servers.work / "avocado", servers.all[0].token, 200 if args.quick else 2000)
         print("\nwhere /users/me's added time goes (avocado, its steps in this process, µs per call, median)")
         for step, micros in steps.items():
