@@ -27,9 +27,14 @@ machine's load:
    ``wrk`` (Debian package ``wrk``) at each client count: requests/s and p50; what the authenticated
    route adds = me p50 - health p50 (the median over rounds of that difference). Target (issue 18):
    the session check adds <= 0.5 ms p50;
-4. where ``/users/me``'s added time goes: its steps timed one by one in this process on the
-   in-process server's database and key (verify the token, the revocation check, read the user's
-   row, the hop to a worker thread), so the session check itself is seen apart from the rest.
+4. ``/users/me`` step by step over HTTP: a fourth server runs the platform's own app on uvicorn
+   (``--probe-server``, as ``avocado platform`` runs it) with two routes more that stop part-way
+   through ``/users/me``'s dependencies: ``/api/v1/probe/session`` (the session check alone: token
+   verified, revocation checked) and ``/api/v1/probe/user`` (and the user's row read); p50 of each
+   next to ``/health`` and ``/users/me``, at the client counts up to 16, alternated. The session
+   check's cost is ``probe/session`` - ``health`` at 1 client (the target);
+5. the same steps timed one by one in this process, on the in-process server's database and key
+   (verify the token, the revocation check, read the user's row, the hop to a worker thread).
 
 ``--openwebui install`` (or the one command printed when it is missing) makes the virtualenv:
 
