@@ -2,18 +2,19 @@
 
     .venv/bin/python bench/platform_accounts.py [--quick] [--seconds 5] [--clients 1,16,64]
         [--signins 60] [--refreshes 200] [--rounds 2] [--redis redis://127.0.0.1:6379/9]
-        [--openwebui auto|install|skip]
+        [--openwebui auto|install|skip] [--json PATH]
 
-One run starts, each as a real uvicorn server on loopback with a temporary home and the platform's
-defaults (SQLite in the home, argon2id at OWASP's costs: 19 MiB, 2 passes, 1 lane; checked in the
-stored hash):
+One run starts these servers, each a real uvicorn process on loopback with a temporary home, and
+ends them (each in a process group of its own) when it is done:
 
-- ``avocado platform`` with in-process sessions and limits;
+- ``avocado platform`` on its defaults: SQLite in the home, in-process sessions and limits, argon2id
+  at OWASP's costs (19 MiB, 2 passes, 1 lane; checked in the stored hash);
 - ``avocado platform`` with ``AVOCADO_REDIS_URL`` (revocations and sign-in limits shared through
   Redis, as replicas run; a database of its own, 9 by default, so other programs' keys stay apart);
 - Open WebUI (``open-webui serve``, the pip package, in its own virtualenv ``bench/.openwebui-venv``,
-  never a dependency of ours), with a temporary ``DATA_DIR``, offline, its first user signed up
-  through ``POST /api/v1/auths/signup``.
+  never a dependency of ours), on its defaults (bcrypt), with a temporary ``DATA_DIR``, offline, its
+  first user signed up through ``POST /api/v1/auths/signup``; it allows 15 sign-ins per e-mail in 3
+  minutes, so its admin adds accounts (``/api/v1/auths/add``) and the sign-ins rotate over them.
 
 and measures, alternating the servers request by request or cell by cell so that they share the
 machine's load:
@@ -61,7 +62,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -368,11 +368,20 @@ def refreshes(servers: list[Server], count: int) -> None:
                 tokens[server.name] = answer["refresh_token"]
 
 
+def fresh_tokens(servers: list[Server]) -> None:
+    """A new access token for each server (ours last 15 minutes; a long run outlives one)."""
+    with httpx.Client(timeout=60) as client:
+        for server in servers:
+            _, answer = timed_post(client, server.url + server.login_path, server.login_body())
+            server.token = answer[server.token_key]
+
+
 def requests(servers: list[Server], levels: list[int], seconds: int, rounds: int) -> None:
     for server in servers:  # warm
         wrk(server.url + server.me_path, 2, 1, server.token)
         wrk(server.url + server.health_path, 2, 1, None)
     for round_ in range(rounds):
+        fresh_tokens(servers)
         for clients in levels:
             for server in servers if round_ % 2 == 0 else servers[::-1]:
                 for route, token in (("me", server.token), ("health", None)):
@@ -579,10 +588,6 @@ def report(servers: list[Server], levels: list[int], args: argparse.Namespace) -
     return results
 
 
-def machine() -> Iterator[str]:
-    yield f"cores: {os.cpu_count()}, load average at the start: {os.getloadavg()[0]:.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -612,7 +617,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark drives HTTP load with wrk: apt-get install wrk")
 
-    print(*machine(), sep="\n")
+    print(f"cores: {os.cpu_count()}, load average at the start: {os.getloadavg()[0]:.1f}")
     with Servers(args.redis, args.openwebui, args.signins) as servers:
         print("avocado platform: argon2id m=19456 KiB, t=2, p=1 (its defaults, OWASP's; in the stored hash)")
         print(servers.openwebui_note, flush=True)
