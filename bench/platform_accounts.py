@@ -422,6 +422,9 @@ def serve_probe(port: int) -> None:
 
     app.add_api_route("/api/v1/probe/session", session_only)
     app.add_api_route("/api/v1/probe/user", user_only)
+    added = app.router.routes[-2:]  # first, ahead of the web UI's catch-all mount at /
+    del app.router.routes[-2:]
+    app.router.routes[0:0] = added
     uvicorn.run(app, host="127.0.0.1", port=port, **{**uvicorn_options(settings), "proxy_headers": False})
 
 
