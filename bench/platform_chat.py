@@ -247,10 +247,16 @@ def part_model(reps: int) -> None:
         direct: list[tuple[float, float, int]] = []
         with httpx.Client(base_url=platform, timeout=300) as http:
             for rep in range(reps + 1):
-                question = f"Write three sentences about the number {rep}."
+                # Different questions (no shared prefix in the node's prompt cache), and who goes
+                # first alternates: neither side gets the other's warm cache
+                mine, theirs = (f"Write three sentences about the number {rep * 2 + n}." for n in (0, 1))
                 chat_id = create_chat(http, auth, SMOLLM, options=options)
-                one = send_timed(http, auth, chat_id, question)
-                other = gateway_timed(http, gateway, question, options)
+                if rep % 2:
+                    other = gateway_timed(http, gateway, theirs, options)
+                    one = send_timed(http, auth, chat_id, mine)
+                else:
+                    one = send_timed(http, auth, chat_id, mine)
+                    other = gateway_timed(http, gateway, theirs, options)
                 if rep:  # the first pair warms the model
                     through.append(one)
                     direct.append(other)
@@ -488,7 +494,7 @@ def _analyze(database: str) -> None:
 
 
 async def _streams(
-    url: str, auths: list[dict[str, str]], chats: list[str], canned: str
+    url: str, auths: list[dict[str, str]], chats: list[str], canned: str, writing: list[int] | None = None
 ) -> tuple[list[list[float]], int]:
     """Every chat at once; per answer, when each delta arrived (seconds after sending)."""
     limits = httpx.Limits(max_connections=len(chats) + 8, max_keepalive_connections=len(chats) + 8)
@@ -509,6 +515,8 @@ async def _streams(
                             event = line[6:].strip()
                         elif line.startswith("data:") and event == "delta":
                             times.append(time.perf_counter() - started)
+                            if writing is not None and len(times) == 1:
+                                writing.append(n)
                         elif line.startswith("data:") and event in ("done", "failed"):
                             ended = "failed" if event == "failed" else json.loads(line[5:])["status"]
                             if ended != "done":
@@ -583,9 +591,12 @@ def part_replicas(count: int) -> None:
         half = count // 2
 
         async def run() -> tuple[tuple[list[list[float]], int], tuple[list[list[float]], int]]:
+            writing: list[int] = []
             survivor = asyncio.create_task(_streams(first, auths[:half], chats[:half], canned))
-            doomed = asyncio.create_task(_streams(second, auths[half:], chats[half:], canned))
-            await asyncio.sleep(1.5)
+            doomed = asyncio.create_task(_streams(second, auths[half:], chats[half:], canned, writing))
+            deadline = time.monotonic() + 60
+            while len(writing) < half // 2 and time.monotonic() < deadline:  # noqa: ASYNC110 (mid-answer for many)
+                await asyncio.sleep(0.05)
             victim.send_signal(signal.SIGKILL)
             return await survivor, await doomed
 
