@@ -28,6 +28,7 @@ from avocado.platform.catalog.router import catalog_router
 from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
 from avocado.platform.errors import install_error_handlers
+from avocado.platform.limits.router import limits_router
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
 from avocado.serving import RequestLimitsMiddleware, limits_of
@@ -42,6 +43,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin_router,
     catalog_router,
     compat_router,
+    limits_router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

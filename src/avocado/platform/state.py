@@ -16,6 +16,7 @@ from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
 from avocado.platform.jobs import Jobs
+from avocado.platform.limits.service import Limits
 from avocado.platform.net import ProxyTrust
 from avocado.platform.settings import PlatformSettings
 
@@ -37,6 +38,7 @@ class Platform:
     upstream: Upstream
     mfa: Mfa
     preferences: PreferenceStore
+    limits: Limits
 
 
 def platform_of(connection: HTTPConnection) -> Platform:
