@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from avocado.platform.accounts.models import User
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.errors import NotFound
-from avocado.platform.limits.counters import Counters, Quota, Usage, seconds_to_midnight
+from avocado.platform.limits.counters import DAY, Counters, Quota, Usage
 from avocado.platform.limits.errors import LimitExceeded, ModelHidden
 from avocado.platform.limits.models import UserLimit
 from avocado.platform.limits.schemas import LimitValues, RoleDefaults
@@ -202,8 +203,8 @@ class Limits:
     async def usage(self, account: Account) -> tuple[Usage, datetime]:
         """What the account uses now, and when its tokens of today start again."""
         used = await self.counters.usage(account.id)
-        now = datetime.now(UTC).timestamp()
-        return used, datetime.fromtimestamp(now + seconds_to_midnight(now), UTC)
+        midnight = (int(time.time()) // DAY + 1) * DAY
+        return used, datetime.fromtimestamp(midnight, UTC)
 
     # -- overrides ---------------------------------------------------------------------------------
 
