@@ -25,6 +25,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Role Limits */
+        get: operations["role_limits_api_v1_admin_limits_get"];
+        /**
+         * Set Role Limits
+         * @description Replace the limits of each role given (a field left out: no limit); audited.
+         */
+        put: operations["set_role_limits_api_v1_admin_limits_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/settings": {
         parameters: {
             query?: never;
@@ -88,6 +109,32 @@ export interface paths {
          *     admin keeps their role and status.
          */
         patch: operations["update_user_api_v1_admin_users__user_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/admin/users/{user_id}/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** User Limits */
+        get: operations["user_limits_api_v1_admin_users__user_id__limits_get"];
+        /**
+         * Set User Limits
+         * @description Make the fields given this user's own limits (``null``: no limit for them); the fields left
+         *     out follow their role. Replaces the previous override; audited.
+         */
+        put: operations["set_user_limits_api_v1_admin_users__user_id__limits_put"];
+        post?: never;
+        /**
+         * Clear User Limits
+         * @description The user follows their role's limits again.
+         */
+        delete: operations["clear_user_limits_api_v1_admin_users__user_id__limits_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/admin/users/{user_id}/mfa": {
@@ -387,6 +434,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Limits
+         * @description The limits that apply to me (my own where an administrator set them, else my role's) and
+         *     what I use now.
+         */
+        get: operations["my_limits_api_v1_users_me_limits_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/mfa": {
         parameters: {
             query?: never;
@@ -561,7 +629,8 @@ export interface paths {
         put?: never;
         /**
          * Chat Completions
-         * @description OpenAI's chat completions (``stream: true`` included), answered by the upstream as this user.
+         * @description OpenAI's chat completions (``stream: true`` included), answered by the upstream as this user,
+         *     under their limits.
          */
         post: operations["chat_completions_v1_chat_completions_post"];
         delete?: never;
@@ -722,6 +791,39 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /**
+         * LimitValues
+         * @description One set of limits; as an override, only the fields given are set (``null`` included: no
+         *     limit for this user whatever their role's is), the rest come from the role.
+         */
+        LimitValues: {
+            /** Concurrent Requests */
+            concurrent_requests?: number | null;
+            /**
+             * Models
+             * @description Glob patterns of visible models; null: all
+             */
+            models?: string[] | null;
+            /** Requests Per Minute */
+            requests_per_minute?: number | null;
+            /** Tokens Per Day */
+            tokens_per_day?: number | null;
+        };
+        /** LimitsUsage */
+        LimitsUsage: {
+            /** Concurrent Requests */
+            concurrent_requests: number;
+            /** Requests Last Minute */
+            requests_last_minute: number;
+            /**
+             * Tokens Reset At
+             * Format: date-time
+             * @description When tokens_today starts again from 0 (midnight UTC)
+             */
+            tokens_reset_at: string;
+            /** Tokens Today */
+            tokens_today: number;
+        };
         /** LoginRequest */
         LoginRequest: {
             /**
@@ -837,6 +939,11 @@ export interface components {
             name: string;
             /** Size */
             size?: number | null;
+        };
+        /** MyLimits */
+        MyLimits: {
+            limits: components["schemas"]["LimitValues"];
+            usage: components["schemas"]["LimitsUsage"];
         };
         /** Page[ApiKeyPublic] */
         Page_ApiKeyPublic_: {
@@ -960,6 +1067,23 @@ export interface components {
             /** Url */
             url: string;
         };
+        /**
+         * RoleDefaults
+         * @description The limits of each role, where a user's own override says nothing.
+         */
+        RoleDefaults: {
+            admin?: components["schemas"]["LimitValues"];
+            user?: components["schemas"]["LimitValues"];
+        };
+        /**
+         * RoleDefaultsUpdate
+         * @description ``PUT /api/v1/admin/limits``: each role given is replaced whole (a field left out is no
+         *     limit); a role left out keeps its limits.
+         */
+        RoleDefaultsUpdate: {
+            admin?: components["schemas"]["LimitValues"] | null;
+            user?: components["schemas"]["LimitValues"] | null;
+        };
         /** SessionPublic */
         SessionPublic: {
             /** Address */
@@ -1018,6 +1142,29 @@ export interface components {
              * @constant
              */
             token_type: "bearer";
+        };
+        /** UserLimitsPublic */
+        UserLimitsPublic: {
+            /** @description Their role's limits */
+            defaults: components["schemas"]["LimitValues"];
+            /** @description What applies: the override's fields, else the role's */
+            effective: components["schemas"]["LimitValues"];
+            /**
+             * Override
+             * @description The fields set for this user only
+             */
+            override: {
+                [key: string]: unknown;
+            };
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "user";
+            /** Updated At */
+            updated_at?: string | null;
+            /** User Id */
+            user_id: string;
         };
         /** UserPublic */
         UserPublic: {
@@ -1099,6 +1246,105 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_AuditEventPublic_"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Signed in, but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Invalid input: detail names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    role_limits_api_v1_admin_limits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoleDefaults"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Signed in, but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    set_role_limits_api_v1_admin_limits_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleDefaultsUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoleDefaults"];
                 };
             };
             /** @description Not signed in, or the session ended */
@@ -1502,6 +1748,202 @@ export interface operations {
                     "application/json": {
                         detail: string;
                     };
+                };
+            };
+        };
+    };
+    user_limits_api_v1_admin_users__user_id__limits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserLimitsPublic"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Signed in, but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description No such resource (or not yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_user_limits_api_v1_admin_users__user_id__limits_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LimitValues"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserLimitsPublic"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Signed in, but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description No such resource (or not yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Invalid input: detail names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    clear_user_limits_api_v1_admin_users__user_id__limits_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Signed in, but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description No such resource (or not yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -2461,6 +2903,37 @@ export interface operations {
             };
         };
     };
+    my_limits_api_v1_users_me_limits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MyLimits"];
+                };
+            };
+            /** @description Not signed in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
     my_mfa_api_v1_users_me_mfa_get: {
         parameters: {
             query?: never;
@@ -3079,6 +3552,17 @@ export interface operations {
                 };
             };
             /** @description OpenAI's error shape: {"error": {"message", "type", "param", "code"}} */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description OpenAI's error shape: {"error": {"message", "type", "param", "code"}} */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -3124,6 +3608,17 @@ export interface operations {
             };
             /** @description OpenAI's error shape: {"error": {"message", "type", "param", "code"}} */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description OpenAI's error shape: {"error": {"message", "type", "param", "code"}} */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3197,6 +3692,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description OpenAI's error shape: {"error": {"message", "type", "param", "code"}} */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error?: Record<string, never>;
+                    };
                 };
             };
             /** @description OpenAI's error shape: {"error": {"message", "type", "param", "code"}} */
