@@ -46,7 +46,12 @@ def test_role_limits_and_a_user_s_own_limits(platform: PlatformProcess, new_cont
     expect(admin.get_by_text("Limits of users saved.")).to_be_visible()
     saved = _admin_api(platform, "/api/v1/admin/limits")
     assert saved == {
-        "admin": {"requests_per_minute": None, "concurrent_requests": None, "tokens_per_day": None, "models": None},
+        "admin": {
+            "requests_per_minute": None,
+            "concurrent_requests": None,
+            "tokens_per_day": None,
+            "models": None,
+        },
         "user": {
             "requests_per_minute": 30,
             "concurrent_requests": None,

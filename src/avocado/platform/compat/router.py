@@ -82,7 +82,7 @@ async def _visible(platform: Platform, caller: CallerAccount) -> tuple[list[Mode
         models = await platform.catalog.models(caller.id)
     except PlatformError as exc:
         raise OpenAIError(exc.detail, status=exc.status) from None
-    return await platform.limits.visible(caller, models, lambda model: model.name), limits
+    return await platform.limits.visible(caller, models, lambda model: model.name, effective=limits), limits
 
 
 def _openai_model(model: ModelPublic) -> dict[str, Any]:

@@ -181,9 +181,17 @@ class Limits:
     async def effective(self, account: Account) -> LimitValues:
         return await run_in_threadpool(self.effective_now, account)
 
-    async def visible(self, account: Account, items: list[T], name: Callable[[T], str]) -> list[T]:
-        """The ``items`` (models) whose ``name`` this account may see."""
-        patterns = (await self.effective(account)).models
+    async def visible(
+        self,
+        account: Account,
+        items: list[T],
+        name: Callable[[T], str],
+        *,
+        effective: LimitValues | None = None,
+    ) -> list[T]:
+        """The ``items`` (models) whose ``name`` this account may see (``effective``: its limits,
+        when already read)."""
+        patterns = (effective or await self.effective(account)).models
         return [item for item in items if model_visible(name(item), patterns)]
 
     # -- admission and use -------------------------------------------------------------------------
