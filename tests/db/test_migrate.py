@@ -33,6 +33,10 @@ def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
         "mfa_factors",
         "mfa_recovery_codes",
         "user_preferences",
+        "folders",
+        "conversations",
+        "messages",
+        "conversation_tags",
     } <= tables
 
 

@@ -22,6 +22,13 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password-reset"),
     ("GET", "/api/v1/health"),
 }
+# Bodies that pass validation, so the route itself decides (an empty one would be a 422 first)
+BODIES = {
+    ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"content": "hi"},
+    ("POST", "/api/v1/conversations/{conversation_id}/fork"): {"message_id": "x"},
+    ("PUT", "/api/v1/conversations/{conversation_id}/leaf"): {"message_id": "x"},
+    ("PUT", "/api/v1/conversations/{conversation_id}/messages/{message_id}/feedback"): {"rating": "up"},
+}
 
 
 def _routes(platform: RunningPlatform) -> list[tuple[str, str]]:
@@ -51,19 +58,30 @@ def test_users_reach_none_of_another_users_things(sqlite_platform: RunningPlatfo
     bob = sqlite_platform.sign_in("bob@example.com")
     ada_session = next(s["id"] for s in ada.get("/api/v1/users/me/sessions").json()["items"])
     ada_key = ada.post("/api/v1/users/me/api-keys", json={"name": "ada's"}).json()["id"]
+    ada_id = ada.get("/api/v1/users/me").json()["id"]
+    conversations = sqlite_platform.platform.conversations  # no model server here: straight in
+    chat = conversations.create(ada_id, "some-model")
+    sent = conversations.send(ada_id, chat.id, "hello")
     ids = {
         "session_id": ada_session,
-        "user_id": ada.get("/api/v1/users/me").json()["id"],
+        "user_id": ada_id,
         "key_id": ada_key,
+        "conversation_id": chat.id,
+        "message_id": sent.answers[0].id,
+        "folder_id": conversations.create_folder(ada_id, "ada's", None).id,
+        "note_id": sqlite_platform.platform.notes.create(ada_id, "ada's", "", chat.id).id,
+        "share_id": sqlite_platform.platform.shares.share(ada_id, chat.id, sqlite_platform.url).id,
     }
     for method, path in _routes(sqlite_platform):
-        # /v1/models/{model}: a model is no one's resource (test_openai covers who sees which)
-        if (method, path) in PUBLIC or "{" not in path or path.startswith("/v1/models/"):
+        # /v1/models/{model}: a model is no one's resource (test_openai covers who sees which);
+        # /api/v1/shared/{token}: a link anyone signed in may open (test_sharing covers it)
+        if (method, path) in PUBLIC or "{" not in path or path.startswith(("/v1/models/", "/api/v1/shared/")):
             continue
         concrete = re.sub(r"\{([^}]+)\}", lambda m: ids[m.group(1)], path)
-        answer = bob.http.request(method, concrete, headers=bob.auth, json={})
+        answer = bob.http.request(method, concrete, headers=bob.auth, json=BODIES.get((method, path), {}))
         expected = 403 if path.startswith("/api/v1/admin/") else 404
         assert answer.status_code == expected, (method, path, answer.status_code)
     assert ada.get("/api/v1/users/me").status_code == 200  # nothing of ada's was touched
     assert len(ada.get("/api/v1/users/me/sessions").json()["items"]) == 1
     assert [key["id"] for key in ada.get("/api/v1/users/me/api-keys").json()["items"]] == [ada_key]
+    assert conversations.detail(ada_id, chat.id).message_count == 2

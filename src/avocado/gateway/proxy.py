@@ -252,6 +252,7 @@ class GatewayProxy:
         headers = response_headers(response.headers)
         if ex.headers:
             headers.extend(ex.headers)
+        headers.append((b"x-avocado-node", node.name.encode()))  # which node served: the platform keeps it
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         tail: deque[bytes] = deque(maxlen=TAIL_CHUNKS)
         chunks = 0

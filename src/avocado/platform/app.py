@@ -27,8 +27,15 @@ from avocado.platform.admin.router import admin_router
 from avocado.platform.catalog.router import catalog_router
 from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
+from avocado.platform.conversations.router import conversations_router, folders_router
+from avocado.platform.conversations.temporary import temporary_router
+from avocado.platform.conversations.transfer_router import transfer_router
 from avocado.platform.errors import install_error_handlers
+from avocado.platform.feedback.router import admin_feedback_router, feedback_router
 from avocado.platform.limits.router import limits_router
+from avocado.platform.notes.router import notes_router
+from avocado.platform.search.router import search_router
+from avocado.platform.sharing.router import sharing_router
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
 from avocado.serving import RequestLimitsMiddleware, limits_of
@@ -44,6 +51,15 @@ ROUTERS: tuple[APIRouter, ...] = (
     catalog_router,
     compat_router,
     limits_router,
+    transfer_router,  # before conversations_router: /export is not a conversation id
+    conversations_router,
+    folders_router,
+    temporary_router,
+    search_router,
+    notes_router,
+    feedback_router,
+    admin_feedback_router,
+    sharing_router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

@@ -34,12 +34,25 @@ from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.app import create_platform_app
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
+from avocado.platform.conversations.dependencies import KnownModels
+from avocado.platform.conversations.generation import Generations
+from avocado.platform.conversations.live import Publisher
+from avocado.platform.conversations.retention import EVERY as RETENTION_EVERY
+from avocado.platform.conversations.retention import Retention
+from avocado.platform.conversations.service import ConversationService
+from avocado.platform.conversations.titles import title_job
+from avocado.platform.conversations.transfer import Transfer
+from avocado.platform.conversations.upstream import ChatUpstream
+from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
 from avocado.platform.limits.counters import Counters, MemoryCounters, RedisCounters
 from avocado.platform.limits.service import Limits
 from avocado.platform.mail import Mailer
 from avocado.platform.net import ProxyTrust
+from avocado.platform.notes.service import NoteService
+from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings, signing_key_file
+from avocado.platform.sharing.service import ShareService
 from avocado.platform.state import Platform
 from avocado.secret_file import load_or_create_secret
 
@@ -139,6 +152,12 @@ def open_services(settings: PlatformSettings) -> Built:
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
     upstream_key = settings.upstream_key.get_secret_value() if settings.upstream_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
+    conversations = ConversationService(sessions)
+    chat = ChatUpstream(settings.upstream_url, upstream_key)
+    make_title = jobs.register("avocado.platform.make_title", title_job(conversations, chat))
+    retention = Retention(sessions, site, audit)
+    jobs.retention = jobs.register("avocado.platform.retention", retention.job())
+    generations = Generations(conversations, chat, Publisher(redis_url), on_first_exchange=make_title)
     platform = Platform(
         settings=settings,
         accounts=accounts,
@@ -154,6 +173,15 @@ def open_services(settings: PlatformSettings) -> Built:
         mfa=Mfa(sessions, accounts.passwords, audit),
         preferences=PreferenceStore(sessions),
         limits=Limits(sessions, site, audit, counters),
+        conversations=conversations,
+        generations=generations,
+        models=KnownModels(catalog),
+        search=SearchService(sessions),
+        notes=NoteService(sessions),
+        feedback=FeedbackService(sessions),
+        shares=ShareService(sessions, conversations),
+        transfer=Transfer(sessions, conversations),
+        retention=retention,
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
@@ -172,6 +200,19 @@ async def _purge_forever(accounts: AccountService, every: float = PURGE_EVERY) -
         await asyncio.sleep(every)
 
 
+async def _retain_forever(jobs: Jobs, every: float = RETENTION_EVERY) -> None:
+    """Queue the retention job now and then (on a shared broker any replica may run it; it is
+    idempotent)."""
+    while True:
+        await asyncio.sleep(every)
+        if jobs.retention is None:
+            return
+        try:
+            await jobs.retention()
+        except Exception as exc:
+            log.warning("could not queue the retention job: %s", exc)
+
+
 def build_platform(settings: PlatformSettings) -> FastAPI:
     built = open_services(settings)
     platform = built.platform
@@ -180,11 +221,16 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.revocations.start()
         await platform.jobs.start()
+        await platform.generations.start()
         purging = asyncio.create_task(_purge_forever(platform.accounts), name="platform-purge")
+        retaining = asyncio.create_task(_retain_forever(platform.jobs), name="platform-retention")
         try:
             yield
         finally:
             purging.cancel()
+            retaining.cancel()
+            await platform.generations.close()
+            await platform.generations.upstream.aclose()
             await platform.jobs.close()
             await platform.revocations.close()
             await platform.throttle.aclose()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.receiver import Receiver
@@ -74,12 +75,22 @@ class Jobs:
         self._mail = self.broker.register_task(send_mail, task_name="avocado.platform.send_mail")
         self._reset = self.broker.register_task(send_reset, task_name="avocado.platform.send_reset")
         self.reset_links: ResetLinks | None = None  # set once the accounts exist (build_platform)
+        self.retention: Callable[[], Awaitable[None]] | None = None  # queues the retention job
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
     @property
     def can_mail(self) -> bool:
         return self.mailer is not None
+
+    def register(self, name: str, work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """Make ``work`` a job named ``name`` (the same name on every replica); what queues it."""
+        task = self.broker.register_task(work, task_name=name)
+
+        async def queue(*args: Any) -> None:
+            await task.kiq(*args)
+
+        return queue
 
     async def start(self) -> None:
         """Connect; with a shared broker, also start working on the queue in this process."""

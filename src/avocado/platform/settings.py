@@ -92,6 +92,9 @@ class PlatformSettings(AvocadoSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PLATFORM_PORT, ge=0, le=65535)
     max_body: str = Field(default="1MiB", description="Largest request body (413 past it)")
+    max_upload: str = Field(
+        default="64MiB", description="Largest import of conversations (POST /api/v1/conversations/import)"
+    )
     public_url: str | None = Field(
         default=None,
         description="The address users reach (reset links, OIDC redirects, share links); never taken "

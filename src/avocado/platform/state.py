@@ -15,10 +15,19 @@ from avocado.platform.accounts.throttle import Throttle
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
+from avocado.platform.conversations.dependencies import KnownModels
+from avocado.platform.conversations.generation import Generations
+from avocado.platform.conversations.retention import Retention
+from avocado.platform.conversations.service import ConversationService
+from avocado.platform.conversations.transfer import Transfer
+from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
 from avocado.platform.limits.service import Limits
 from avocado.platform.net import ProxyTrust
+from avocado.platform.notes.service import NoteService
+from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings
+from avocado.platform.sharing.service import ShareService
 
 __all__ = ["Platform", "platform_of"]
 
@@ -39,6 +48,15 @@ class Platform:
     mfa: Mfa
     preferences: PreferenceStore
     limits: Limits
+    conversations: ConversationService
+    generations: Generations
+    models: KnownModels
+    search: SearchService
+    notes: NoteService
+    feedback: FeedbackService
+    shares: ShareService
+    transfer: Transfer
+    retention: Retention
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

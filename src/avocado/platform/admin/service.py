@@ -28,6 +28,8 @@ SIGNUP_POLICIES = ("approval", "open", "closed")
 DEFAULTS: dict[str, Any] = {
     "signup_policy": "approval",
     "role_limits": RoleDefaults().model_dump(),  # the limits model: see avocado.platform.limits
+    "retention_archived_days": None,  # conversations: see conversations/retention.py
+    "max_conversations_per_user": None,
 }
 
 

@@ -1,7 +1,7 @@
 """Per-user overrides of the role limits (the role defaults are the ``role_limits`` setting).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0011"
 branch_labels: str | None = None
 depends_on: str | None = None
 

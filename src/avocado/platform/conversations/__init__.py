@@ -1,0 +1,1 @@
+"""Conversations: chats stored as trees of message rows, streamed as they are written, in folders."""

@@ -1,0 +1,39 @@
+"""Checks the conversation routes share: which models a user may chat with (briefly cached)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from avocado.platform.catalog.service import Catalog
+from avocado.platform.conversations.errors import UnknownModel
+
+__all__ = ["KnownModels"]
+
+TTL = 15.0  # seconds a user's model list is trusted: a send must not wait on the catalog each time
+
+
+class KnownModels:
+    def __init__(self, catalog: Catalog, ttl: float = TTL) -> None:
+        self.catalog = catalog
+        self.ttl = ttl
+        self._seen: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def names(self, user_id: str) -> frozenset[str]:
+        now = time.monotonic()
+        cached = self._seen.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        names = frozenset(model.name for model in await self.catalog.models(user_id))
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[user_id] = (now + self.ttl, names)
+        return names
+
+    async def check(self, user_id: str, models: Iterable[str]) -> None:
+        """:class:`UnknownModel` for the first of ``models`` this user may not use."""
+        names = await self.names(user_id)
+        for model in models:
+            if model not in names and f"{model}:latest" not in names:
+                self._seen.pop(user_id, None)  # maybe installed a moment ago: ask again next time
+                raise UnknownModel(model)

@@ -1,0 +1,786 @@
+"""Conversations and their messages in the database (synchronous; routes call it in a thread).
+
+Every method takes the caller's id and answers :class:`NoSuchConversation` for a conversation that is
+not theirs, as for one that does not exist. Paths through the message tree are read with recursive
+queries that stop early: the page of a path shown, or the turns that fit the model's context, never
+the whole conversation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, literal, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from avocado.db.base import utcnow
+from avocado.platform.conversations.context import Turn, budget_for, estimate, fit
+from avocado.platform.conversations.errors import (
+    AnswerFinished,
+    NoSuchConversation,
+    NoSuchFolder,
+    NoSuchMessage,
+)
+from avocado.platform.conversations.models import Conversation, ConversationTag, Folder, Message
+from avocado.platform.conversations.schemas import (
+    ConversationDetail,
+    ConversationPublic,
+    FolderPublic,
+    MessagePublic,
+)
+from avocado.platform.errors import Conflict, PlatformError
+from avocado.platform.pages import Page, decode_cursor, encode_cursor
+
+__all__ = ["Answer", "ConversationService", "Prepared", "new_id"]
+
+NEW_TITLE = "New chat"
+MAX_WALK = 100_000  # steps up a path; a guard, far above any real conversation
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer to write: its message id and the model that writes it."""
+
+    message_id: str
+    model: str
+
+
+@dataclass
+class Prepared:
+    """What a generation needs: whose, the answers to write, and the history each is sent."""
+
+    user_id: str
+    conversation_id: str
+    user_message: MessagePublic | None
+    answers: list[MessagePublic]
+    history: list[dict[str, str]]
+    options: dict[str, Any]
+    first_exchange: bool = False
+    models: dict[str, str] = field(default_factory=dict)  # answer id -> model
+    prefix: str = ""  # continuing an answer: the text it has already
+    prior_tokens: int = 0
+
+
+def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPublic:
+    return ConversationPublic(
+        id=row.id,
+        title=row.title,
+        model=row.model,
+        system=row.system,
+        options=row.options or {},
+        folder_id=row.folder_id,
+        pinned=row.pinned,
+        archived=row.archived,
+        tags=tags,
+        message_count=row.message_count,
+        leaf_id=row.leaf_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def message_public(row: Message, siblings: list[str] | None = None, in_context: bool = True) -> MessagePublic:
+    return MessagePublic(
+        id=row.id,
+        parent_id=row.parent_id,
+        role=row.role,
+        content=row.content,
+        model=row.model,
+        status=row.status,  # type: ignore[arg-type]
+        error=row.error,
+        done_reason=row.done_reason,
+        usage=row.usage,
+        created_at=row.created_at,
+        siblings=siblings if siblings is not None else [row.id],
+        in_context=in_context,
+    )
+
+
+def _path_ids(start: str, steps: int) -> Select[tuple[str, int]]:
+    """Ids up the tree from ``start`` (itself first), at most ``steps`` of them, with their rank."""
+    base = select(Message.id, Message.parent_id, literal(1).label("n")).where(Message.id == start)
+    path = base.cte("path", recursive=True)
+    up = select(Message.id, Message.parent_id, (path.c.n + 1).label("n")).join(
+        path, Message.id == path.c.parent_id
+    )
+    path = path.union_all(up.where(path.c.n < steps))
+    return select(path.c.id, path.c.n)
+
+
+def _budget_path(start: str, budget: int) -> Select[tuple[str, int]]:
+    """Ids up the tree from ``start`` until their tokens pass ``budget`` (one past it, to know)."""
+    base = select(Message.id, Message.parent_id, Message.tokens.label("used"), literal(1).label("n")).where(
+        Message.id == start
+    )
+    path = base.cte("budget_path", recursive=True)
+    up = select(
+        Message.id, Message.parent_id, (path.c.used + Message.tokens).label("used"), (path.c.n + 1).label("n")
+    ).join(path, Message.id == path.c.parent_id)
+    path = path.union_all(up.where(and_(path.c.used <= budget, path.c.n < MAX_WALK)))
+    return select(path.c.id, path.c.n)
+
+
+class ConversationService:
+    def __init__(self, sessions: sessionmaker[Session], now: Callable[[], datetime] = utcnow) -> None:
+        self._sessions = sessions
+        self.now = now
+
+    # -- conversations ------------------------------------------------------------------------------
+
+    def _owned(self, session: Session, user_id: str, conversation_id: str) -> Conversation:
+        row = session.get(Conversation, conversation_id)
+        if row is None or row.user_id != user_id:
+            raise NoSuchConversation()
+        return row
+
+    def _tags(self, session: Session, ids: Iterable[str]) -> dict[str, list[str]]:
+        tags: dict[str, list[str]] = {}
+        rows = session.execute(
+            select(ConversationTag.conversation_id, ConversationTag.tag)
+            .where(ConversationTag.conversation_id.in_(list(ids)))
+            .order_by(ConversationTag.tag)
+        )
+        for conversation_id, tag in rows:
+            tags.setdefault(conversation_id, []).append(tag)
+        return tags
+
+    def _public(self, session: Session, row: Conversation) -> ConversationPublic:
+        return _conversation_public(row, self._tags(session, [row.id]).get(row.id, []))
+
+    def _check_folder(self, session: Session, user_id: str, folder_id: str | None) -> None:
+        if folder_id is None:
+            return
+        folder = session.get(Folder, folder_id)
+        if folder is None or folder.user_id != user_id:
+            raise NoSuchFolder()
+
+    def create(
+        self,
+        user_id: str,
+        model: str,
+        *,
+        title: str | None = None,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        folder_id: str | None = None,
+    ) -> ConversationPublic:
+        now = self.now()
+        with self._sessions.begin() as session:
+            self._check_folder(session, user_id, folder_id)
+            row = Conversation(
+                id=new_id(),
+                user_id=user_id,
+                folder_id=folder_id,
+                title=title or NEW_TITLE,
+                title_source="user" if title else "new",
+                model=model,
+                system=system,
+                options=dict(options or {}),
+                leaf_id=None,
+                message_count=0,
+                pinned=False,
+                archived=False,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return _conversation_public(row, [])
+
+    def page(
+        self,
+        user_id: str,
+        *,
+        archived: bool = False,
+        folder_id: str | None = None,
+        tag: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[ConversationPublic]:
+        """Mine, pinned first, then the most recently active; ``archived`` ones apart."""
+        query = select(Conversation).where(Conversation.user_id == user_id, Conversation.archived == archived)
+        if folder_id is not None:
+            query = query.where(Conversation.folder_id == folder_id)
+        if tag is not None:
+            tagged = select(ConversationTag.conversation_id).where(ConversationTag.tag == tag)
+            query = query.where(Conversation.id.in_(tagged))
+        if cursor is not None:
+            pinned, at, after = decode_cursor(cursor, (int, str, str))
+            try:
+                when = datetime.fromisoformat(at)
+            except ValueError:
+                when = None
+            if when is None or when.tzinfo is None:
+                raise PlatformError("cursor: not a cursor this list gave", status=422)
+            later = or_(
+                Conversation.updated_at < when, and_(Conversation.updated_at == when, Conversation.id < after)
+            )
+            same = and_(Conversation.pinned.is_(bool(pinned)), later)
+            query = query.where(or_(same, Conversation.pinned.is_(False)) if pinned else same)
+        query = query.order_by(
+            Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc()
+        ).limit(limit + 1)
+        with self._sessions() as session:
+            rows = list(session.scalars(query))
+            more = len(rows) > limit
+            rows = rows[:limit]
+            tags = self._tags(session, [row.id for row in rows])
+            items = [_conversation_public(row, tags.get(row.id, [])) for row in rows]
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]
+            next_cursor = encode_cursor([int(last.pinned), last.updated_at.isoformat(), last.id])
+        return Page(items=items, next_cursor=next_cursor)
+
+    def get(self, user_id: str, conversation_id: str) -> ConversationPublic:
+        with self._sessions() as session:
+            return self._public(session, self._owned(session, user_id, conversation_id))
+
+    def update(self, user_id: str, conversation_id: str, changes: Mapping[str, Any]) -> ConversationPublic:
+        """Set the fields in ``changes`` (a renamed conversation keeps its title from then on)."""
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            for name, value in changes.items():
+                if name == "tags":
+                    self._set_tags(session, row.id, value or [])
+                elif name == "title":
+                    if value is None:
+                        continue
+                    row.title, row.title_source = value, "user"
+                elif name == "folder_id":
+                    self._check_folder(session, user_id, value)
+                    row.folder_id = value
+                elif name in ("model", "pinned", "archived") and value is None:
+                    continue
+                else:
+                    setattr(row, name, value)
+            row.updated_at = (
+                self.now() if set(changes) - {"pinned", "archived", "tags", "folder_id"} else row.updated_at
+            )
+            session.flush()
+            return self._public(session, row)
+
+    def _set_tags(self, session: Session, conversation_id: str, tags: list[str]) -> None:
+        session.execute(delete(ConversationTag).where(ConversationTag.conversation_id == conversation_id))
+        for tag in sorted({tag.lower() for tag in tags}):
+            session.add(ConversationTag(conversation_id=conversation_id, tag=tag))
+
+    def delete(self, user_id: str, conversation_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.delete(self._owned(session, user_id, conversation_id))
+
+    def archive_older(self, user_id: str, days: int) -> int:
+        """Archive every conversation of mine not active for ``days`` days; how many were."""
+        before = self.now() - timedelta(days=days)
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Conversation)
+                .where(
+                    Conversation.user_id == user_id,
+                    Conversation.archived.is_(False),
+                    Conversation.updated_at < before,
+                )
+                .values(archived=True)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- reading paths ------------------------------------------------------------------------------
+
+    def _path(self, session: Session, start: str | None, steps: int) -> list[Message]:
+        """The messages up from ``start`` (at most ``steps``), oldest first."""
+        if start is None:
+            return []
+        ids = _path_ids(start, steps).subquery()
+        rows = session.execute(select(Message, ids.c.n).join(ids, Message.id == ids.c.id))
+        return [message for message, _ in sorted(rows, key=lambda pair: -pair[1])]
+
+    def _with_siblings(
+        self, session: Session, conversation_id: str, path: list[Message]
+    ) -> list[MessagePublic]:
+        parents = {message.parent_id for message in path}
+        query = select(Message.id, Message.parent_id).where(Message.conversation_id == conversation_id)
+        known = [parent for parent in parents if parent is not None]
+        conditions = [Message.parent_id.in_(known)] if known else []
+        if None in parents:
+            conditions.append(Message.parent_id.is_(None))
+        siblings: dict[str | None, list[str]] = {}
+        rows = session.execute(query.where(or_(*conditions)).order_by(Message.created_at, Message.id))
+        for message_id, parent_id in rows:
+            siblings.setdefault(parent_id, []).append(message_id)
+        cut = next(
+            (
+                m.context_depth
+                for m in reversed(path)
+                if m.role == "assistant" and m.context_depth is not None
+            ),
+            0,
+        )
+        return [
+            message_public(message, siblings.get(message.parent_id, [message.id]), message.depth >= cut)
+            for message in path
+        ]
+
+    def detail(self, user_id: str, conversation_id: str, limit: int = 200) -> ConversationDetail:
+        """The conversation with the newest ``limit`` messages of its active path."""
+        with self._sessions() as session:
+            row = self._owned(session, user_id, conversation_id)
+            path = self._path(session, row.leaf_id, limit + 1)
+            more = len(path) > limit
+            path = path[-limit:] if more else path
+            messages = self._with_siblings(session, row.id, path)
+            public = self._public(session, row)
+        return ConversationDetail(**public.model_dump(), messages=messages, more_before=more)
+
+    def older(self, user_id: str, conversation_id: str, before: str, limit: int = 200) -> list[MessagePublic]:
+        """The ``limit`` messages of the path before message ``before`` (oldest first)."""
+        with self._sessions() as session:
+            self._owned(session, user_id, conversation_id)
+            message = self._message(session, conversation_id, before)
+            path = self._path(session, message.parent_id, limit)
+            return self._with_siblings(session, conversation_id, path)
+
+    def _message(self, session: Session, conversation_id: str, message_id: str) -> Message:
+        message = session.get(Message, message_id)
+        if message is None or message.conversation_id != conversation_id:
+            raise NoSuchMessage()
+        return message
+
+    def message(self, user_id: str, conversation_id: str, message_id: str) -> MessagePublic:
+        with self._sessions() as session:
+            self._owned(session, user_id, conversation_id)
+            return message_public(self._message(session, conversation_id, message_id))
+
+    def answer(self, message_id: str) -> MessagePublic | None:
+        """An answer by id alone (for streams that already checked whose it is)."""
+        with self._sessions() as session:
+            row = session.get(Message, message_id)
+            return message_public(row) if row is not None else None
+
+    # -- sending ------------------------------------------------------------------------------------
+
+    def _history(
+        self, session: Session, start: str, options: Mapping[str, Any], system: str | None
+    ) -> tuple[list[dict[str, str]], int]:
+        """The turns up to ``start`` that fit the model's context, and the first depth sent."""
+        ids = _budget_path(start, budget_for(options, system)).subquery()
+        rows = session.execute(
+            select(
+                Message.id,
+                Message.role,
+                Message.content,
+                Message.depth,
+                Message.tokens,
+                Message.status,
+                Message.parent_id,
+            )
+            .join(ids, Message.id == ids.c.id)
+            .order_by(Message.depth)
+        ).all()
+        path = [
+            Turn(r.id, r.role, r.content, r.depth, r.tokens) for r in rows if r.role == "user" or r.content
+        ]
+        kept = fit(path, budget_for(options, system))
+        whole = bool(rows) and rows[0].parent_id is None and len(kept) == len(path)
+        history = [{"role": "system", "content": system}] if system else []
+        history.extend({"role": turn.role, "content": turn.content} for turn in kept)
+        return history, 0 if whole or not kept else kept[0].depth
+
+    def _answers(
+        self, session: Session, row: Conversation, parent: Message, models: list[str], context_depth: int
+    ) -> list[Message]:
+        now = self.now()
+        answers = [
+            Message(
+                id=new_id(),
+                conversation_id=row.id,
+                user_id=row.user_id,
+                parent_id=parent.id,
+                role="assistant",
+                content="",
+                model=model,
+                depth=parent.depth + 1,
+                tokens=0,
+                usage=None,
+                status="generating",
+                error=None,
+                done_reason=None,
+                context_depth=context_depth,
+                stop_requested=False,
+                created_at=now + timedelta(microseconds=index),  # siblings in the order asked
+                updated_at=now,
+            )
+            for index, model in enumerate(models)
+        ]
+        session.add_all(answers)
+        row.leaf_id = answers[0].id
+        row.message_count += len(answers)
+        row.updated_at = now
+        return answers
+
+    def _parent(
+        self, session: Session, row: Conversation, parent_id: str | None, edit_of: str | None
+    ) -> Message | None:
+        """Where a new message goes: under ``parent_id``, beside ``edit_of``, or after the leaf."""
+        if edit_of is not None:
+            edited = self._message(session, row.id, edit_of)
+            if edited.role != "user":
+                raise NoSuchMessage()
+            return self._message(session, row.id, edited.parent_id) if edited.parent_id else None
+        if parent_id is not None:
+            return self._message(session, row.id, parent_id)
+        return session.get(Message, row.leaf_id) if row.leaf_id else None
+
+    def send(
+        self,
+        user_id: str,
+        conversation_id: str,
+        content: str,
+        models: list[str] | None = None,
+        parent_id: str | None = None,
+        edit_of: str | None = None,
+    ) -> Prepared:
+        """Store my message and the answers to write (``generating``): after the leaf, under
+        ``parent_id``, or beside my message ``edit_of`` (a new branch)."""
+        now = self.now()
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            parent = self._parent(session, row, parent_id, edit_of)
+            first = row.message_count == 0
+            mine = Message(
+                id=new_id(),
+                conversation_id=row.id,
+                user_id=row.user_id,
+                parent_id=parent.id if parent else None,
+                role="user",
+                content=content,
+                model=None,
+                depth=parent.depth + 1 if parent else 0,
+                tokens=estimate(content),
+                usage=None,
+                status="done",
+                error=None,
+                done_reason=None,
+                context_depth=None,
+                stop_requested=False,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(mine)
+            row.message_count += 1
+            session.flush()
+            history, cut = self._history(session, mine.id, row.options or {}, row.system)
+            answers = self._answers(session, row, mine, models or [row.model], cut)
+            session.flush()
+            return Prepared(
+                user_id=user_id,
+                conversation_id=row.id,
+                user_message=message_public(mine),
+                answers=[message_public(a, [a.id for a in answers]) for a in answers],
+                history=history,
+                options=dict(row.options or {}),
+                first_exchange=first and row.title_source == "new",
+                models={a.id: a.model or row.model for a in answers},
+            )
+
+    def regenerate(self, user_id: str, conversation_id: str, message_id: str, model: str | None) -> Prepared:
+        """A new answer beside answer ``message_id`` (a sibling branch), by ``model`` or the same one."""
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            old = self._message(session, row.id, message_id)
+            if old.role != "assistant" or old.parent_id is None:
+                raise NoSuchMessage()
+            prompt = self._message(session, row.id, old.parent_id)
+            history, cut = self._history(session, prompt.id, row.options or {}, row.system)
+            answers = self._answers(session, row, prompt, [model or old.model or row.model], cut)
+            session.flush()
+            siblings = list(
+                session.scalars(
+                    select(Message.id)
+                    .where(Message.parent_id == prompt.id)
+                    .order_by(Message.created_at, Message.id)
+                )
+            )
+            return Prepared(
+                user_id=user_id,
+                conversation_id=row.id,
+                user_message=None,
+                answers=[message_public(answers[0], siblings)],
+                history=history,
+                options=dict(row.options or {}),
+                models={answers[0].id: answers[0].model or row.model},
+            )
+
+    def resume(self, user_id: str, conversation_id: str, message_id: str) -> Prepared:
+        """Go on writing answer ``message_id`` where it ended (its length limit, a stop)."""
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            answer = self._message(session, row.id, message_id)
+            if answer.role != "assistant" or answer.parent_id is None:
+                raise NoSuchMessage()
+            if answer.status == "generating":
+                raise Conflict("the answer is still being written")
+            history, _ = self._history(session, answer.parent_id, row.options or {}, row.system)
+            history.append({"role": "assistant", "content": answer.content})
+            answer.status, answer.stop_requested, answer.error = "generating", False, None
+            answer.updated_at = self.now()
+            row.leaf_id = answer.id
+            session.flush()
+            return Prepared(
+                user_id=user_id,
+                conversation_id=row.id,
+                user_message=None,
+                answers=[message_public(answer)],
+                history=history,
+                options=dict(row.options or {}),
+                models={answer.id: answer.model or row.model},
+                prefix=answer.content,
+                prior_tokens=answer.tokens,
+            )
+
+    # -- branches -----------------------------------------------------------------------------------
+
+    def set_leaf(self, user_id: str, conversation_id: str, message_id: str) -> ConversationDetail:
+        """Show the branch through ``message_id``: down from it along the newest replies to its end."""
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            leaf = self._message(session, row.id, message_id)
+            for _ in range(MAX_WALK):
+                child = session.scalars(
+                    select(Message)
+                    .where(Message.conversation_id == row.id, Message.parent_id == leaf.id)
+                    .order_by(Message.created_at.desc(), Message.id.desc())
+                    .limit(1)
+                ).first()
+                if child is None:
+                    break
+                leaf = child
+            row.leaf_id = leaf.id
+        return self.detail(user_id, conversation_id)
+
+    def fork(self, user_id: str, conversation_id: str, message_id: str) -> ConversationPublic:
+        """A new conversation holding the path from the root to ``message_id``."""
+        now = self.now()
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            self._message(session, row.id, message_id)
+            path = self._path(session, message_id, MAX_WALK)
+            copy = Conversation(
+                id=new_id(),
+                user_id=user_id,
+                folder_id=row.folder_id,
+                title=f"{row.title} (fork)"[:300],
+                title_source="user",
+                model=row.model,
+                system=row.system,
+                options=dict(row.options or {}),
+                leaf_id=None,
+                message_count=len(path),
+                pinned=False,
+                archived=False,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(copy)
+            parent: str | None = None
+            for message in path:
+                twin = Message(
+                    id=new_id(),
+                    conversation_id=copy.id,
+                    user_id=user_id,
+                    parent_id=parent,
+                    **{
+                        name: getattr(message, name)
+                        for name in (
+                            "role",
+                            "content",
+                            "model",
+                            "depth",
+                            "tokens",
+                            "usage",
+                            "error",
+                            "done_reason",
+                            "context_depth",
+                            "created_at",
+                            "updated_at",
+                        )
+                    },
+                    status="interrupted" if message.status == "generating" else message.status,
+                    stop_requested=False,
+                )
+                session.add(twin)
+                session.flush()
+                parent = twin.id
+            copy.leaf_id = parent
+            session.flush()
+            return _conversation_public(copy, [])
+
+    # -- answers being written ----------------------------------------------------------------------
+
+    def request_stop(self, user_id: str, conversation_id: str, message_id: str) -> None:
+        """Ask whichever replica writes answer ``message_id`` to stop it."""
+        with self._sessions.begin() as session:
+            self._owned(session, user_id, conversation_id)
+            message = self._message(session, conversation_id, message_id)
+            if message.role != "assistant":
+                raise NoSuchMessage()
+            if message.status != "generating":
+                raise AnswerFinished(message.status)
+            message.stop_requested = True
+
+    def flush(self, contents: Mapping[str, str]) -> set[str]:
+        """Store the text so far of answers being written (their heartbeat too); which were asked
+        to stop (or are gone, or were finished elsewhere)."""
+        if not contents:
+            return set()
+        now = self.now()
+        with self._sessions.begin() as session:
+            for message_id, content in contents.items():
+                session.execute(
+                    update(Message)
+                    .where(Message.id == message_id, Message.status == "generating")
+                    .values(content=content, updated_at=now)
+                )
+            alive = set(
+                session.scalars(
+                    select(Message.id).where(
+                        Message.id.in_(list(contents)),
+                        Message.status == "generating",
+                        Message.stop_requested.is_(False),
+                    )
+                )
+            )
+        return set(contents) - alive
+
+    def finish(
+        self,
+        message_id: str,
+        *,
+        content: str,
+        status: str,
+        usage: dict[str, Any] | None = None,
+        error: str | None = None,
+        done_reason: str | None = None,
+        prior_tokens: int = 0,
+    ) -> MessagePublic | None:
+        """Store an answer's end; its tokens are what the model counted (on top of ``prior_tokens``
+        for one continued), else an estimate."""
+        counted = (usage or {}).get("completion_tokens")
+        tokens = prior_tokens + counted if counted else estimate(content)
+        now = self.now()
+        with self._sessions.begin() as session:
+            row = session.get(Message, message_id)
+            if row is None:
+                return None
+            row.content, row.status, row.usage, row.error = content, status, usage, error
+            row.done_reason, row.tokens, row.updated_at = done_reason, int(tokens), now
+            session.execute(
+                update(Conversation).where(Conversation.id == row.conversation_id).values(updated_at=now)
+            )
+            session.flush()
+            return message_public(row)
+
+    def interrupt_stale(self, older_than: float, keep: Iterable[str] = ()) -> int:
+        """Mark answers whose writer stopped beating ``interrupted`` (their text stays)."""
+        before = self.now() - timedelta(seconds=older_than)
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Message)
+                .where(
+                    Message.status == "generating",
+                    Message.updated_at < before,
+                    Message.id.not_in(list(keep)),
+                )
+                .values(status="interrupted", error="the server writing it stopped")
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def first_exchange(self, conversation_id: str) -> tuple[str, str, str] | None:
+        """(model, my first message, its first answer) while the title is still to be made."""
+        with self._sessions() as session:
+            row = session.get(Conversation, conversation_id)
+            if row is None or row.title_source != "new":
+                return None
+            first = session.scalars(
+                select(Message)
+                .where(Message.conversation_id == row.id, Message.depth <= 1)
+                .order_by(Message.depth, Message.created_at)
+            ).all()
+            question = next((m.content for m in first if m.role == "user"), "")
+            answer = next((m.content for m in first if m.role == "assistant" and m.content), "")
+            return (row.model, question, answer) if question else None
+
+    def set_title(self, conversation_id: str, title: str) -> bool:
+        """Set a made title unless the user named the conversation meanwhile."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id, Conversation.title_source == "new")
+                .values(title=title, title_source="model")
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- folders ------------------------------------------------------------------------------------
+
+    def folders(self, user_id: str) -> list[FolderPublic]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Folder).where(Folder.user_id == user_id).order_by(Folder.name, Folder.id)
+            )
+            return [
+                FolderPublic(id=r.id, name=r.name, parent_id=r.parent_id, created_at=r.created_at)
+                for r in rows
+            ]
+
+    def create_folder(self, user_id: str, name: str, parent_id: str | None) -> FolderPublic:
+        with self._sessions.begin() as session:
+            self._check_folder(session, user_id, parent_id)
+            row = Folder(id=new_id(), user_id=user_id, parent_id=parent_id, name=name, created_at=self.now())
+            session.add(row)
+            session.flush()
+            return FolderPublic(id=row.id, name=row.name, parent_id=row.parent_id, created_at=row.created_at)
+
+    def update_folder(self, user_id: str, folder_id: str, changes: Mapping[str, Any]) -> FolderPublic:
+        with self._sessions.begin() as session:
+            row = session.get(Folder, folder_id)
+            if row is None or row.user_id != user_id:
+                raise NoSuchFolder()
+            if "name" in changes and changes["name"] is not None:
+                row.name = changes["name"]
+            if "parent_id" in changes:
+                self._move_folder(session, user_id, row, changes["parent_id"])
+            session.flush()
+            return FolderPublic(id=row.id, name=row.name, parent_id=row.parent_id, created_at=row.created_at)
+
+    def _move_folder(self, session: Session, user_id: str, row: Folder, parent_id: str | None) -> None:
+        self._check_folder(session, user_id, parent_id)
+        ancestor = parent_id
+        while ancestor is not None:  # a folder cannot go inside itself
+            if ancestor == row.id:
+                raise Conflict("a folder cannot be moved inside itself")
+            ancestor = session.scalar(select(Folder.parent_id).where(Folder.id == ancestor))
+        row.parent_id = parent_id
+
+    def delete_folder(self, user_id: str, folder_id: str) -> None:
+        """Delete a folder and the folders in it; their conversations stay, out of any folder."""
+        with self._sessions.begin() as session:
+            row = session.get(Folder, folder_id)
+            if row is None or row.user_id != user_id:
+                raise NoSuchFolder()
+            session.delete(row)
+
+    def count(self, user_id: str) -> int:
+        with self._sessions() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)
+                )
+                or 0
+            )
