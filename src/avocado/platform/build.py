@@ -147,6 +147,7 @@ def open_services(settings: PlatformSettings) -> Built:
         else MemoryThrottle(settings.login_max_delay_seconds)
     )
     counters: Counters = RedisCounters(redis_url) if redis_url else MemoryCounters()
+    limits = Limits(sessions, site, audit, counters)
     mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
     broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
@@ -172,10 +173,10 @@ def open_services(settings: PlatformSettings) -> Built:
         upstream=Upstream(settings.upstream_url, upstream_key),
         mfa=Mfa(sessions, accounts.passwords, audit),
         preferences=PreferenceStore(sessions),
-        limits=Limits(sessions, site, audit, counters),
+        limits=limits,
         conversations=conversations,
         generations=generations,
-        models=KnownModels(catalog),
+        models=KnownModels(catalog, limits),
         search=SearchService(sessions),
         notes=NoteService(sessions),
         feedback=FeedbackService(sessions),

@@ -93,7 +93,7 @@ def _stream(prepared: Prepared, platform: Platform) -> StreamingResponse:
 async def create_conversation(
     body: ConversationCreate, user: CurrentUser, platform: Services
 ) -> ConversationPublic:
-    await platform.models.check(user.id, [body.model])
+    await platform.models.check(user, [body.model])
     return await run_in_threadpool(
         platform.conversations.create,
         user.id,
@@ -166,7 +166,7 @@ async def update_conversation(
     """Rename, change model, system prompt or options, pin, archive, move to a folder, tag."""
     changes = body.model_dump(exclude_unset=True)
     if changes.get("model"):
-        await platform.models.check(user.id, [changes["model"]])
+        await platform.models.check(user, [changes["model"]])
     if "options" in changes:
         changes["options"] = body.options.model_dump(exclude_none=True) if body.options else {}
     return await run_in_threadpool(platform.conversations.update, user.id, conversation_id, changes)
@@ -203,7 +203,7 @@ async def send_message(
 ) -> StreamingResponse:
     """Send my message (to up to four models at once) and stream the answers as they are written."""
     conversation = await run_in_threadpool(platform.conversations.get, user.id, conversation_id)
-    await platform.models.check(user.id, body.models or [conversation.model])
+    await platform.models.check(user, body.models or [conversation.model])
     prepared = await run_in_threadpool(
         functools.partial(
             platform.conversations.send,
@@ -227,7 +227,7 @@ async def regenerate(
     """A new answer beside this one (a branch), by the same model or ``model``."""
     model = body.model if body else None
     if model is not None:
-        await platform.models.check(user.id, [model])
+        await platform.models.check(user, [model])
     prepared = await run_in_threadpool(
         platform.conversations.regenerate, user.id, conversation_id, message_id, model
     )

@@ -57,6 +57,6 @@ async def _answer(upstream: ChatUpstream, body: TemporaryChat, user_id: str) -> 
 )
 async def temporary_chat(body: TemporaryChat, user: CurrentUser, platform: Services) -> StreamingResponse:
     """Answer the last turn of a chat that is not stored anywhere."""
-    await platform.models.check(user.id, [body.model])
+    await platform.models.check(user, [body.model])
     events = _answer(platform.generations.upstream, body, user.id)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
