@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "avocado.gateway.keys.models",
     "avocado.platform.accounts.models",
     "avocado.platform.admin.models",
+    "avocado.platform.limits.models",
     "avocado.platform.conversations.models",
     "avocado.platform.notes.models",
     "avocado.platform.feedback.models",

@@ -33,6 +33,7 @@ from avocado.platform.conversations.temporary import temporary_router
 from avocado.platform.conversations.transfer_router import transfer_router
 from avocado.platform.errors import install_error_handlers
 from avocado.platform.feedback.router import admin_feedback_router, feedback_router
+from avocado.platform.limits.router import limits_router
 from avocado.platform.management.router import management_router
 from avocado.platform.notes.router import notes_router
 from avocado.platform.search.router import search_router
@@ -53,6 +54,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     management_router,
     catalog_router,
     compat_router,
+    limits_router,
     transfer_router,  # before conversations_router: /export is not a conversation id
     conversations_router,
     folders_router,

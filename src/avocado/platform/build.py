@@ -1,7 +1,8 @@
 """``build_platform(settings)``: database, secrets, services and background work, wired into the app.
 
 Everything replicas share lives outside the process: accounts and sessions in the database
-(PostgreSQL through ``AVOCADO_DATABASE_URL``), revocations and sign-in limits in Redis
+(PostgreSQL through ``AVOCADO_DATABASE_URL``), revocations, sign-in limits and the users' limits'
+counters in Redis
 (``AVOCADO_REDIS_URL``), jobs on a broker (``AVOCADO_PLATFORM_BROKER_URL``). Without them the
 same code runs on embedded defaults: SQLite in the home, in-process limits and jobs.
 """
@@ -46,6 +47,8 @@ from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.conversations.upstream import ChatUpstream
 from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
+from avocado.platform.limits.counters import Counters, MemoryCounters, RedisCounters
+from avocado.platform.limits.service import Limits
 from avocado.platform.mail import Mailer
 from avocado.platform.management.service import GatewayManagement
 from avocado.platform.net import ProxyTrust
@@ -167,6 +170,8 @@ def open_services(settings: PlatformSettings) -> Built:
         if redis_url
         else MemoryThrottle(settings.login_max_delay_seconds)
     )
+    counters: Counters = RedisCounters(redis_url) if redis_url else MemoryCounters()
+    limits = Limits(sessions, site, audit, counters)
     mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
     broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
@@ -196,9 +201,10 @@ def open_services(settings: PlatformSettings) -> Built:
         upstream=Upstream(settings.upstream_url, upstream_key),
         mfa=Mfa(sessions, accounts.passwords, audit),
         preferences=PreferenceStore(sessions),
+        limits=limits,
         conversations=conversations,
         generations=generations,
-        models=KnownModels(catalog),
+        models=KnownModels(catalog, limits),
         search=SearchService(sessions),
         notes=NoteService(sessions),
         feedback=FeedbackService(sessions),
@@ -261,6 +267,7 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
             await platform.jobs.close()
             await platform.revocations.close()
             await platform.throttle.aclose()
+            await platform.limits.aclose()
             await platform.catalog.aclose()
             await platform.upstream.aclose()
             await platform.management.aclose()

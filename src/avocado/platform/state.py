@@ -24,6 +24,7 @@ from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
+from avocado.platform.limits.service import Limits
 from avocado.platform.management.service import GatewayManagement
 from avocado.platform.net import ProxyTrust
 from avocado.platform.notes.service import NoteService
@@ -50,6 +51,7 @@ class Platform:
     mfa: Mfa
     preferences: PreferenceStore
     identities: Identities
+    limits: Limits
     conversations: ConversationService
     generations: Generations
     models: KnownModels

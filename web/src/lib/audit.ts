@@ -20,7 +20,9 @@ export const AUDIT_ACTIONS: Record<string, string> = {
 	'session.reuse_detected': 'Stolen token suspected',
 	'settings.changed': 'Setting changed',
 	'oidc.linked': 'Single sign-on linked',
-	'oidc.link_refused': 'Single sign-on link refused'
+	'oidc.link_refused': 'Single sign-on link refused',
+	'limits.override_set': 'Own limits set',
+	'limits.override_cleared': 'Own limits removed'
 };
 
 export function actionLabel(action: string): string {
@@ -37,10 +39,16 @@ export function describeDetail(event: Pick<AuditEvent, 'detail'>): string {
 	const detail = event.detail;
 	if (!detail) return '';
 	const parts: string[] = [];
-	if ('old' in detail || 'new' in detail) parts.push(`${String(detail.old ?? '—')} → ${String(detail.new ?? '—')}`);
+	if ('old' in detail || 'new' in detail) parts.push(`${shown(detail.old)} → ${shown(detail.new)}`);
 	for (const [key, value] of Object.entries(detail)) {
 		if (key === 'old' || key === 'new' || value === null || value === undefined) continue;
-		parts.push(`${key.replaceAll('_', ' ')}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
+		parts.push(`${key.replaceAll('_', ' ')}: ${shown(value)}`);
 	}
 	return parts.join(' · ');
+}
+
+/** A value of an event's detail as text: objects (a setting such as the role limits) as JSON. */
+function shown(value: unknown): string {
+	if (value === null || value === undefined) return '—';
+	return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }

@@ -95,6 +95,8 @@ describe('audit', () => {
 		expect(describeDetail({ detail: { old: 'user', new: 'admin' } })).toBe('user → admin');
 		expect(describeDetail({ detail: { email: 'x@example.com', session_id: 's1' } })).toBe('email: x@example.com · session id: s1');
 		expect(describeDetail({ detail: null })).toBe('');
+		expect(describeDetail({ detail: { old: null, new: { tokens_per_day: 5 } } })).toBe('— → {"tokens_per_day":5}');
+		expect(actionLabel('limits.override_set')).toBe('Own limits set');
 	});
 });
 

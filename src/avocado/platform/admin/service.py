@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from avocado.db.base import utcnow
 from avocado.platform.admin.models import AuditEvent, SiteSetting
 from avocado.platform.errors import PlatformError
+from avocado.platform.limits.schemas import RoleDefaults
 from avocado.platform.pages import decode_cursor, encode_cursor
 
 __all__ = ["DEFAULTS", "SIGNUP_POLICIES", "Audit", "AuditFilter", "SiteSettings"]
@@ -26,6 +27,7 @@ __all__ = ["DEFAULTS", "SIGNUP_POLICIES", "Audit", "AuditFilter", "SiteSettings"
 SIGNUP_POLICIES = ("approval", "open", "closed")
 DEFAULTS: dict[str, Any] = {
     "signup_policy": "approval",
+    "role_limits": RoleDefaults().model_dump(),  # the limits model: see avocado.platform.limits
     "retention_archived_days": None,  # conversations: see conversations/retention.py
     "max_conversations_per_user": None,
 }
@@ -121,6 +123,11 @@ class SiteSettings:
                 raise PlatformError(
                     "signup_policy: production mode does not allow sign-up open to all", status=422
                 )
+        if key == "role_limits":
+            try:
+                RoleDefaults.model_validate(value)
+            except ValueError as exc:
+                raise PlatformError(f"role_limits: {exc}", status=422) from None
 
     def update(
         self, changes: Mapping[str, Any], *, actor_id: str | None, address: str | None

@@ -1,4 +1,5 @@
-"""``GET /api/v1/models``: the models this user may see, in keyset pages (by name)."""
+"""``GET /api/v1/models``: the models this user may see (their limits' ``models`` patterns), in
+keyset pages (by name)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ catalog_router = APIRouter(prefix="/api/v1", tags=["models"], responses=error_re
 async def list_models(
     user: CurrentUser, platform: Services, cursor: Cursor = None, limit: Limit = 100
 ) -> Page[ModelPublic]:
-    models = await platform.catalog.models(user.id)
+    models = await platform.limits.visible(user, await platform.catalog.models(user.id), lambda m: m.name)
     if cursor is not None:
         (after,) = decode_cursor(cursor, (str,))
         models = [model for model in models if model.name > after]

@@ -14,13 +14,22 @@ _TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "inva
 
 
 class OpenAIError(PlatformError):
-    def __init__(self, message: str, *, status: int, code: str | None = None, param: str | None = None):
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        super().__init__(message, status=status, headers=headers)
-        self.code, self.param = code, param
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        param: str | None = None,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        extra = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        super().__init__(message, status=status, headers={**extra, **(headers or {})})
+        self.code, self.param, self.kind = code, param, kind
 
     def body(self) -> dict[str, object]:
-        kind = _TYPES.get(self.status, "api_error")
+        kind = self.kind or _TYPES.get(self.status, "api_error")
         return {"error": {"message": self.detail, "type": kind, "param": self.param, "code": self.code}}
 
 

@@ -36,11 +36,15 @@ class Forwarded:
         }
 
     async def body(self) -> AsyncIterator[bytes]:
+        # Decoded (a compressing upstream's Content-Encoding is not passed on), in the chunks it came in
         try:
-            async for chunk in self.response.aiter_raw():
+            async for chunk in self.response.aiter_bytes():
                 yield chunk
         finally:  # the client left, or the answer ended: the upstream request ends too
             await self.response.aclose()
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
 
 
 class Upstream:

@@ -1,4 +1,5 @@
-"""Checks the conversation routes share: which models a user may chat with (briefly cached)."""
+"""Checks the conversation routes share: which models a user may chat with (the upstream's list,
+briefly cached, narrowed by the user's limits: a model they may not see is unknown to them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.conversations.errors import UnknownModel
+from avocado.platform.limits.service import Account, Limits, model_visible
 
 __all__ = ["KnownModels"]
 
@@ -14,8 +16,9 @@ TTL = 15.0  # seconds a user's model list is trusted: a send must not wait on th
 
 
 class KnownModels:
-    def __init__(self, catalog: Catalog, ttl: float = TTL) -> None:
+    def __init__(self, catalog: Catalog, limits: Limits | None = None, ttl: float = TTL) -> None:
         self.catalog = catalog
+        self.limits = limits
         self.ttl = ttl
         self._seen: dict[str, tuple[float, frozenset[str]]] = {}
 
@@ -30,10 +33,13 @@ class KnownModels:
         self._seen[user_id] = (now + self.ttl, names)
         return names
 
-    async def check(self, user_id: str, models: Iterable[str]) -> None:
+    async def check(self, user: Account, models: Iterable[str]) -> None:
         """:class:`UnknownModel` for the first of ``models`` this user may not use."""
-        names = await self.names(user_id)
+        names = await self.names(user.id)
+        patterns = (await self.limits.effective(user)).models if self.limits is not None else None
         for model in models:
             if model not in names and f"{model}:latest" not in names:
-                self._seen.pop(user_id, None)  # maybe installed a moment ago: ask again next time
+                self._seen.pop(user.id, None)  # maybe installed a moment ago: ask again next time
+                raise UnknownModel(model)
+            if not model_visible(model, patterns):
                 raise UnknownModel(model)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from avocado.db.base import utcnow
 from avocado.platform.conversations.live import (
@@ -27,6 +27,7 @@ from avocado.platform.conversations.live import (
 from avocado.platform.conversations.schemas import MessagePublic
 from avocado.platform.conversations.service import ConversationService, Prepared
 from avocado.platform.conversations.upstream import ChatUpstream, Ending, UpstreamFailure
+from avocado.platform.limits.service import Admission
 
 __all__ = ["FLUSH", "STALE", "Generations"]
 
@@ -105,22 +106,38 @@ class Generations:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def begin(self, prepared: Prepared) -> list[LiveAnswer]:
-        """Start writing each answer of ``prepared``; they go on whoever listens."""
+    def begin(self, prepared: Prepared, admissions: Sequence[Admission] = ()) -> list[LiveAnswer]:
+        """Start writing each answer of ``prepared``; they go on whoever listens. ``admissions``
+        (one per answer, in order): the user's limits they were let through; each is released,
+        and the answer's tokens counted, when its answer ends."""
         answers = []
         for index, message in enumerate(prepared.answers):
+            admission = admissions[index] if index < len(admissions) else None
             answer = LiveAnswer(message.id, prepared.conversation_id, prepared.models[message.id])
             if prepared.prefix:
                 answer.append(prepared.prefix)
             self.live[message.id] = answer
             title = prepared.first_exchange and index == 0
             answer.task = asyncio.create_task(
-                self._write(answer, prepared, title), name=f"answer-{message.id}"
+                self._write(answer, prepared, title, admission), name=f"answer-{message.id}"
             )
             answers.append(answer)
         return answers
 
-    async def _write(self, answer: LiveAnswer, prepared: Prepared, title: bool) -> None:
+    async def _write(
+        self, answer: LiveAnswer, prepared: Prepared, title: bool, admission: Admission | None = None
+    ) -> None:
+        used: list[int] = []
+        try:
+            await self._write_answer(answer, prepared, title, used)
+        finally:
+            if admission is not None:
+                await admission.release()
+                await admission.record_tokens(sum(used))
+
+    async def _write_answer(
+        self, answer: LiveAnswer, prepared: Prepared, title: bool, used: list[int]
+    ) -> None:
         status, error, ending = "done", None, None
         try:
             async for piece in self.upstream.stream(
@@ -128,6 +145,10 @@ class Generations:
             ):
                 if isinstance(piece, Ending):
                     ending = piece
+                    used.append(
+                        int(piece.usage.get("prompt_tokens") or 0)
+                        + int(piece.usage.get("completion_tokens") or 0)
+                    )
                 else:
                     answer.append(piece)
         except UpstreamFailure as exc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from avocado.platform.accounts.service import UserRecord
 from avocado.platform.conversations.errors import AnswerFinished, NoSuchMessage
 from avocado.platform.conversations.generation import merged
 from avocado.platform.conversations.live import Event, follow_local, offset_of
@@ -38,6 +39,7 @@ from avocado.platform.conversations.schemas import (
 from avocado.platform.conversations.service import Prepared
 from avocado.platform.deps import CurrentUser, Services
 from avocado.platform.errors import error_responses
+from avocado.platform.limits.service import Admission
 from avocado.platform.pages import Cursor, Limit, Page, decode_cursor, encode_cursor
 from avocado.platform.state import Platform
 
@@ -68,9 +70,36 @@ async def _events(first: Event | None, rest: AsyncIterator[Event]) -> AsyncItera
         yield event.encode()
 
 
-def _stream(prepared: Prepared, platform: Platform) -> StreamingResponse:
+async def _admitted(platform: Platform, user: UserRecord, models: Sequence[str | None]) -> list[Admission]:
+    """One admission under the user's limits per answer to write (``429`` over one); ``None``: the
+    model of the answer regenerated or continued, already checked when it was written."""
+    held: list[Admission] = []
+    try:
+        for model in models:
+            held.append(await platform.limits.admit(user, model).acquire())
+    except BaseException:
+        await _release(held)
+        raise
+    return held
+
+
+async def _release(held: Sequence[Admission]) -> None:
+    for admission in held:
+        await admission.release()
+
+
+async def _prepared(held: list[Admission], work: Callable[[], Prepared]) -> Prepared:
+    """``work`` (which stores the messages) once admitted; the admissions go if it fails."""
+    try:
+        return await run_in_threadpool(work)
+    except BaseException:
+        await _release(held)
+        raise
+
+
+def _stream(prepared: Prepared, platform: Platform, held: Sequence[Admission] = ()) -> StreamingResponse:
     """Start writing the answers and stream them; they go on if the client leaves."""
-    answers = platform.generations.begin(prepared)
+    answers = platform.generations.begin(prepared, held)
     start = Event(
         "start",
         {
@@ -93,7 +122,7 @@ def _stream(prepared: Prepared, platform: Platform) -> StreamingResponse:
 async def create_conversation(
     body: ConversationCreate, user: CurrentUser, platform: Services
 ) -> ConversationPublic:
-    await platform.models.check(user.id, [body.model])
+    await platform.models.check(user, [body.model])
     return await run_in_threadpool(
         platform.conversations.create,
         user.id,
@@ -167,7 +196,7 @@ async def update_conversation(
     """Rename, change model, system prompt or options, pin, archive, move to a folder, tag."""
     changes = body.model_dump(exclude_unset=True)
     if changes.get("model"):
-        await platform.models.check(user.id, [changes["model"]])
+        await platform.models.check(user, [changes["model"]])
     if "options" in changes:
         changes["options"] = body.options.model_dump(exclude_none=True) if body.options else {}
     return await run_in_threadpool(platform.conversations.update, user.id, conversation_id, changes)
@@ -204,8 +233,11 @@ async def send_message(
 ) -> StreamingResponse:
     """Send my message (to up to four models at once) and stream the answers as they are written."""
     model = await run_in_threadpool(platform.conversations.model_of, user.id, conversation_id)
-    await platform.models.check(user.id, body.models or [model])
-    prepared = await run_in_threadpool(
+    models = body.models or [model]
+    await platform.models.check(user, models)
+    held = await _admitted(platform, user, models)
+    prepared = await _prepared(
+        held,
         functools.partial(
             platform.conversations.send,
             user.id,
@@ -214,9 +246,9 @@ async def send_message(
             models=body.models,
             parent_id=body.parent_id,
             edit_of=body.edit_of,
-        )
+        ),
     )
-    return _stream(prepared, platform)
+    return _stream(prepared, platform, held)
 
 
 @conversations_router.post(
@@ -228,11 +260,13 @@ async def regenerate(
     """A new answer beside this one (a branch), by the same model or ``model``."""
     model = body.model if body else None
     if model is not None:
-        await platform.models.check(user.id, [model])
-    prepared = await run_in_threadpool(
-        platform.conversations.regenerate, user.id, conversation_id, message_id, model
+        await platform.models.check(user, [model])
+    held = await _admitted(platform, user, [model])
+    prepared = await _prepared(
+        held,
+        functools.partial(platform.conversations.regenerate, user.id, conversation_id, message_id, model),
     )
-    return _stream(prepared, platform)
+    return _stream(prepared, platform, held)
 
 
 @conversations_router.post(
@@ -244,8 +278,11 @@ async def continue_answer(
     conversation_id: Id, message_id: Id, user: CurrentUser, platform: Services
 ) -> StreamingResponse:
     """Go on writing an answer where it ended (its length limit, a stop): the same message grows."""
-    prepared = await run_in_threadpool(platform.conversations.resume, user.id, conversation_id, message_id)
-    return _stream(prepared, platform)
+    held = await _admitted(platform, user, [None])
+    prepared = await _prepared(
+        held, functools.partial(platform.conversations.resume, user.id, conversation_id, message_id)
+    )
+    return _stream(prepared, platform, held)
 
 
 @conversations_router.get(

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from avocado.platform.conversations.context import Turn, budget_for, estimate, fit
 from avocado.platform.conversations.live import Event
@@ -20,13 +21,27 @@ from avocado.platform.conversations.schemas import TemporaryChat
 from avocado.platform.conversations.upstream import ChatUpstream, Ending, UpstreamFailure
 from avocado.platform.deps import CurrentUser, Services
 from avocado.platform.errors import error_responses
+from avocado.platform.limits.service import Admission
 
 __all__ = ["temporary_router"]
 
 temporary_router = APIRouter(prefix="/api/v1", tags=["conversations"], responses=error_responses(401, 422))
 
 
-async def _answer(upstream: ChatUpstream, body: TemporaryChat, user_id: str) -> AsyncIterator[bytes]:
+async def _answer(
+    upstream: ChatUpstream, body: TemporaryChat, user_id: str, admission: Admission
+) -> AsyncIterator[bytes]:
+    """The answer's events; its tokens count against the user's limits, its admission ends with it."""
+    try:
+        async for event in _events(upstream, body, user_id, admission):
+            yield event
+    finally:
+        await admission.release()
+
+
+async def _events(
+    upstream: ChatUpstream, body: TemporaryChat, user_id: str, admission: Admission
+) -> AsyncIterator[bytes]:
     mid = f"temporary-{uuid.uuid4()}"
     options = body.options.model_dump(exclude_none=True)
     turns = [Turn(str(n), t.role, t.content, n, estimate(t.content)) for n, t in enumerate(body.messages)]
@@ -38,6 +53,8 @@ async def _answer(upstream: ChatUpstream, body: TemporaryChat, user_id: str) -> 
     try:
         async for piece in upstream.stream(body.model, history, options, user_id):
             if isinstance(piece, Ending):
+                counts = piece.usage.get("prompt_tokens"), piece.usage.get("completion_tokens")
+                await admission.record_tokens(sum(int(count or 0) for count in counts))
                 done: dict[str, Any] = {"id": mid, "role": "assistant", "content": text, "status": "done"}
                 done |= {"model": body.model, "usage": piece.usage, "done_reason": piece.done_reason}
                 yield Event("done", done, f"{mid}:end").encode()
@@ -57,6 +74,12 @@ async def _answer(upstream: ChatUpstream, body: TemporaryChat, user_id: str) -> 
 )
 async def temporary_chat(body: TemporaryChat, user: CurrentUser, platform: Services) -> StreamingResponse:
     """Answer the last turn of a chat that is not stored anywhere."""
-    await platform.models.check(user.id, [body.model])
-    events = _answer(platform.generations.upstream, body, user.id)
-    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    await platform.models.check(user, [body.model])
+    admission = await platform.limits.admit(user, body.model).acquire()
+    events = _answer(platform.generations.upstream, body, user.id, admission)
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+        background=BackgroundTask(admission.release),  # also when the stream never started
+    )
