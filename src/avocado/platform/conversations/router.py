@@ -111,7 +111,8 @@ def _stream(prepared: Prepared, platform: Platform, held: Sequence[Admission] = 
         },
         f"{prepared.answers[0].id}:{len(prepared.prefix)}",
     )
-    rest = merged([follow_local(answer, len(prepared.prefix)) for answer in answers])
+    follows = [follow_local(answer, len(prepared.prefix)) for answer in answers]
+    rest = follows[0] if len(follows) == 1 else merged(follows)  # one answer: no queue between
     return StreamingResponse(_events(start, rest), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
