@@ -199,7 +199,9 @@ class OpenWebUI:
 
     def add_user(self, n: int) -> dict[str, Any]:
         body = {"email": f"user{n}@example.com", "password": PASSWORD, "name": f"U{n}", "role": "user"}
-        response = httpx.post(f"{self.url}/api/v1/auths/add", json=body, headers=auth(self.admin), timeout=120)
+        response = httpx.post(
+            f"{self.url}/api/v1/auths/add", json=body, headers=auth(self.admin), timeout=120
+        )
         response.raise_for_status()
         user: dict[str, Any] = response.json()
         return user
@@ -226,7 +228,9 @@ class Chat:
         self.path = path
 
 
-def history_blob(user: dict[str, Any], length: int, title: str) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+def history_blob(
+    user: dict[str, Any], length: int, title: str
+) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
     """A chat body of ``length`` messages on one path (user and assistant in turn), as the UI saves it."""
     messages: dict[str, dict[str, Any]] = {}
     path: list[dict[str, Any]] = []
@@ -246,7 +250,10 @@ def history_blob(user: dict[str, Any], length: int, title: str) -> tuple[dict[st
         if parent:
             messages[parent]["childrenIds"].append(mid)
         messages[mid] = message
-        path.append({"id": mid, "role": role, "content": message["content"]} | ({"model": CANNED} if role == "assistant" else {}))
+        path.append(
+            {"id": mid, "role": role, "content": message["content"]}
+            | ({"model": CANNED} if role == "assistant" else {})
+        )
         parent = mid
     assert parent is not None
     chat = {
@@ -271,7 +278,7 @@ class Socket:
     """The UI's socket.io connection: answers arrive as ``events`` for the user's room."""
 
     def __init__(self) -> None:
-        import socketio  # Open WebUI's own dependency (python-socketio)
+        import socketio  # type: ignore[import-not-found]  # Open WebUI's own (python-socketio)
 
         self.client = socketio.AsyncClient(reconnection=False)
         self.waiting: dict[str, dict[str, Any]] = {}
@@ -306,7 +313,13 @@ class Socket:
 
 
 async def send_timed(
-    http: httpx.AsyncClient, sock: Socket, sid: str, server: OpenWebUI, model_item: dict[str, Any], chat: Chat, text: str
+    http: httpx.AsyncClient,
+    sock: Socket,
+    sid: str,
+    server: OpenWebUI,
+    model_item: dict[str, Any],
+    chat: Chat,
+    text: str,
 ) -> float:
     """Seconds from the POST to the answer's first token, as the UI sends a message in a saved chat."""
     user = server.admin
@@ -320,7 +333,9 @@ async def send_timed(
         "stream": True, "model": CANNED,
         "messages": [*chat.path, {"id": user_id, "role": "user", "content": text}],
         "params": {"model_controls": {}, "stop": None}, "tool_ids": [], "tool_servers": [],
-        "features": {"voice": False, "image_generation": False, "code_interpreter": False, "web_search": False},
+        "features": {
+            "voice": False, "image_generation": False, "code_interpreter": False, "web_search": False,
+        },
         "variables": {}, "model_item": model_item, "session_id": sid, "chat_id": chat.id,
         "id": answer_id, "message_ids": [{"model_id": CANNED, "message_id": answer_id, "modelIdx": 0}],
         "parent_id": chat.current, "user_message": user_message,
@@ -333,7 +348,9 @@ async def send_timed(
     started = time.perf_counter()
     response = await http.post("/api/chat/completions", json=body, headers=auth(user))
     if response.status_code != 200:
-        raise SystemExit(f"Open WebUI: /api/chat/completions answered {response.status_code} {response.text[:300]}")
+        raise SystemExit(
+            f"Open WebUI: /api/chat/completions answered {response.status_code} {response.text[:300]}"
+        )
     first = await asyncio.wait_for(wait["first"], 120)
     await asyncio.wait_for(wait["end"], 120)
     del sock.waiting[answer_id], sock.waiting[chat.id]
@@ -373,7 +390,8 @@ def run_append(reps: int) -> None:
         small, large = asyncio.run(_append(server, reps))
     ratio = statistics.median(large) / statistics.median(small)
     print(
-        f"append (Open WebUI {version}): 1 message {ms(small)}; 5,000 messages {ms(large)}; ratio p50 {ratio:.2f}",
+        f"append (Open WebUI {version}): 1 message {ms(small)}; 5,000 messages {ms(large)}; "
+        f"ratio p50 {ratio:.2f}",
         flush=True,
     )
 
@@ -381,7 +399,9 @@ def run_append(reps: int) -> None:
 # -- search ------------------------------------------------------------------------------------------
 
 
-def conversations(user: dict[str, Any], per_user: int, sentences: list[str], rng: random.Random, now: int) -> list[dict[str, Any]]:
+def conversations(
+    user: dict[str, Any], per_user: int, sentences: list[str], rng: random.Random, now: int
+) -> list[dict[str, Any]]:
     """One user's conversations of 100 messages, drawn as platform_chat.seed_messages draws them."""
     chats: list[dict[str, Any]] = []
     for c in range(per_user // 100):
@@ -408,7 +428,16 @@ def conversations(user: dict[str, Any], per_user: int, sentences: list[str], rng
             "title": title, "models": [CANNED], "history": {"messages": messages, "currentId": parent},
             "messages": list(messages.values()), "tags": [], "timestamp": now * 1000,
         }  # fmt: skip
-        chats.append({"chat": chat, "meta": {}, "pinned": False, "archived": False, "created_at": now, "updated_at": now})
+        chats.append(
+            {
+                "chat": chat,
+                "meta": {},
+                "pinned": False,
+                "archived": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     return chats
 
 
@@ -442,19 +471,24 @@ def run_search(input_path: str, total: int, users: int) -> None:
                 http.get("/api/v1/chats/search", params={"text": query}, headers=auth(askers[0]))
             for n, query in enumerate(asked):
                 started = time.perf_counter()
-                response = http.get("/api/v1/chats/search", params={"text": query}, headers=auth(askers[n % len(askers)]))
+                response = http.get(
+                    "/api/v1/chats/search", params={"text": query}, headers=auth(askers[n % len(askers)])
+                )
                 times.append(time.perf_counter() - started)
                 response.raise_for_status()
             hits = http.get("/api/v1/chats/search", params={"text": asked[1]}, headers=auth(askers[0])).json()
     print(
         f"search (Open WebUI {version}, its SQLite, {total:,} messages of {users} users, seeded through "
-        f"/api/v1/chats/import in {seeded:.0f} s): {ms(times)}; e.g. {asked[1]!r}: {len(hits)} chats on page 1",
+        f"/api/v1/chats/import in {seeded:.0f} s): {ms(times)}; "
+        f"e.g. {asked[1]!r}: {len(hits)} chats on page 1",
         flush=True,
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("part", choices=["append", "search"])
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--input", help="search: JSON with the sentences and the queries")
