@@ -24,8 +24,12 @@ temporary ``DATA_DIR`` (its defaults: SQLite, one worker), ``OLLAMA_BASE_URL`` a
   would run after the answer (follow-up suggestions) are off, so they do not overlap the next send.
 - search: the same messages as platform_chat's ``seed_messages`` (same sentences, same random
   sequence: users x messages, conversations of 100), put in through Open WebUI's own import route
-  (``POST /api/v1/chats/import``, 10 conversations a request, one account per user), then
-  ``GET /api/v1/chats/search?text=...`` with the same queries, each user in turn.
+  (``POST /api/v1/chats/import``, 10 conversations a request, one account per user; about 200
+  messages a second here) or, above 50,000 messages (``--seed`` / ``AVOCADO_BENCH_OPENWEBUI_SEED``),
+  the same ``chat`` rows written straight into its SQLite (its search there reads only ``chat.chat``),
+  then ``GET /api/v1/chats/search?text=...`` with the same queries, the first five users in turn.
+  Its search is per chat (60 a page): the chats whose title or messages hold the phrase, or every
+  word somewhere (``LIKE '%word%'`` over the JSON), so its hit counts are not comparable to ours.
 """
 
 from __future__ import annotations
