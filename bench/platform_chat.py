@@ -2,14 +2,16 @@
 costs, the sidebar and search at scale, many concurrent streams, and a replica killed mid-answer.
 
     .venv/bin/python bench/platform_chat.py [--quick] [--only model,append,sidebar,search,streams,replicas]
-        [--messages 1000000] [--users 100]
+        [--messages 1000000] [--users 100] [--no-openwebui]
 
 Every part starts real processes (``avocado serve``, ``avocado gateway``, ``avocado platform``) on
 loopback, on a temporary home; ``bench/canned_upstream.py`` stands in for the model where the
 model's own time would drown what is measured (it answers at once, or at a fixed pace). Search and
 the sidebar run on SQLite and on PostgreSQL (``AVOCADO_BENCH_POSTGRES``, default the loopback
-server of ENVIRONMENT.md); the replica part needs PostgreSQL and Redis. Figures go to
-docs/benchmarks.md by hand.
+server of ENVIRONMENT.md); the replica part needs PostgreSQL and Redis. ``append`` and ``search``
+then measure Open WebUI the same way (bench/openwebui_anchor.py, in its own virtualenv
+``AVOCADO_BENCH_OPENWEBUI``, default ``bench/.openwebui-venv``; skipped with the reason where it is not
+installed, or with ``--no-openwebui``). Figures go to docs/benchmarks.md by hand.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openwebui_anchor
 from sqlalchemy import create_engine, insert, select, text, update
 
 from avocado.db.migrate import upgrade
@@ -307,7 +310,7 @@ def seed_path(database: str, user_id: str, chat_id: str, length: int) -> None:
     engine.dispose()
 
 
-def part_append(reps: int) -> None:
+def part_append(reps: int, openwebui: bool = True) -> None:
     """Append-and-first-token in a conversation of 5,000 messages against one of 1 (canned upstream)."""
     with processes() as started:
         canned = started.canned("--pace-ms", "0", "--chunks", "4")
@@ -329,6 +332,8 @@ def part_append(reps: int) -> None:
                     large.append(b)
     ratio = statistics.median(large) / statistics.median(small)
     print(f"append: 1 message {ms(small)}; 5,000 messages {ms(large)}; ratio p50 {ratio:.2f} (target <= 1.2)")
+    if openwebui:
+        openwebui_anchor.append(reps)
 
 
 def seed_conversations(database: str, user_id: str, count: int) -> None:
@@ -441,7 +446,7 @@ def queries(sentences: list[str], count: int) -> list[str]:
     return [" ".join(rng.sample(common if n % 2 == 0 else rare, rng.randint(1, 3))) for n in range(count)]
 
 
-def part_search(reps: int, total: int, users: int) -> None:
+def part_search(reps: int, total: int, users: int, openwebui: bool = True) -> None:
     """Search over ``total`` messages of ``users`` users (real prose), on SQLite and PostgreSQL."""
     sentences = corpus()
     asked = queries(sentences, reps)
@@ -468,6 +473,8 @@ def part_search(reps: int, total: int, users: int) -> None:
             f"search ({backend}, {total:,} messages of {users} users, seeded in {seeded:.0f} s): {ms(times)} "
             f"(targets p50 <= 50 ms, p99 <= 200 ms); e.g. {asked[1]!r}: {len(hits['items'])} hits on page 1"
         )
+    if openwebui:
+        openwebui_anchor.search(reps, total, users, sentences, asked)
 
 
 def _add_users(database: str, ids: list[str]) -> None:
@@ -633,17 +640,25 @@ def main() -> None:
     parser.add_argument("--only", default="model,append,sidebar,search,streams,replicas")
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages searched over")
     parser.add_argument("--users", type=int, default=100)
+    parser.add_argument(
+        "--no-openwebui", action="store_true", help="append and search: do not measure Open WebUI"
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     quick = args.quick
     if "model" in parts:
         part_model(3 if quick else 12)
     if "append" in parts:
-        part_append(10 if quick else 100)
+        part_append(10 if quick else 100, not args.no_openwebui)
     if "sidebar" in parts:
         part_sidebar(20 if quick else 200)
     if "search" in parts:
-        part_search(20 if quick else 200, 20_000 if quick else args.messages, 10 if quick else args.users)
+        part_search(
+            20 if quick else 200,
+            20_000 if quick else args.messages,
+            10 if quick else args.users,
+            not args.no_openwebui,
+        )
     if "streams" in parts:
         part_streams(32 if quick else 256)
     if "replicas" in parts:
