@@ -253,7 +253,8 @@ def part_model(reps: int) -> None:
                 # Different questions (no shared prefix in the node's prompt cache), and who goes
                 # first alternates: neither side gets the other's warm cache
                 mine, theirs = (f"Write three sentences about the number {rep * 2 + n}." for n in (0, 1))
-                chat_id = create_chat(http, auth, SMOLLM, options=options)
+                # titled: no title job on the model to slow what comes next
+                chat_id = create_chat(http, auth, SMOLLM, options=options, title=f"bench {rep}")
                 if rep % 2:
                     other = gateway_timed(http, gateway, theirs, options)
                     one = send_timed(http, auth, chat_id, mine)
@@ -622,11 +623,12 @@ def part_replicas(count: int) -> None:
                 break
             time.sleep(1)
         engine.dispose()
-    interrupted = sum(1 for status, content in rows if status == "interrupted" and content)
+    interrupted = sum(1 for status, _ in rows if status == "interrupted")
+    with_text = sum(1 for status, content in rows if status == "interrupted" and content)
     print(f"replicas: on the killed one {len(cut_short)} streams ended, {doomed_failed} broke (as they must)")
     print(
         f"replicas: survivor {len(kept)}/{half} answers complete ({kept_failed} failed); on the killed one "
-        f"{interrupted}/{len(rows)} marked interrupted with their text, "
+        f"{interrupted}/{len(rows)} marked interrupted ({with_text} with text written before the kill), "
         f"{time.monotonic() - killed_at:.0f} s after the kill; still generating: "
         f"{sum(1 for status, _ in rows if status == 'generating')}"
     )
