@@ -82,15 +82,17 @@ export class EventParser {
 /** The events of a response body as they arrive; stops quietly when `signal` aborts. */
 export async function* readEvents(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncGenerator<ServerEvent> {
 	const parser = new EventParser();
-	const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+	const reader = body.getReader();
+	const decoder = new TextDecoder();
 	const abort = () => void reader.cancel().catch(() => {});
 	signal?.addEventListener('abort', abort, { once: true });
 	try {
 		while (true) {
 			const { value, done } = await reader.read();
 			if (done) break;
-			yield* parser.push(value);
+			yield* parser.push(decoder.decode(value, { stream: true }));
 		}
+		yield* parser.push(decoder.decode());
 		yield* parser.end();
 	} catch (error) {
 		if (signal?.aborted) return;
