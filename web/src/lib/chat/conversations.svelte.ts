@@ -37,7 +37,8 @@ export function folderTree(folders: readonly Folder[]): [Folder, number][] {
 
 class Conversations {
 	pager = new Pager<Conversation>(async (cursor) =>
-		call(api.GET('/api/v1/conversations', { params: { query: { archived: this.archived, limit: 50, ...(cursor ? { cursor } : {}) } } }))
+		call(api.GET('/api/v1/conversations', { params: { query: { archived: this.archived, limit: 50, ...(cursor ? { cursor } : {}) } } })),
+		(item) => item.id
 	);
 	folders: Folder[] = $state([]);
 	archived = $state(false);
@@ -77,6 +78,17 @@ class Conversations {
 		}
 		const others = this.pager.items.filter((item) => item.id !== conversation.id);
 		this.pager.items = [...others, conversation].sort(listOrder);
+	}
+
+	/** A folder's conversations (its first page), merged into the list when the folder opens. */
+	async loadFolder(folderId: string): Promise<void> {
+		try {
+			const page = await call(api.GET('/api/v1/conversations', { params: { query: { archived: this.archived, folder_id: folderId, limit: 100 } } }));
+			const known = new Set(this.pager.items.map((item) => item.id));
+			this.pager.items = [...this.pager.items, ...page.items.filter((item) => !known.has(item.id))].sort(listOrder);
+		} catch (error) {
+			toasts.show(messageOf(error), 'error');
+		}
 	}
 
 	find(id: string): Conversation | undefined {
