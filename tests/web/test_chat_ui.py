@@ -257,8 +257,9 @@ def test_the_sidebar_renames_pins_files_archives_and_deletes(
     expect(link).to_have_text("New chat")
 
     def act(cid: str, title: str, action: str) -> None:
-        sidebar.locator(f"a[href='/c/{cid}']").hover()
-        sidebar.get_by_role("button", name=f"Actions for {title}").click()
+        row = sidebar.locator(".item", has=page.locator(f"a[href='/c/{cid}']"))
+        row.hover()
+        row.get_by_role("button", name=f"Actions for {title}").click()
         page.get_by_role("menuitem", name=action).click()
 
     act(first, "New chat", "Rename")
