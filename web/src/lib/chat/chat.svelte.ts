@@ -72,7 +72,7 @@ class Chat {
 	/** Show conversation `id` (nothing to do when it is the one open: a new chat that just got its
 	 * address keeps its streams). */
 	async open(id: string): Promise<void> {
-		if (this.id === id && (this.conversation || this.loading)) return;
+		if (this.id === id && (this.conversation || this.loading || this.missing)) return;
 		this.reset();
 		this.id = id;
 		this.loading = true;
