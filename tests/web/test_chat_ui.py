@@ -272,14 +272,14 @@ def test_the_sidebar_renames_pins_files_archives_and_deletes(
 
     # A folder, a folder inside it, and a conversation dragged onto the first.
     sidebar.get_by_role("button", name="New folder").click()
-    page.get_by_label("Name", exact=True).fill("Stories")
+    page.get_by_role("dialog").get_by_label("Folder name").fill("Stories")
     page.get_by_role("button", name="Create folder").click()
     folder = sidebar.locator("[data-folder='Stories']")
     expect(folder).to_be_visible()
     folder.hover()
     sidebar.get_by_role("button", name="Actions for folder Stories").click()
     page.get_by_role("menuitem", name="New folder inside").click()
-    page.get_by_label("Name", exact=True).fill("Long ones")
+    page.get_by_role("dialog").get_by_label("Folder name").fill("Long ones")
     page.get_by_role("button", name="Create folder").click()
     expect(sidebar.locator("[data-folder='Long ones']")).to_be_visible()
     sidebar.locator(f"a[href='/c/{second}']").drag_to(folder)
