@@ -235,6 +235,12 @@ def test_two_models_answer_side_by_side(platform: PlatformProcess, new_context: 
         assert text_length(both.nth(index)) > 0
     assert_accessible(page)
 
+    # The model titles the conversation in the background; the sidebar picks the title up.
+    cid = page.url.rsplit("/", 1)[1]
+    row = page.get_by_role("navigation", name="Sidebar").locator(f"a[href='/c/{cid}']")
+    expect(row).not_to_have_text("New chat", timeout=60_000)
+    expect(page).to_have_title(f"{row.inner_text()} · Avocado")
+
     # Continue with the second: it is the branch shown from now on.
     both.nth(1).get_by_role("button", name="Continue with this answer").click()
     expect(pair).to_have_count(0)

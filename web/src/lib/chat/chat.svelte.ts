@@ -134,28 +134,33 @@ class Chat {
 		}
 	}
 
-	/** After an answer ends: the title the platform writes after the first exchange, a moment later. */
+	/** After the first exchange the platform writes a title in the background: look for it a few
+	 * times over the next half minute, until it changes. */
 	#ended(): void {
 		if (this.streaming || !this.conversation || !this.#titlePending) return;
 		this.#titlePending = false;
-		const id = this.conversation.id;
+		const { id, title } = this.conversation;
 		const session = this.#session;
-		for (const wait of [1500, 5000]) {
-			setTimeout(() => {
-				if (session !== this.#session) return;
-				void this.#refresh(id);
-			}, wait);
-		}
+		const look = async (waits: number[]): Promise<void> => {
+			const [wait, ...rest] = waits;
+			if (wait === undefined) return;
+			await new Promise((resolve) => setTimeout(resolve, wait));
+			if (session !== this.#session) return;
+			const fresh = await this.#refresh(id);
+			if (!fresh || fresh.title === title) await look(rest);
+		};
+		void look([1500, 3000, 5000, 10000, 15000, 30000]);
 	}
 
-	async #refresh(id: string): Promise<void> {
+	async #refresh(id: string): Promise<Conversation | null> {
 		try {
 			const fresh = await call(api.GET('/api/v1/conversations/{conversation_id}', { params: { path: { conversation_id: id }, query: { limit: 1 } } }));
 			const { messages: _messages, more_before: _more, ...conversation } = fresh;
 			if (this.id === id) this.conversation = conversation;
 			conversations.upsert(conversation);
+			return conversation;
 		} catch {
-			// the title can wait for the next visit
+			return null; // the title can wait for the next visit
 		}
 	}
 

@@ -65,7 +65,6 @@ describe('EventParser', () => {
 describe('readEvents', () => {
 	it('decodes UTF-8 split inside a character and yields events as they complete', async () => {
 		const bytes = new TextEncoder().encode('event: delta\ndata: {"content":"héllo 🥑"}\n\n');
-		const encoder = new TextDecoder();
 		const stream = new ReadableStream<Uint8Array>({
 			start(controller) {
 				controller.enqueue(bytes.slice(0, 25));
@@ -77,7 +76,6 @@ describe('readEvents', () => {
 		const events = await all(stream);
 		expect(events).toHaveLength(1);
 		expect(JSON.parse(events[0]!.data).content).toBe('héllo 🥑');
-		expect(encoder.decode(bytes)).toContain('🥑');
 	});
 
 	it('ends quietly when aborted', async () => {
