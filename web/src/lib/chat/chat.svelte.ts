@@ -98,14 +98,18 @@ class Chat {
 		const first = this.thread.path[0];
 		if (!this.id || !first || !this.moreBefore) return;
 		const session = this.#session;
-		const page = await call(
-			api.GET('/api/v1/conversations/{conversation_id}/messages', {
-				params: { path: { conversation_id: this.id }, query: { before: first.id } }
-			})
-		);
-		if (session !== this.#session) return;
-		this.thread = prepend(this.thread, page.items);
-		this.moreBefore = page.next_cursor !== null;
+		try {
+			const page = await call(
+				api.GET('/api/v1/conversations/{conversation_id}/messages', {
+					params: { path: { conversation_id: this.id }, query: { before: first.id } }
+				})
+			);
+			if (session !== this.#session) return;
+			this.thread = prepend(this.thread, page.items);
+			this.moreBefore = page.next_cursor !== null;
+		} catch (error) {
+			if (session === this.#session) this.error = `Could not load earlier messages: ${messageOf(error)}`;
+		}
 	}
 
 	#apply(event: ChatEvent): void {
