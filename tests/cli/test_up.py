@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,17 @@ def test_up_serves_through_the_gateway_and_stops_both(up: Up) -> None:
         assert SMOLLM in {m["name"] for m in models}
         signins = platform.get("/api/v1/admin/audit", params={"action": "signin.succeeded"}, headers=auth)
         assert [event["address"] for event in signins.json()["items"]] == ["127.0.0.1"]
+
+        # It holds the gateway's master key: management is on, and the model list above was
+        # metered as Ada's (the gateway writes its counts every 5 s).
+        assert platform.get("/api/v1/auth/config").json()["management"] is True
+        gateway_nodes = platform.get("/api/v1/admin/gateway/nodes", headers=auth).json()["items"]
+        assert [n["url"] for n in gateway_nodes] == [up.node]
+        deadline = time.monotonic() + 20
+        while not (usage := platform.get("/api/v1/admin/gateway/usage", headers=auth).json()["items"]):
+            assert time.monotonic() < deadline, "the gateway never counted Ada's request"
+            time.sleep(0.5)
+        assert [(row["email"], row["requests"]) for row in usage] == [("ada@example.com", 1)]
     assert (up.home / "state" / "platform-signing-key").is_file()
 
     # The client commands work against the gateway's address, management included.

@@ -15,7 +15,7 @@ from tests.db.support import empty_public_schema
 def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
     assert current(database_url) is None
     upgrade(database_url)
-    assert current(database_url) == head() == "0006"
+    assert current(database_url) == head() == "0011"
     engine = make_engine(database_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -33,6 +33,10 @@ def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
         "mfa_factors",
         "mfa_recovery_codes",
         "user_preferences",
+        "folders",
+        "conversations",
+        "messages",
+        "conversation_tags",
     } <= tables
 
 

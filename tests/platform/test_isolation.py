@@ -21,12 +21,17 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password-reset/request"),
     ("POST", "/api/v1/auth/password-reset"),
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/auth/config"),  # the sign-up policy and optional features, for the sign-in page
+    ("GET", "/api/v1/auth/oidc"),  # whether single sign-on is on (the sign-in page's button)
+    ("GET", "/api/v1/auth/oidc/login"),  # the way to sign in with it (404 here: not configured)
+    ("GET", "/api/v1/auth/oidc/callback"),  # its own proof: the state cookie, the provider's code
 }
 # Bodies that pass validation, so the route itself decides (an empty one would be a 422 first)
 BODIES = {
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"content": "hi"},
     ("POST", "/api/v1/conversations/{conversation_id}/fork"): {"message_id": "x"},
     ("PUT", "/api/v1/conversations/{conversation_id}/leaf"): {"message_id": "x"},
+    ("PUT", "/api/v1/conversations/{conversation_id}/messages/{message_id}/feedback"): {"rating": "up"},
 }
 
 
@@ -68,10 +73,13 @@ def test_users_reach_none_of_another_users_things(sqlite_platform: RunningPlatfo
         "conversation_id": chat.id,
         "message_id": sent.answers[0].id,
         "folder_id": conversations.create_folder(ada_id, "ada's", None).id,
+        "note_id": sqlite_platform.platform.notes.create(ada_id, "ada's", "", chat.id).id,
+        "share_id": sqlite_platform.platform.shares.share(ada_id, chat.id, sqlite_platform.url).id,
     }
     for method, path in _routes(sqlite_platform):
-        # /v1/models/{model}: a model is no one's resource (test_openai covers who sees which)
-        if (method, path) in PUBLIC or "{" not in path or path.startswith("/v1/models/"):
+        # /v1/models/{model}: a model is no one's resource (test_openai covers who sees which);
+        # /api/v1/shared/{token}: a link anyone signed in may open (test_sharing covers it)
+        if (method, path) in PUBLIC or "{" not in path or path.startswith(("/v1/models/", "/api/v1/shared/")):
             continue
         concrete = re.sub(r"\{([^}]+)\}", lambda m: ids[m.group(1)], path)
         answer = bob.http.request(method, concrete, headers=bob.auth, json=BODIES.get((method, path), {}))

@@ -72,3 +72,22 @@ def test_the_signing_key_is_generated_once_into_the_home(tmp_path: Path) -> None
     given = PlatformSettings(home=tmp_path / "other", signing_key="g" * 40, previous_signing_keys="p" * 40)
     assert signing_keys(given) == (["g" * 40, "p" * 40], False)
     assert not signing_key_file(tmp_path / "other").exists()
+
+
+def test_the_gateway_key_is_read_and_is_the_service_credential_unless_one_is_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AVOCADO_HOME", str(tmp_path))
+    assert PlatformSettings().gateway_key is None and PlatformSettings().service_key is None
+    monkeypatch.setenv("AVOCADO_PLATFORM_GATEWAY_KEY", "the-gateway-master-key")
+    settings = PlatformSettings()
+    assert (
+        settings.gateway_key is not None
+        and settings.gateway_key.get_secret_value() == "the-gateway-master-key"
+    )
+    assert settings.service_key == "the-gateway-master-key"
+    assert "the-gateway-master-key" not in repr(settings)
+    monkeypatch.setenv("AVOCADO_PLATFORM_UPSTREAM_KEY", "avk-a-service-key")
+    assert PlatformSettings().service_key == "avk-a-service-key"
+    monkeypatch.setenv("AVOCADO_PLATFORM_GATEWAY_KEY", "  ")
+    assert PlatformSettings().gateway_key is None

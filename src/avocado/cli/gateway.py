@@ -165,7 +165,8 @@ def up(
 
     The gateway gets a master key of its own (AVOCADO_MASTER_KEY, else one generated once into the
     home) for ``avocado keys``, and requires no key on requests: one person, on loopback. The
-    platform shares the gateway's database; on a fresh home the first account registered is the admin.
+    platform shares the gateway's database and holds its master key (management: the gateway's
+    nodes, usage per user); on a fresh home the first account registered is the admin.
     """
     env = dict(os.environ)
     if home is not None:
@@ -227,6 +228,10 @@ def _start_platform(
         raise typer.Exit(1) from None
     command = [sys.executable, "-m", "avocado", "platform", "--host", "127.0.0.1", "--port", str(port)]
     platform_env = {**env, "AVOCADO_PLATFORM_UPSTREAM_URL": gateway_url}
+    if settings.master_key is not None and not env.get("AVOCADO_PLATFORM_GATEWAY_KEY", "").strip():
+        # The gateway's master key: management (its nodes, usage per user), and the credential the
+        # platform calls models with, so each user's requests are metered as theirs.
+        platform_env["AVOCADO_PLATFORM_GATEWAY_KEY"] = settings.master_key.get_secret_value()
     if settings.database_url is not None:
         platform_env["AVOCADO_DATABASE_URL"] = settings.database_url.get_secret_value()
     platform = subprocess.Popen([*orphan_guard(), *command], env=platform_env)

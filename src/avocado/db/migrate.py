@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, text
 
 from avocado.db.engine import make_engine
-from avocado.db.tables import load_metadata
+from avocado.db.tables import include_object, load_metadata
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "current", "head", "pending_changes", "revision", "upgrade"]
 
@@ -75,7 +75,8 @@ def pending_changes(url: str | URL | Engine) -> list[Any]:
     engine, owned = _engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            options = {"compare_type": True, "include_object": include_object}
+            context = MigrationContext.configure(connection, opts=options)
             return list(compare_metadata(context, load_metadata()))
     finally:
         if owned:

@@ -12,13 +12,16 @@ from sqlalchemy import MetaData
 
 from avocado.db.base import Base
 
-__all__ = ["MODEL_MODULES", "load_metadata"]
+__all__ = ["MODEL_MODULES", "by_hand", "include_object", "load_metadata"]
 
 MODEL_MODULES = (
     "avocado.gateway.keys.models",
     "avocado.platform.accounts.models",
     "avocado.platform.admin.models",
     "avocado.platform.conversations.models",
+    "avocado.platform.notes.models",
+    "avocado.platform.feedback.models",
+    "avocado.platform.sharing.models",
 )
 
 
@@ -27,3 +30,18 @@ def load_metadata() -> MetaData:
     for name in MODEL_MODULES:
         importlib.import_module(name)
     return Base.metadata
+
+
+# Search structures the migrations make by hand, per database (FTS5 tables and their triggers on
+# SQLite; a generated tsvector column and its GIN index on PostgreSQL): not in the models.
+HAND_MADE = ("_fts", "search_vector", "_search")
+
+
+def by_hand(name: str | None) -> bool:
+    """Whether ``name`` is one of the search structures that the models leave out."""
+    return name is not None and any(part in name for part in HAND_MADE)
+
+
+def include_object(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's filter: leave the hand-made search structures out of comparisons."""
+    return not (reflected and by_hand(name))

@@ -22,13 +22,21 @@ from starlette.types import Scope
 
 import avocado
 from avocado.cors import add_cors
+from avocado.platform.accounts.oidc_router import oidc_router
 from avocado.platform.accounts.router import admin_users_router, auth_router, users_router
 from avocado.platform.admin.router import admin_router
 from avocado.platform.catalog.router import catalog_router
 from avocado.platform.compat.errors import install_openai_errors
 from avocado.platform.compat.router import compat_router
 from avocado.platform.conversations.router import conversations_router, folders_router
+from avocado.platform.conversations.temporary import temporary_router
+from avocado.platform.conversations.transfer_router import transfer_router
 from avocado.platform.errors import install_error_handlers
+from avocado.platform.feedback.router import admin_feedback_router, feedback_router
+from avocado.platform.management.router import management_router
+from avocado.platform.notes.router import notes_router
+from avocado.platform.search.router import search_router
+from avocado.platform.sharing.router import sharing_router
 from avocado.platform.state import Platform
 from avocado.request_id import RequestIdMiddleware
 from avocado.serving import RequestLimitsMiddleware, limits_of
@@ -38,13 +46,22 @@ __all__ = ["API_PREFIX", "ROUTERS", "create_platform_app", "default_web_dir"]
 API_PREFIX = "/api/v1"
 ROUTERS: tuple[APIRouter, ...] = (
     auth_router,
+    oidc_router,
     users_router,
     admin_users_router,
     admin_router,
+    management_router,
     catalog_router,
     compat_router,
+    transfer_router,  # before conversations_router: /export is not a conversation id
     conversations_router,
     folders_router,
+    temporary_router,
+    search_router,
+    notes_router,
+    feedback_router,
+    admin_feedback_router,
+    sharing_router,
 )
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

@@ -21,7 +21,9 @@ from sqlalchemy import Engine
 
 from avocado.db import make_engine, make_sessionmaker, upgrade
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.oidc import Identities, OidcProvider
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
@@ -36,13 +38,21 @@ from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.live import Publisher
+from avocado.platform.conversations.retention import EVERY as RETENTION_EVERY
+from avocado.platform.conversations.retention import Retention
 from avocado.platform.conversations.service import ConversationService
-from avocado.platform.conversations.titles import title_job
+from avocado.platform.conversations.titles import summary_job, title_job
+from avocado.platform.conversations.transfer import Transfer
 from avocado.platform.conversations.upstream import ChatUpstream
+from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
 from avocado.platform.mail import Mailer
+from avocado.platform.management.service import GatewayManagement
 from avocado.platform.net import ProxyTrust
+from avocado.platform.notes.service import NoteService
+from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings, signing_key_file
+from avocado.platform.sharing.service import ShareService
 from avocado.platform.state import Platform
 from avocado.secret_file import load_or_create_secret
 
@@ -103,6 +113,27 @@ def open_accounts(settings: PlatformSettings) -> tuple[AccountService, Engine]:
     return accounts, engine
 
 
+def _oidc(settings: PlatformSettings) -> OidcProvider | None:
+    """The OpenID Connect provider, when one is configured (its discovery document is read at the
+    first sign-in, so a provider down at start-up does not stop the platform)."""
+    if settings.oidc_issuer is None or settings.oidc_client_id is None:
+        return None
+    if settings.public_url is None:
+        log.warning(
+            "single sign-on without public_url: the provider will send browsers back to %s/api/v1/auth/"
+            "oidc/callback, which only this machine reaches; set AVOCADO_PLATFORM_PUBLIC_URL",
+            settings.local_url,
+        )
+    secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
+    return OidcProvider(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        secret,
+        name=settings.oidc_name,
+        scopes=settings.oidc_scopes,
+    )
+
+
 def open_services(settings: PlatformSettings) -> Built:
     """The platform's services on a migrated database."""
     engine = make_engine(settings.database)
@@ -139,12 +170,18 @@ def open_services(settings: PlatformSettings) -> Built:
     mailer = Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
     broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
     jobs = Jobs(broker_url, mailer, queue=settings.broker_queue)
-    upstream_key = settings.upstream_key.get_secret_value() if settings.upstream_key else None
+    upstream_key = settings.service_key
+    gateway_key = settings.gateway_key.get_secret_value() if settings.gateway_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
     conversations = ConversationService(sessions)
     chat = ChatUpstream(settings.upstream_url, upstream_key)
     make_title = jobs.register("avocado.platform.make_title", title_job(conversations, chat))
-    generations = Generations(conversations, chat, Publisher(redis_url), on_first_exchange=make_title)
+    retention = Retention(sessions, site, audit)
+    jobs.retention = jobs.register("avocado.platform.retention", retention.job())
+    summarise = jobs.register("avocado.platform.summarise", summary_job(conversations, chat))
+    generations = Generations(
+        conversations, chat, Publisher(redis_url), on_first_exchange=make_title, on_summarise=summarise
+    )
     platform = Platform(
         settings=settings,
         accounts=accounts,
@@ -162,6 +199,16 @@ def open_services(settings: PlatformSettings) -> Built:
         conversations=conversations,
         generations=generations,
         models=KnownModels(catalog),
+        search=SearchService(sessions),
+        notes=NoteService(sessions),
+        feedback=FeedbackService(sessions),
+        shares=ShareService(sessions, conversations),
+        transfer=Transfer(sessions, conversations),
+        retention=retention,
+        management=GatewayManagement(settings.upstream_url, gateway_key),
+        avatars=AvatarStore(sessions),
+        identities=Identities(sessions, accounts, audit),
+        oidc=_oidc(settings),
     )
     jobs.reset_links = functools.partial(reset_link, platform)
     return Built(platform, engine, created)
@@ -180,6 +227,19 @@ async def _purge_forever(accounts: AccountService, every: float = PURGE_EVERY) -
         await asyncio.sleep(every)
 
 
+async def _retain_forever(jobs: Jobs, every: float = RETENTION_EVERY) -> None:
+    """Queue the retention job now and then (on a shared broker any replica may run it; it is
+    idempotent)."""
+    while True:
+        await asyncio.sleep(every)
+        if jobs.retention is None:
+            return
+        try:
+            await jobs.retention()
+        except Exception as exc:
+            log.warning("could not queue the retention job: %s", exc)
+
+
 def build_platform(settings: PlatformSettings) -> FastAPI:
     built = open_services(settings)
     platform = built.platform
@@ -190,10 +250,12 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
         await platform.jobs.start()
         await platform.generations.start()
         purging = asyncio.create_task(_purge_forever(platform.accounts), name="platform-purge")
+        retaining = asyncio.create_task(_retain_forever(platform.jobs), name="platform-retention")
         try:
             yield
         finally:
             purging.cancel()
+            retaining.cancel()
             await platform.generations.close()
             await platform.generations.upstream.aclose()
             await platform.jobs.close()
@@ -201,6 +263,7 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
             await platform.throttle.aclose()
             await platform.catalog.aclose()
             await platform.upstream.aclose()
+            await platform.management.aclose()
             built.engine.dispose()
 
     app = create_platform_app(platform, lifespan)

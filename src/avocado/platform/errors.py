@@ -138,6 +138,8 @@ _WHY = {
     403: "Signed in, but not allowed",
     404: "No such resource (or not yours)",
     409: "Conflicts with what exists",
+    413: "The body (or the file in it) is too large",
+    415: "Not a type this route takes",
     422: "Invalid input: detail names each field",
     429: "Too many attempts: wait Retry-After seconds",
 }

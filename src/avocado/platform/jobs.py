@@ -75,6 +75,7 @@ class Jobs:
         self._mail = self.broker.register_task(send_mail, task_name="avocado.platform.send_mail")
         self._reset = self.broker.register_task(send_reset, task_name="avocado.platform.send_reset")
         self.reset_links: ResetLinks | None = None  # set once the accounts exist (build_platform)
+        self.retention: Callable[[], Awaitable[None]] | None = None  # queues the retention job
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 

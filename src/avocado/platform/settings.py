@@ -92,6 +92,9 @@ class PlatformSettings(AvocadoSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PLATFORM_PORT, ge=0, le=65535)
     max_body: str = Field(default="1MiB", description="Largest request body (413 past it)")
+    max_upload: str = Field(
+        default="64MiB", description="Largest import of conversations (POST /api/v1/conversations/import)"
+    )
     public_url: str | None = Field(
         default=None,
         description="The address users reach (reset links, OIDC redirects, share links); never taken "
@@ -160,9 +163,33 @@ class PlatformSettings(AvocadoSettings):
     upstream_key: SecretStr | None = Field(
         default=None, description="The platform's service credential for upstream_url"
     )
+    gateway_key: SecretStr | None = Field(
+        default=None,
+        description="Our gateway's master key, for management (its nodes, usage per user); without it, "
+        "or in front of a node or a plain Ollama, those pages are hidden. Also the service credential "
+        "when upstream_key is not set",
+    )
     web_dir: Path | None = Field(
         default=None, description="Built web UI to serve at / (default: the one installed, if any)"
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect provider's issuer URL (its discovery document is read from "
+        "ISSUER/.well-known/openid-configuration); none: no single sign-on",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, max_length=500, description="This platform's client id there"
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="Its client secret (none: a public client, PKCE only)"
+    )
+    oidc_name: str = Field(
+        default="single sign-on",
+        min_length=1,
+        max_length=60,
+        description='What the sign-in button calls the provider ("Sign in with NAME")',
+    )
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked for (openid is added)")
 
     @classmethod
     def settings_customise_sources(
@@ -200,6 +227,22 @@ class PlatformSettings(AvocadoSettings):
     def _check_public_url(cls, value: str | None) -> str | None:
         return _http_url(value, "public_url")
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _check_oidc_issuer(cls, value: str | None) -> str | None:
+        return _http_url(value, "oidc_issuer")
+
+    @field_validator("oidc_client_id")
+    @classmethod
+    def _strip_client_id(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else value.strip()
+
+    @model_validator(mode="after")
+    def _oidc_is_complete(self) -> PlatformSettings:
+        if (self.oidc_issuer is None) != (self.oidc_client_id is None):
+            raise ValueError("single sign-on needs both oidc_issuer and oidc_client_id (or neither)")
+        return self
+
     @field_validator("upstream_url")
     @classmethod
     def _check_upstream_url(cls, value: str) -> str:
@@ -223,7 +266,15 @@ class PlatformSettings(AvocadoSettings):
             raise ValueError("signing_key must be at least 32 random characters")  # value not echoed
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("database_url", "redis_url", "broker_url", "smtp_url", "upstream_key")
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "broker_url",
+        "smtp_url",
+        "upstream_key",
+        "gateway_key",
+        "oidc_client_secret",
+    )
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None or not value.get_secret_value().strip() else value
@@ -262,6 +313,8 @@ class PlatformSettings(AvocadoSettings):
         )
         if weak:
             missing.append("argon2 costs at least OWASP's (memory 19456 KiB, time 2)")
+        if self.oidc_issuer is not None and not self.oidc_issuer.startswith("https://"):
+            missing.append("an https:// AVOCADO_PLATFORM_OIDC_ISSUER")
         if missing:
             raise ValueError("production mode needs " + "; ".join(missing))
         return self
@@ -272,6 +325,12 @@ class PlatformSettings(AvocadoSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.home / 'gateway.sqlite3'}"
+
+    @property
+    def service_key(self) -> str | None:
+        """The credential the platform calls models with: ``upstream_key``, else ``gateway_key``."""
+        key = self.upstream_key or self.gateway_key
+        return key.get_secret_value() if key is not None else None
 
     @property
     def access_ttl_seconds(self) -> float:

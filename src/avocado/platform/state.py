@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from avocado.platform.accounts.apikeys import PersonalKeys
+from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
+from avocado.platform.accounts.oidc import Identities, OidcProvider
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
 from avocado.platform.accounts.service import AccountService
@@ -17,10 +19,17 @@ from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.generation import Generations
+from avocado.platform.conversations.retention import Retention
 from avocado.platform.conversations.service import ConversationService
+from avocado.platform.conversations.transfer import Transfer
+from avocado.platform.feedback.service import FeedbackService
 from avocado.platform.jobs import Jobs
+from avocado.platform.management.service import GatewayManagement
 from avocado.platform.net import ProxyTrust
+from avocado.platform.notes.service import NoteService
+from avocado.platform.search.service import SearchService
 from avocado.platform.settings import PlatformSettings
+from avocado.platform.sharing.service import ShareService
 
 __all__ = ["Platform", "platform_of"]
 
@@ -40,9 +49,19 @@ class Platform:
     upstream: Upstream
     mfa: Mfa
     preferences: PreferenceStore
+    identities: Identities
     conversations: ConversationService
     generations: Generations
     models: KnownModels
+    search: SearchService
+    notes: NoteService
+    feedback: FeedbackService
+    shares: ShareService
+    transfer: Transfer
+    retention: Retention
+    management: GatewayManagement
+    avatars: AvatarStore
+    oidc: OidcProvider | None = None  # single sign-on, when configured
 
 
 def platform_of(connection: HTTPConnection) -> Platform:

@@ -30,11 +30,12 @@ __all__ = ["MIN_RATE", "Limits", "RequestLimitsMiddleware", "is_upload", "limits
 
 MIN_RATE = 1024  # bytes per second a body must keep up, on average, after read_timeout
 CLOSE = {"connection": "close"}  # what is left of a refused body is not read
-_UPLOAD = re.compile(r"^/api/blobs/|^/v2/.+/blobs/uploads/")
+_UPLOAD = re.compile(r"^/api/blobs/|^/v2/.+/blobs/uploads/|^/api/v1/conversations/import$")
 
 
 def is_upload(path: str) -> bool:
-    """Routes that receive model files, bounded by ``max_upload`` rather than ``max_body``."""
+    """Routes that receive model files (or the platform's imports of conversations), bounded by
+    ``max_upload`` rather than ``max_body``."""
     return _UPLOAD.match(path) is not None
 
 

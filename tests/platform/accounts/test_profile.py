@@ -1,5 +1,5 @@
 """My profile on SQLite and PostgreSQL: display name, preferences (a default model I may use, a
-system prompt, a theme), and deleting my account with all my data (the password is needed)."""
+system prompt, a theme), an avatar, and deleting my account with all my data (the password is needed)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from avocado.platform.accounts.models import (
     AuthSession,
+    Avatar,
     MfaFactor,
     PersonalKey,
     Preferences,
@@ -20,6 +21,7 @@ from avocado.platform.accounts.models import (
     User,
 )
 from avocado.platform.admin.models import AuditEvent
+from tests.platform.accounts.test_avatar import GIF
 from tests.platform.support import PASSWORD, RunningPlatform, platform_settings, running
 from tests.support import SMOLLM, RunningNode
 
@@ -79,7 +81,8 @@ def test_deleting_my_account_takes_all_my_data(fronting: RunningPlatform) -> Non
     secret = bob.post("/api/v1/users/me/mfa").json()["secret"]
     bob.post("/api/v1/users/me/mfa/confirm", json={"code": pyotp.TOTP(secret).now()})
     bob.patch("/api/v1/users/me/preferences", json={"theme": "dark"})
-    for before in (User, AuthSession, PersonalKey, MfaFactor, RecoveryCode, Preferences):
+    assert bob.request("PUT", "/api/v1/users/me/avatar", files={"file": ("me.gif", GIF)}).status_code == 200
+    for before in (User, AuthSession, PersonalKey, MfaFactor, RecoveryCode, Preferences, Avatar):
         assert _count(fronting, before, bob_id) >= 1, before
 
     assert bob.request("DELETE", "/api/v1/users/me", json={}).status_code == 422
@@ -88,7 +91,7 @@ def test_deleting_my_account_takes_all_my_data(fronting: RunningPlatform) -> Non
     assert _count(fronting, User, bob_id) == 1
 
     assert bob.request("DELETE", "/api/v1/users/me", json={"password": PASSWORD}).status_code == 204
-    for after in (User, AuthSession, PersonalKey, MfaFactor, RecoveryCode, Preferences):
+    for after in (User, AuthSession, PersonalKey, MfaFactor, RecoveryCode, Preferences, Avatar):
         assert _count(fronting, after, bob_id) == 0, after
     with fronting.platform.keys._sessions() as session:
         assert session.scalar(select(func.count()).select_from(RefreshToken)) == 1  # root's only

@@ -49,7 +49,11 @@ def test_audit_times_without_an_offset_are_utc(platform: RunningPlatform) -> Non
 def test_settings_changes_are_validated_and_audited(platform: RunningPlatform) -> None:
     platform.register("ada@example.com")
     admin = platform.sign_in("ada@example.com")
-    assert admin.get("/api/v1/admin/settings").json() == {"signup_policy": "approval"}
+    assert admin.get("/api/v1/admin/settings").json() == {
+        "signup_policy": "approval",
+        "retention_archived_days": None,
+        "max_conversations_per_user": None,
+    }
     bad = admin.patch("/api/v1/admin/settings", json={"signup_policy": "everyone"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "signup_policy"
     unknown = admin.patch("/api/v1/admin/settings", json={"colour": "green"})

@@ -140,3 +140,58 @@ def test_the_platform_stopping_mid_answer_leaves_it_interrupted_with_its_text(
     sqlite_chat.stop()
     answer = sqlite_chat.platform.conversations.answer(mid)
     assert answer is not None and answer.status == "interrupted" and answer.content
+
+
+def test_continue_goes_on_from_a_length_limit(ada: Session) -> None:
+    conversation = _conversation(ada, options={"temperature": 0, "seed": 1, "num_predict": 6})
+    first = send(ada, conversation["id"], "Count from one to twenty in words.")
+    answer = first[-1].data
+    assert answer["done_reason"] == "length"
+    base = f"/api/v1/conversations/{conversation['id']}/messages/{answer['id']}"
+    with ada.http.stream("POST", f"{base}/continue", headers=ada.auth) as response:
+        more = read_all(response)
+    assert more[0].name == "start" and more[0].id == f"{answer['id']}:{len(answer['content'])}"
+    done = more[-1].data
+    added = answer_text(more, answer["id"])
+    assert done["id"] == answer["id"] and done["content"] == answer["content"] + added and added
+    path = ada.get(f"/api/v1/conversations/{conversation['id']}").json()["messages"]
+    assert len(path) == 2 and path[-1]["content"] == done["content"]  # the same message grew
+    assert ada.get("/api/v1/search", params={"q": done["content"].split()[-1]}).status_code == 200
+
+
+def test_a_temporary_chat_streams_and_stores_nothing(ada: Session) -> None:
+    turns = [
+        {"role": "user", "content": "My name is Zebulon."},
+        {"role": "assistant", "content": "Nice to meet you, Zebulon."},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    body = {"model": SMOLLM, "messages": turns, "options": SHORT}
+    with ada.http.stream("POST", "/api/v1/temporary-chat", json=body, headers=ada.auth) as response:
+        received = read_all(response)
+    assert received[0].name == "start" and received[-1].name == "done"
+    mid = received[0].data["assistant_message_ids"][0]
+    assert received[-1].data["content"] == answer_text(received, mid) != ""
+    assert received[-1].data["usage"]["prompt_tokens"] > 20  # the earlier turns went along
+    assert ada.get("/api/v1/conversations").json()["items"] == []
+    assert ada.get("/api/v1/search", params={"q": "Zebulon"}).json()["items"] == []
+    bad = ada.post("/api/v1/temporary-chat", json={"model": SMOLLM, "messages": []})
+    assert bad.status_code == 422
+
+
+def test_turns_that_outgrow_the_context_are_left_out_and_summarised(ada: Session) -> None:
+    options = {"temperature": 0, "seed": 3, "num_predict": 16, "num_ctx": 512}
+    conversation = _conversation(ada, options=options, summarise=True)
+    padding = "Here is some background about my garden, which has roses, tulips and a pond. " * 7
+    for n in range(5):
+        send(ada, conversation["id"], f"Question {n}. {padding}")
+    detail = ada.get(f"/api/v1/conversations/{conversation['id']}").json()
+    marks = [m["in_context"] for m in detail["messages"]]
+    assert marks == [False] * 8 + [True] * 2  # cut at a block of 8, the newest exchange kept
+
+    def summarised() -> str | None:
+        found: str | None = ada.get(f"/api/v1/conversations/{conversation['id']}").json()["summary"]
+        return found
+
+    assert _wait(summarised, timeout=60)
+    again = send(ada, conversation["id"], "What grows in my garden?")
+    assert again[-1].data["status"] == "done"

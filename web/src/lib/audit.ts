@@ -18,7 +18,9 @@ export const AUDIT_ACTIONS: Record<string, string> = {
 	'session.revoked': 'Session signed out',
 	'session.revoked_all': 'Signed out everywhere',
 	'session.reuse_detected': 'Stolen token suspected',
-	'settings.changed': 'Setting changed'
+	'settings.changed': 'Setting changed',
+	'oidc.linked': 'Single sign-on linked',
+	'oidc.link_refused': 'Single sign-on link refused'
 };
 
 export function actionLabel(action: string): string {

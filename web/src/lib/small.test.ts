@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Model } from './api/client';
 import { actionLabel, describeDetail, isWarning } from './audit';
 import { readCookie } from './auth.svelte';
-import { featuresOf } from './features.svelte';
+import { avatarProblem, MAX_AVATAR_BYTES } from './avatar.svelte';
+import { managementOf, oidcErrorMessage, oidcFeature, oidcLoginUrl } from './features.svelte';
 import { curlExample, groupSecret } from './keys';
 import { formatBytes, modelDetails, pickModel } from './models';
 import { safeNext, signInFor } from './navigation';
@@ -98,9 +99,41 @@ describe('audit', () => {
 });
 
 describe('features', () => {
-	it('reads single sign-on from the OpenAPI paths', () => {
-		expect(featuresOf(['/api/v1/users/me', '/api/v1/auth/login'])).toEqual({ oidc: false });
-		expect(featuresOf(['/api/v1/users/me/mfa', '/api/v1/auth/oidc/login'])).toEqual({ oidc: true });
+	it('offers single sign-on only when the platform says it is on', () => {
+		expect(oidcFeature({ enabled: false, name: null, login_url: null })).toBeNull();
+		expect(oidcFeature(undefined)).toBeNull();
+		expect(oidcFeature({ enabled: true, name: 'Keycloak', login_url: '/api/v1/auth/oidc/login' })).toEqual({
+			name: 'Keycloak',
+			url: '/api/v1/auth/oidc/login'
+		});
+	});
+	it('words the reason single sign-on failed itself', () => {
+		expect(oidcErrorMessage('state', 'Keycloak')).toMatch(/expired or was started in another browser/);
+		expect(oidcErrorMessage('unverified_link', 'Keycloak')).toMatch(/Keycloak does not confirm/);
+		expect(oidcErrorMessage('<b>call 555</b>', 'Keycloak')).toBe('The sign-in with Keycloak did not go through. Try again.');
+	});
+	it('comes back to the page the user was going to', () => {
+		const sso = { name: 'Keycloak', url: '/api/v1/auth/oidc/login' };
+		expect(oidcLoginUrl(sso, '/')).toBe('/api/v1/auth/oidc/login');
+		expect(oidcLoginUrl(sso, '/settings/sessions')).toBe('/api/v1/auth/oidc/login?next=%2Fsettings%2Fsessions');
+	});
+	it('shows management only when the platform says it is on', () => {
+		expect(managementOf({ signup_policy: 'approval', mfa: true, management: true })).toBe(true);
+		expect(managementOf({ signup_policy: 'approval', mfa: true, management: false })).toBe(false);
+		expect(managementOf({ management: 'yes' })).toBe(false);
+		expect(managementOf(null)).toBe(false);
+		expect(managementOf(undefined)).toBe(false);
+	});
+});
+
+describe('avatarProblem', () => {
+	it('takes the images the platform takes, up to its size', () => {
+		expect(avatarProblem({ size: 1000, type: 'image/png' })).toBeNull();
+		expect(avatarProblem({ size: MAX_AVATAR_BYTES, type: 'image/webp' })).toBeNull();
+		expect(avatarProblem({ size: 1000, type: '' })).toBeNull(); // no claim: the platform reads the bytes
+		expect(avatarProblem({ size: 1000, type: 'image/svg+xml' })).toMatch(/PNG, JPEG, WebP or GIF/);
+		expect(avatarProblem({ size: MAX_AVATAR_BYTES + 1, type: 'image/jpeg' })).toMatch(/512 KiB/);
+		expect(avatarProblem({ size: 0, type: 'image/gif' })).toMatch(/empty/);
 	});
 });
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from avocado.db.base import UtcDateTime
 from avocado.db.engine import make_engine
-from avocado.db.tables import load_metadata
+from avocado.db.tables import include_object, load_metadata
 
 metadata = load_metadata()
 
@@ -33,6 +33,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

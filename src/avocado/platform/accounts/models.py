@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
 
 __all__ = [
     "AuthSession",
+    "Avatar",
     "MfaFactor",
+    "OidcIdentity",
     "PasswordReset",
     "PersonalKey",
     "Preferences",
@@ -129,3 +131,37 @@ class Preferences(Base):
     system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     theme: Mapped[str] = mapped_column(String(16))  # system | light | dark
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Avatar(Base):
+    """A user's picture: the image as uploaded (PNG, JPEG, WebP or GIF, checked by its first bytes),
+    at most a few hundred KiB, kept in the database so replicas share it and it goes with the user."""
+
+    __tablename__ = "user_avatars"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # the ETag
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OidcIdentity(Base):
+    """An account at an OpenID Connect provider (its issuer and subject) that signs in to a user.
+
+    ``email`` is the address the provider gave when the identity was linked (for the record: the
+    account's own e-mail may change later). Deleting the user deletes its identities.
+    """
+
+    __tablename__ = "oidc_identities"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_oidc_identities_issuer_subject"),)

@@ -14,13 +14,14 @@ import hmac
 import math
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, File, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from avocado.platform.accounts.apikeys import KeyRecord
+from avocado.platform.accounts.avatars import AVATAR_TYPES, MAX_AVATAR_BYTES, AvatarRecord, image_type
 from avocado.platform.accounts.dependencies import bearer, principal_from
 from avocado.platform.accounts.errors import InvalidCredentials, InvalidRefresh, WrongPassword
 from avocado.platform.accounts.preferences import PreferenceRecord
@@ -31,6 +32,8 @@ from avocado.platform.accounts.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    AuthConfig,
+    AvatarPublic,
     LoginRequest,
     LogoutRequest,
     MfaChallenge,
@@ -159,6 +162,14 @@ def _tokens(
 
 
 # -- sign-up and sign-in ----------------------------------------------------------------------------
+
+
+@auth_router.get("/config")
+async def auth_config(platform: Services) -> AuthConfig:
+    """Public: the sign-up policy, and which optional features this platform offers (``management``:
+    the gateway's nodes and usage, which need our gateway and its master key)."""
+    values = await run_in_threadpool(platform.site.all)
+    return AuthConfig(signup_policy=values["signup_policy"], management=await platform.management.available())
 
 
 @auth_router.post("/register", status_code=201, responses=error_responses(403, 409, 422))
@@ -363,6 +374,76 @@ async def delete_me(
         raise
     await platform.throttle.release(rules)
     return Response(status_code=204)
+
+
+# -- avatars ----------------------------------------------------------------------------------------
+
+AVATAR_MAX_AGE = 60  # seconds a browser may show an avatar before asking again (with its ETag)
+
+
+def _avatar_public(user_id: str, record: AvatarRecord) -> AvatarPublic:
+    return AvatarPublic(
+        content_type=record.content_type,
+        size=record.size,
+        updated_at=record.updated_at,
+        url=f"/api/v1/users/{user_id}/avatar",
+    )
+
+
+@users_router.put("/me/avatar", responses=error_responses(413, 415, 422))
+async def put_avatar(
+    file: Annotated[UploadFile, File(description="A PNG, JPEG, WebP or GIF image, at most 512 KiB")],
+    user: CurrentUser,
+    platform: Services,
+) -> AvatarPublic:
+    """Set my avatar (multipart/form-data, the image in ``file``). The type is read from the image
+    itself: anything but PNG, JPEG, WebP or GIF is a ``415``, more than 512 KiB a ``413``."""
+    data = await file.read(MAX_AVATAR_BYTES + 1)
+    if len(data) > MAX_AVATAR_BYTES:
+        raise PlatformError(f"file: the image is larger than {MAX_AVATAR_BYTES // 1024} KiB", status=413)
+    kind = image_type(data)
+    if kind is None:
+        allowed = ", ".join(t.removeprefix("image/").upper() for t in AVATAR_TYPES)
+        raise PlatformError(f"file: not an image this takes ({allowed})", status=415)
+    record = await run_in_threadpool(platform.avatars.put, user.id, data, kind)
+    return _avatar_public(user.id, record)
+
+
+@users_router.delete("/me/avatar", status_code=204)
+async def delete_avatar(user: CurrentUser, platform: Services) -> Response:
+    """Remove my avatar (done already when there is none)."""
+    await run_in_threadpool(platform.avatars.delete, user.id)
+    return Response(status_code=204)
+
+
+@users_router.get(
+    "/{user_id}/avatar",
+    response_class=Response,
+    responses={
+        **error_responses(404),
+        200: {"description": "The image", "content": {kind: {} for kind in AVATAR_TYPES}},
+        304: {"description": "Not modified since the ETag given in If-None-Match"},
+    },
+)
+async def get_avatar(user_id: str, request: Request, user: CurrentUser, platform: Services) -> Response:
+    """A user's avatar, for signed-in users (``me``: mine); ``404`` when they have none."""
+    owner = user.id if user_id == "me" else user_id
+    record = await run_in_threadpool(platform.avatars.get, owner) if len(owner) <= 36 else None
+    if record is None:
+        raise NotFound("no avatar")
+    etag = f'"{record.sha256}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={AVATAR_MAX_AGE}",
+        "Last-Modified": record.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Vary": "Authorization",
+    }
+    wanted = [tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")]
+    if etag in wanted or "*" in wanted:
+        return Response(status_code=304, headers=headers)
+    return Response(record.data, media_type=record.content_type, headers=headers)
 
 
 def _preferences_public(record: PreferenceRecord) -> PreferencesPublic:

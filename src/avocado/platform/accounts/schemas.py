@@ -125,6 +125,21 @@ class AdminUserUpdate(_Input):
     status: Status | None = None
 
 
+class AvatarPublic(BaseModel):
+    content_type: str
+    size: int
+    updated_at: datetime
+    url: str  # where signed-in users get it (with their access token)
+
+
+class AuthConfig(BaseModel):
+    """What a sign-in page and the app shell need to know before anyone signs in."""
+
+    signup_policy: Literal["approval", "open", "closed"]
+    mfa: bool = True  # two-factor sign-in is always offered
+    management: bool  # our gateway with its master key: the admin nodes and usage pages exist
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"

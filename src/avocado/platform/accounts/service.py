@@ -230,6 +230,34 @@ class AccountService:
             )
             return _user(row)
 
+    def register_vouched(
+        self, email: str, name: str, client: Client, *, via: str, link: Callable[[Session, str], None]
+    ) -> UserRecord:
+        """A new account for a person another party vouches for (an OpenID provider that verified
+        the e-mail), without a password (a reset link sets one). The first account is an active
+        admin; later ones follow the sign-up policy, as at sign-up. ``link(session, user_id)`` runs
+        in the same transaction (the identity that signs in to it)."""
+        with self._roles_lock, self._sessions.begin() as session:
+            self._serialize_roles(session)
+            first = session.scalar(select(User.id).limit(1)) is None
+            policy = "open" if first else self.site.get(session, "signup_policy")
+            if policy == "closed":
+                raise SignupClosed()
+            role, status = (
+                ("admin", "active") if first else ("user", "active" if policy == "open" else "pending")
+            )
+            row = self._insert(session, email, name, None, role, status)
+            self.audit.record(
+                session,
+                "user.registered",
+                actor_id=row.id,
+                subject_id=row.id,
+                address=client.address,
+                detail={"role": role, "status": status, "via": via},
+            )
+            link(session, row.id)
+            return _user(row)
+
     def create_user(
         self,
         email: str,
@@ -261,7 +289,7 @@ class AccountService:
             return _user(row)
 
     def _insert(
-        self, session: Session, email: str, name: str, password_hash: str, role: str, status: str
+        self, session: Session, email: str, name: str, password_hash: str | None, role: str, status: str
     ) -> User:
         if session.scalar(select(User.id).where(User.email == email)) is not None:
             raise EmailTaken()
@@ -319,7 +347,8 @@ class AccountService:
             raise AccountDisabled()
         return record
 
-    def start_session(self, user: UserRecord, client: Client) -> Tokens:
+    def start_session(self, user: UserRecord, client: Client, *, via: str | None = None) -> Tokens:
+        """A new session for ``user`` (already authenticated: by password, code or ``via`` a provider)."""
         now = self.now()
         refresh = new_token(REFRESH_PREFIX)
         with self._sessions.begin() as session:
@@ -337,9 +366,17 @@ class AccountService:
             session.add(RefreshToken(token_hash=digest(refresh), session_id=row.id, created_at=now))
             session.execute(update(User).where(User.id == user.id).values(last_login_at=now))
             self.audit.record(
-                session, "signin.succeeded", actor_id=user.id, subject_id=user.id, address=client.address,
-                detail={"session_id": row.id, "device": describe_device(client.user_agent)},
-            )  # fmt: skip
+                session,
+                "signin.succeeded",
+                actor_id=user.id,
+                subject_id=user.id,
+                address=client.address,
+                detail={
+                    "session_id": row.id,
+                    "device": describe_device(client.user_agent),
+                    **({"via": via} if via else {}),
+                },
+            )
             session_id = row.id
         access, expires_in = self.signer.issue(user.id, session_id, user.role)
         return Tokens(access, expires_in, refresh, session_id, user)
@@ -476,6 +513,16 @@ class AccountService:
             row = session.get(User, user_id)
             return None if row is None else _user(row)
 
+    def get_many(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
+        """The accounts among ``user_ids`` that exist, by id."""
+        wanted = sorted({user_id for user_id in user_ids if len(user_id) <= 36})
+        found: dict[str, UserRecord] = {}
+        with self._sessions() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.scalars(select(User).where(User.id.in_(wanted[start : start + 500])))
+                found.update((row.id, _user(row)) for row in rows)
+        return found
+
     def find(self, email: str) -> UserRecord | None:
         with self._sessions() as session:
             row = session.scalars(select(User).where(User.email == email.lower())).one_or_none()
@@ -490,7 +537,7 @@ class AccountService:
             return _user(row)
 
     def delete_account(self, user_id: str, password: str, client: Client) -> list[str]:
-        """Delete my account and everything of mine (sessions, keys, two-factor, preferences go with
+        """Delete my account and everything of mine (sessions, keys, two-factor, preferences, avatar go with
         the row); the password is needed, and the last active admin stays. The audit log keeps the
         event, under the id only."""
         with self._sessions() as session:

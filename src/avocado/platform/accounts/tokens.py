@@ -91,6 +91,21 @@ class TokenSigner:
             raise InvalidToken("invalid sign-in token: sign in again")
         return str(claims["sub"]), bool(claims.get("cookie"))
 
+    def issue_state(self, typ: str, data: dict[str, Any], ttl: float) -> str:
+        """A short-lived signed token of type ``typ`` carrying ``data`` (a sign-in in progress with
+        another party, e.g. OpenID Connect's state, nonce and PKCE verifier). Without ``sid`` it is
+        refused as an access token; ``verify_state`` refuses one of another type."""
+        now = int(self.clock())
+        claims = {**data, "iss": ISSUER, "typ": typ, "iat": now, "exp": now + int(ttl)}
+        return jwt.encode(claims, self._keys[self._kid], algorithm=_ALGORITHM, headers={"kid": self._kid})
+
+    def verify_state(self, typ: str, token: str) -> dict[str, Any]:
+        """The claims of a token ``issue_state`` made with ``typ``, or :class:`InvalidToken`."""
+        claims = self._decode(token, ["exp", "iat", "typ"], "sign-in")
+        if claims.get("typ") != typ:
+            raise InvalidToken("invalid sign-in token")
+        return claims
+
     def _decode(self, token: str, required: list[str], what: str) -> dict[str, Any]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")

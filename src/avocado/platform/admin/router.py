@@ -60,8 +60,16 @@ async def update_settings(
     body: SettingsUpdate, admin: AdminUser, platform: Services, client: ClientInfo
 ) -> SettingsPublic:
     """Change settings; each change is audited with its old and new value."""
-    changes = body.model_dump(exclude_none=True)
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("signup_policy", "") is None:
+        del changes["signup_policy"]  # a policy cannot be turned off
     values = await run_in_threadpool(
         lambda: platform.site.update(changes, actor_id=admin.id, address=client.address)
     )
     return SettingsPublic(**values)
+
+
+@admin_router.post("/retention/run")
+async def run_retention(admin: AdminUser, platform: Services) -> dict[str, int]:
+    """Apply the retention settings now (the background job does every hour); what it removed."""
+    return await run_in_threadpool(platform.retention.apply)

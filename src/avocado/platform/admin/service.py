@@ -24,7 +24,11 @@ from avocado.platform.pages import decode_cursor, encode_cursor
 __all__ = ["DEFAULTS", "SIGNUP_POLICIES", "Audit", "AuditFilter", "SiteSettings"]
 
 SIGNUP_POLICIES = ("approval", "open", "closed")
-DEFAULTS: dict[str, Any] = {"signup_policy": "approval"}
+DEFAULTS: dict[str, Any] = {
+    "signup_policy": "approval",
+    "retention_archived_days": None,  # conversations: see conversations/retention.py
+    "max_conversations_per_user": None,
+}
 
 
 @dataclass(frozen=True, slots=True)

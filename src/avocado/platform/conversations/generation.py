@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -37,6 +38,7 @@ SWEEP = 10.0  # seconds between sweeps for answers whose writer died
 STALE = 30.0  # seconds without a heartbeat before an answer counts as interrupted
 
 FirstExchange = Callable[[str, str], Awaitable[None]]  # (conversation id, user id)
+Summarise = Callable[[str, str, str, int], Awaitable[None]]  # (conversation, user, answer, depth)
 
 
 class Generations:
@@ -46,11 +48,13 @@ class Generations:
         upstream: ChatUpstream,
         publisher: Publisher,
         on_first_exchange: FirstExchange | None = None,
+        on_summarise: Summarise | None = None,
     ) -> None:
         self.service = service
         self.upstream = upstream
         self.publisher = publisher
         self.on_first_exchange = on_first_exchange
+        self.on_summarise = on_summarise
         self.live: dict[str, LiveAnswer] = {}
         self._loops: list[asyncio.Task[None]] = []
 
@@ -106,6 +110,8 @@ class Generations:
         answers = []
         for index, message in enumerate(prepared.answers):
             answer = LiveAnswer(message.id, prepared.conversation_id, prepared.models[message.id])
+            if prepared.prefix:
+                answer.append(prepared.prefix)
             self.live[message.id] = answer
             title = prepared.first_exchange and index == 0
             answer.task = asyncio.create_task(
@@ -133,19 +139,28 @@ class Generations:
             log.error("writing answer %s failed", answer.message_id, exc_info=exc)
             status, error = "failed", "the answer could not be written (internal error)"
         answer.finishing = True  # from here on a stop has nothing left to stop
-        await self._end(answer, status, error, ending, prepared.user_id if title else None)
+        await self._end(answer, status, error, ending, prepared, title)
 
     async def _end(
-        self, answer: LiveAnswer, status: str, error: str | None, ending: Ending | None, titled_by: str | None
+        self,
+        answer: LiveAnswer,
+        status: str,
+        error: str | None,
+        ending: Ending | None,
+        prepared: Prepared,
+        title: bool,
     ) -> None:
         final = await asyncio.to_thread(
-            self.service.finish,
-            answer.message_id,
-            content=answer.text(),
-            status=status,
-            usage=ending.usage if ending else None,
-            error=error,
-            done_reason=ending.done_reason if ending else None,
+            functools.partial(
+                self.service.finish,
+                answer.message_id,
+                content=answer.text(),
+                status=status,
+                usage=ending.usage if ending else None,
+                error=error,
+                done_reason=ending.done_reason if ending else None,
+                prior_tokens=prepared.prior_tokens,
+            )
         )
         if final is None:  # the conversation was deleted meanwhile
             final = MessagePublic(
@@ -165,11 +180,23 @@ class Generations:
         answer.end(final)
         self.live.pop(answer.message_id, None)
         await self.publisher.ended(answer.message_id)
-        if titled_by is not None and status == "done" and self.on_first_exchange is not None:
-            try:
-                await self.on_first_exchange(answer.conversation_id, titled_by)
-            except Exception as exc:
-                log.warning("could not queue a title for conversation %s: %s", answer.conversation_id, exc)
+        if status == "done":
+            await self._follow_up(answer, prepared, title)
+
+    async def _follow_up(self, answer: LiveAnswer, prepared: Prepared, title: bool) -> None:
+        """Queue what the model writes about the conversation next: a title, a summary."""
+        try:
+            if title and self.on_first_exchange is not None:
+                await self.on_first_exchange(answer.conversation_id, prepared.user_id)
+            depth = prepared.summarise_to
+            if (
+                depth is not None
+                and self.on_summarise is not None
+                and answer.message_id == prepared.answers[0].id
+            ):
+                await self.on_summarise(answer.conversation_id, prepared.user_id, answer.message_id, depth)
+        except Exception as exc:
+            log.warning("could not queue work for conversation %s: %s", answer.conversation_id, exc)
 
     def stop_here(self, message_id: str) -> bool:
         """Stop an answer this process writes; ``False`` when it is not written here."""

@@ -45,6 +45,9 @@ class Conversation(Base):
     model: Mapped[str] = mapped_column(String(200))
     system: Mapped[str | None] = mapped_column(Text, nullable=True)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summarise: Mapped[bool] = mapped_column(Boolean)  # summarise turns left out of the context
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    summary_depth: Mapped[int | None] = mapped_column(Integer, nullable=True)  # it covers depths below
     leaf_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     message_count: Mapped[int] = mapped_column(Integer)
     pinned: Mapped[bool] = mapped_column(Boolean)
@@ -61,6 +64,7 @@ class Message(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(36))  # the conversation's: search is scoped by it
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), nullable=True
     )

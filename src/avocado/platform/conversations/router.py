@@ -80,9 +80,9 @@ def _stream(prepared: Prepared, platform: Platform) -> StreamingResponse:
             "user_message": prepared.user_message.model_dump(mode="json") if prepared.user_message else None,
             "assistant_messages": [answer.model_dump(mode="json") for answer in prepared.answers],
         },
-        f"{prepared.answers[0].id}:0",
+        f"{prepared.answers[0].id}:{len(prepared.prefix)}",
     )
-    rest = merged([follow_local(answer, 0) for answer in answers])
+    rest = merged([follow_local(answer, len(prepared.prefix)) for answer in answers])
     return StreamingResponse(_events(start, rest), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
@@ -102,6 +102,7 @@ async def create_conversation(
         system=body.system,
         options=body.options.model_dump(exclude_none=True),
         folder_id=body.folder_id,
+        summarise=body.summarise,
     )
 
 
@@ -202,8 +203,8 @@ async def send_message(
     conversation_id: Id, body: MessageSend, user: CurrentUser, platform: Services
 ) -> StreamingResponse:
     """Send my message (to up to four models at once) and stream the answers as they are written."""
-    conversation = await run_in_threadpool(platform.conversations.get, user.id, conversation_id)
-    await platform.models.check(user.id, body.models or [conversation.model])
+    model = await run_in_threadpool(platform.conversations.model_of, user.id, conversation_id)
+    await platform.models.check(user.id, body.models or [model])
     prepared = await run_in_threadpool(
         functools.partial(
             platform.conversations.send,
@@ -231,6 +232,19 @@ async def regenerate(
     prepared = await run_in_threadpool(
         platform.conversations.regenerate, user.id, conversation_id, message_id, model
     )
+    return _stream(prepared, platform)
+
+
+@conversations_router.post(
+    "/{conversation_id}/messages/{message_id}/continue",
+    responses={**EVENTS, **error_responses(409)},
+    response_class=StreamingResponse,
+)
+async def continue_answer(
+    conversation_id: Id, message_id: Id, user: CurrentUser, platform: Services
+) -> StreamingResponse:
+    """Go on writing an answer where it ended (its length limit, a stop): the same message grows."""
+    prepared = await run_in_threadpool(platform.conversations.resume, user.id, conversation_id, message_id)
     return _stream(prepared, platform)
 
 

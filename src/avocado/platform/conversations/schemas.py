@@ -25,6 +25,8 @@ __all__ = [
     "Options",
     "Regenerate",
     "Status",
+    "TemporaryChat",
+    "Turn",
 ]
 
 MAX_CONTENT = 200_000  # characters in one message
@@ -63,6 +65,7 @@ class ConversationCreate(_Input):
     system: System | None = None
     options: Options = Field(default_factory=lambda: Options())
     folder_id: Id | None = None
+    summarise: bool = Field(default=False, description="summarise turns that no longer fit the context")
 
 
 class ConversationUpdate(_Input):
@@ -73,6 +76,7 @@ class ConversationUpdate(_Input):
     system: System | None = None
     options: Options | None = None
     folder_id: Id | None = None
+    summarise: bool | None = None
     pinned: bool | None = None
     archived: bool | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
@@ -84,6 +88,8 @@ class ConversationPublic(BaseModel):
     model: str
     system: str | None
     options: dict[str, Any]
+    summarise: bool
+    summary: str | None = Field(description="what the model made of the turns left out of its context")
     folder_id: str | None
     pinned: bool
     archived: bool
@@ -123,6 +129,20 @@ class MessageSend(_Input):
     edit_of: Id | None = Field(
         default=None, description="a message of mine this one replaces: a sibling branch beside it"
     )
+
+
+class Turn(_Input):
+    role: Literal["user", "assistant"]
+    content: Annotated[str, StringConstraints(max_length=MAX_CONTENT)]
+
+
+class TemporaryChat(_Input):
+    """A chat that is never stored: the client holds its turns and sends them all each time."""
+
+    model: ModelName
+    messages: list[Turn] = Field(min_length=1, max_length=500)
+    system: System | None = None
+    options: Options = Field(default_factory=lambda: Options())
 
 
 class Regenerate(_Input):

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from avocado.db.base import utcnow
+from avocado.db.base import UtcDateTime, utcnow
 from avocado.platform.conversations.context import Turn, budget_for, estimate, fit
 from avocado.platform.conversations.errors import (
     AnswerFinished,
@@ -38,6 +38,7 @@ from avocado.platform.pages import Page, decode_cursor, encode_cursor
 __all__ = ["Answer", "ConversationService", "Prepared", "new_id"]
 
 NEW_TITLE = "New chat"
+SUMMARY_HEADING = "Summary of the earlier part of this conversation:"
 MAX_WALK = 100_000  # steps up a path; a guard, far above any real conversation
 
 
@@ -65,6 +66,9 @@ class Prepared:
     options: dict[str, Any]
     first_exchange: bool = False
     models: dict[str, str] = field(default_factory=dict)  # answer id -> model
+    prefix: str = ""  # continuing an answer: the text it has already
+    prior_tokens: int = 0
+    summarise_to: int | None = None  # once answered, summarise what lies before this depth
 
 
 def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPublic:
@@ -74,6 +78,8 @@ def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPubl
         model=row.model,
         system=row.system,
         options=row.options or {},
+        summarise=row.summarise,
+        summary=row.summary if row.summarise else None,
         folder_id=row.folder_id,
         pinned=row.pinned,
         archived=row.archived,
@@ -113,17 +119,23 @@ def _path_ids(start: str, steps: int) -> Select[tuple[str, int]]:
     return select(path.c.id, path.c.n)
 
 
-def _budget_path(start: str, budget: int) -> Select[tuple[str, int]]:
-    """Ids up the tree from ``start`` until their tokens pass ``budget`` (one past it, to know)."""
-    base = select(Message.id, Message.parent_id, Message.tokens.label("used"), literal(1).label("n")).where(
-        Message.id == start
+# The turns up from a message until their tokens pass the budget (one past it, to know), with their
+# text: the query a send runs, written out so building it costs nothing.
+HISTORY = text(
+    """
+    WITH RECURSIVE path(id, parent_id, role, content, depth, tokens, used, n) AS (
+        SELECT id, parent_id, role, content, depth, tokens, tokens, 1 FROM messages WHERE id = :start
+        UNION ALL
+        SELECT m.id, m.parent_id, m.role, m.content, m.depth, m.tokens, path.used + m.tokens, path.n + 1
+        FROM messages m JOIN path ON m.id = path.parent_id
+        WHERE path.used <= :budget AND path.n < :steps
     )
-    path = base.cte("budget_path", recursive=True)
-    up = select(
-        Message.id, Message.parent_id, (path.c.used + Message.tokens).label("used"), (path.c.n + 1).label("n")
-    ).join(path, Message.id == path.c.parent_id)
-    path = path.union_all(up.where(and_(path.c.used <= budget, path.c.n < MAX_WALK)))
-    return select(path.c.id, path.c.n)
+    SELECT id, parent_id, role, content, depth, tokens FROM path ORDER BY depth
+    """
+)
+FLUSH = text(
+    "UPDATE messages SET content = :content, updated_at = :now WHERE id = :id AND status = 'generating'"
+).bindparams(bindparam("now", type_=UtcDateTime()))
 
 
 class ConversationService:
@@ -169,6 +181,7 @@ class ConversationService:
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
         folder_id: str | None = None,
+        summarise: bool = False,
     ) -> ConversationPublic:
         now = self.now()
         with self._sessions.begin() as session:
@@ -182,6 +195,9 @@ class ConversationService:
                 model=model,
                 system=system,
                 options=dict(options or {}),
+                summarise=summarise,
+                summary=None,
+                summary_depth=None,
                 leaf_id=None,
                 message_count=0,
                 pinned=False,
@@ -238,6 +254,18 @@ class ConversationService:
             next_cursor = encode_cursor([int(last.pinned), last.updated_at.isoformat(), last.id])
         return Page(items=items, next_cursor=next_cursor)
 
+    def model_of(self, user_id: str, conversation_id: str) -> str:
+        """The conversation's model (what a send checks first), cheaply."""
+        with self._sessions() as session:
+            found = session.execute(
+                select(Conversation.model).where(
+                    Conversation.id == conversation_id, Conversation.user_id == user_id
+                )
+            ).scalar()
+        if found is None:
+            raise NoSuchConversation()
+        return found
+
     def get(self, user_id: str, conversation_id: str) -> ConversationPublic:
         with self._sessions() as session:
             return self._public(session, self._owned(session, user_id, conversation_id))
@@ -256,7 +284,7 @@ class ConversationService:
                 elif name == "folder_id":
                     self._check_folder(session, user_id, value)
                     row.folder_id = value
-                elif name in ("model", "pinned", "archived") and value is None:
+                elif name in ("model", "pinned", "archived", "summarise") and value is None:
                     continue
                 else:
                     setattr(row, name, value)
@@ -364,32 +392,29 @@ class ConversationService:
 
     # -- sending ------------------------------------------------------------------------------------
 
-    def _history(
-        self, session: Session, start: str, options: Mapping[str, Any], system: str | None
-    ) -> tuple[list[dict[str, str]], int]:
-        """The turns up to ``start`` that fit the model's context, and the first depth sent."""
-        ids = _budget_path(start, budget_for(options, system)).subquery()
-        rows = session.execute(
-            select(
-                Message.id,
-                Message.role,
-                Message.content,
-                Message.depth,
-                Message.tokens,
-                Message.status,
-                Message.parent_id,
-            )
-            .join(ids, Message.id == ids.c.id)
-            .order_by(Message.depth)
-        ).all()
+    def _history(self, session: Session, row: Conversation, start: str) -> tuple[list[dict[str, str]], int]:
+        """The turns up to ``start`` that fit the model's context, and the first depth sent (0: all).
+        With ``summarise`` on, the summary of what was left out joins the system prompt."""
+        options = row.options or {}
+        summary = row.summary if row.summarise and row.summary else None
+        budget = budget_for(options, row.system) - (estimate(summary) if summary else 0)
+        rows = session.execute(HISTORY, {"start": start, "budget": budget, "steps": MAX_WALK}).all()
         path = [
             Turn(r.id, r.role, r.content, r.depth, r.tokens) for r in rows if r.role == "user" or r.content
         ]
-        kept = fit(path, budget_for(options, system))
+        kept = fit(path, budget)
         whole = bool(rows) and rows[0].parent_id is None and len(kept) == len(path)
-        history = [{"role": "system", "content": system}] if system else []
+        cut = 0 if whole or not kept else kept[0].depth
+        system = [row.system] if row.system else []
+        if summary and cut and (row.summary_depth or 0) <= cut:
+            system.append(f"{SUMMARY_HEADING}\n{summary}")
+        history = [{"role": "system", "content": "\n\n".join(system)}] if system else []
         history.extend({"role": turn.role, "content": turn.content} for turn in kept)
-        return history, 0 if whole or not kept else kept[0].depth
+        return history, cut
+
+    def _summarise_to(self, row: Conversation, cut: int) -> int | None:
+        """The depth a new summary should reach, when the one kept is behind the cut."""
+        return cut if row.summarise and cut and row.summary_depth != cut else None
 
     def _answers(
         self, session: Session, row: Conversation, parent: Message, models: list[str], context_depth: int
@@ -399,6 +424,7 @@ class ConversationService:
             Message(
                 id=new_id(),
                 conversation_id=row.id,
+                user_id=row.user_id,
                 parent_id=parent.id,
                 role="assistant",
                 content="",
@@ -454,6 +480,7 @@ class ConversationService:
             mine = Message(
                 id=new_id(),
                 conversation_id=row.id,
+                user_id=row.user_id,
                 parent_id=parent.id if parent else None,
                 role="user",
                 content=content,
@@ -472,7 +499,7 @@ class ConversationService:
             session.add(mine)
             row.message_count += 1
             session.flush()
-            history, cut = self._history(session, mine.id, row.options or {}, row.system)
+            history, cut = self._history(session, row, mine.id)
             answers = self._answers(session, row, mine, models or [row.model], cut)
             session.flush()
             return Prepared(
@@ -484,6 +511,7 @@ class ConversationService:
                 options=dict(row.options or {}),
                 first_exchange=first and row.title_source == "new",
                 models={a.id: a.model or row.model for a in answers},
+                summarise_to=self._summarise_to(row, cut),
             )
 
     def regenerate(self, user_id: str, conversation_id: str, message_id: str, model: str | None) -> Prepared:
@@ -494,7 +522,7 @@ class ConversationService:
             if old.role != "assistant" or old.parent_id is None:
                 raise NoSuchMessage()
             prompt = self._message(session, row.id, old.parent_id)
-            history, cut = self._history(session, prompt.id, row.options or {}, row.system)
+            history, cut = self._history(session, row, prompt.id)
             answers = self._answers(session, row, prompt, [model or old.model or row.model], cut)
             session.flush()
             siblings = list(
@@ -512,6 +540,34 @@ class ConversationService:
                 history=history,
                 options=dict(row.options or {}),
                 models={answers[0].id: answers[0].model or row.model},
+                summarise_to=self._summarise_to(row, cut),
+            )
+
+    def resume(self, user_id: str, conversation_id: str, message_id: str) -> Prepared:
+        """Go on writing answer ``message_id`` where it ended (its length limit, a stop)."""
+        with self._sessions.begin() as session:
+            row = self._owned(session, user_id, conversation_id)
+            answer = self._message(session, row.id, message_id)
+            if answer.role != "assistant" or answer.parent_id is None:
+                raise NoSuchMessage()
+            if answer.status == "generating":
+                raise Conflict("the answer is still being written")
+            history, _ = self._history(session, row, answer.parent_id)
+            history.append({"role": "assistant", "content": answer.content})
+            answer.status, answer.stop_requested, answer.error = "generating", False, None
+            answer.updated_at = self.now()
+            row.leaf_id = answer.id
+            session.flush()
+            return Prepared(
+                user_id=user_id,
+                conversation_id=row.id,
+                user_message=None,
+                answers=[message_public(answer)],
+                history=history,
+                options=dict(row.options or {}),
+                models={answer.id: answer.model or row.model},
+                prefix=answer.content,
+                prior_tokens=answer.tokens,
             )
 
     # -- branches -----------------------------------------------------------------------------------
@@ -550,6 +606,9 @@ class ConversationService:
                 model=row.model,
                 system=row.system,
                 options=dict(row.options or {}),
+                summarise=row.summarise,
+                summary=None,
+                summary_depth=None,
                 leaf_id=None,
                 message_count=len(path),
                 pinned=False,
@@ -563,6 +622,7 @@ class ConversationService:
                 twin = Message(
                     id=new_id(),
                     conversation_id=copy.id,
+                    user_id=user_id,
                     parent_id=parent,
                     **{
                         name: getattr(message, name)
@@ -609,19 +669,14 @@ class ConversationService:
         if not contents:
             return set()
         now = self.now()
+        ids = list(contents)
         with self._sessions.begin() as session:
-            for message_id, content in contents.items():
-                session.execute(
-                    update(Message)
-                    .where(Message.id == message_id, Message.status == "generating")
-                    .values(content=content, updated_at=now)
-                )
+            rows = [{"id": mid, "content": content, "now": now} for mid, content in contents.items()]
+            session.execute(FLUSH, rows)  # one statement, many rows: this runs twice a second
             alive = set(
                 session.scalars(
                     select(Message.id).where(
-                        Message.id.in_(list(contents)),
-                        Message.status == "generating",
-                        Message.stop_requested.is_(False),
+                        Message.id.in_(ids), Message.status == "generating", Message.stop_requested.is_(False)
                     )
                 )
             )
@@ -636,9 +691,12 @@ class ConversationService:
         usage: dict[str, Any] | None = None,
         error: str | None = None,
         done_reason: str | None = None,
+        prior_tokens: int = 0,
     ) -> MessagePublic | None:
-        """Store an answer's end; its tokens are what the model counted, else an estimate."""
-        tokens = (usage or {}).get("completion_tokens") or estimate(content)
+        """Store an answer's end; its tokens are what the model counted (on top of ``prior_tokens``
+        for one continued), else an estimate."""
+        counted = (usage or {}).get("completion_tokens")
+        tokens = prior_tokens + counted if counted else estimate(content)
         now = self.now()
         with self._sessions.begin() as session:
             row = session.get(Message, message_id)
@@ -666,6 +724,24 @@ class ConversationService:
                 .values(status="interrupted", error="the server writing it stopped")
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def transcript_before(self, conversation_id: str, message_id: str, depth: int) -> tuple[str, str] | None:
+        """(model, the path above ``message_id`` before ``depth`` as text) to summarise."""
+        with self._sessions() as session:
+            row = session.get(Conversation, conversation_id)
+            if row is None:
+                return None
+            path = [m for m in self._path(session, message_id, MAX_WALK) if m.depth < depth]
+            lines = [f"{'User' if m.role == 'user' else 'Assistant'}: {m.content}" for m in path if m.content]
+            return row.model, "\n\n".join(lines)
+
+    def set_summary(self, conversation_id: str, summary: str, depth: int) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(summary=summary, summary_depth=depth)
+            )
 
     def first_exchange(self, conversation_id: str) -> tuple[str, str, str] | None:
         """(model, my first message, its first answer) while the title is still to be made."""

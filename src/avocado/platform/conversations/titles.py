@@ -1,4 +1,5 @@
-"""Titles made by the model after a conversation's first exchange, as a background job."""
+"""What the model writes about a conversation, as background jobs: its title after the first
+exchange, and (with ``summarise`` on) a summary of the turns that no longer fit its context."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.upstream import ChatUpstream, UpstreamFailure
 
-__all__ = ["MAX_TITLE", "clean_title", "title_job"]
+__all__ = ["MAX_TITLE", "clean_title", "summary_job", "title_job"]
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +51,34 @@ def title_job(service: ConversationService, upstream: ChatUpstream) -> Callable[
         await asyncio.to_thread(service.set_title, conversation_id, clean_title(answer, question))
 
     return make_title
+
+
+SUMMARISE = (
+    "Summarise the conversation below in a few sentences: the facts, names, decisions and open "
+    "questions a reader needs to go on with it. Answer with the summary only.\n\n{transcript}"
+)
+MAX_TRANSCRIPT = 16_000  # characters of the oldest turns sent to be summarised (their newest part)
+
+
+def summary_job(
+    service: ConversationService, upstream: ChatUpstream
+) -> Callable[[str, str, str, int], Awaitable[None]]:
+    """The job: summarise what lies above answer ``message_id`` before ``depth``."""
+
+    async def summarise(conversation_id: str, user_id: str, message_id: str, depth: int) -> None:
+        found = await asyncio.to_thread(service.transcript_before, conversation_id, message_id, depth)
+        if found is None or not found[1]:
+            return
+        model, transcript = found
+        prompt = [{"role": "user", "content": SUMMARISE.format(transcript=transcript[-MAX_TRANSCRIPT:])}]
+        try:
+            summary = await upstream.complete(
+                model, prompt, {"temperature": 0.2, "num_predict": 256}, user_id
+            )
+        except UpstreamFailure as exc:
+            log.info("no summary for conversation %s: %s", conversation_id, exc)
+            return
+        if summary.strip():
+            await asyncio.to_thread(service.set_summary, conversation_id, summary.strip(), depth)
+
+    return summarise

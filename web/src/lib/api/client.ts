@@ -26,6 +26,10 @@ export type ConversationDetail = Schemas['ConversationDetail'];
 export type ConversationUpdate = Schemas['ConversationUpdate'];
 export type Folder = Schemas['FolderPublic'];
 export type GenerationOptions = Schemas['Options'];
+export type Avatar = Schemas['AvatarPublic'];
+export type AuthConfig = Schemas['AuthConfig'];
+export type GatewayNode = Schemas['GatewayNodePublic'];
+export type UserUsage = Schemas['UsagePublic'];
 
 type Fetch = (request: Request) => Promise<Response>;
 

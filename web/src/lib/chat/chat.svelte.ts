@@ -217,7 +217,7 @@ class Chat {
 	async create(start: NewChat): Promise<Conversation> {
 		const conversation = await call(
 			api.POST('/api/v1/conversations', {
-				body: { model: start.model, system: start.system || null, options: start.options ?? {} }
+				body: { model: start.model, system: start.system || null, options: start.options ?? {}, summarise: false }
 			})
 		);
 		this.reset();

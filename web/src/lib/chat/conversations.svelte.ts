@@ -2,12 +2,12 @@
  * (the row changes at once; an error puts it back and says why). The chat page tells this list about
  * new conversations and new titles. */
 
-import { api, authorized, call, type Conversation, type ConversationUpdate, type Folder } from '$lib/api/client';
-import { errorFrom, messageOf } from '$lib/errors';
+import { api, call, type Conversation, type ConversationUpdate, type Folder, type Schemas } from '$lib/api/client';
+import { messageOf } from '$lib/errors';
 import { Pager } from '$lib/pager.svelte';
 import { toasts } from '$lib/toast.svelte';
 
-export type SearchHit = { conversation_id: string; message_id: string | null; snippet: string; score: number };
+export type SearchHit = Schemas['SearchHit'] & { conversation_id: string };
 
 /** Pinned first, then the newest activity first: the order the platform lists them in. */
 export function listOrder(a: Conversation, b: Conversation): number {
@@ -156,20 +156,9 @@ class Conversations {
 
 export const conversations = new Conversations();
 
-/** Full-text search over my conversations (`GET /api/v1/search`). */
+/** Full-text search over my conversations (`GET /api/v1/search`): the hits in conversations (notes
+ * have no page of their own yet). */
 export async function search(q: string, signal: AbortSignal): Promise<SearchHit[]> {
-	const url = new URL('/api/v1/search', location.origin);
-	url.searchParams.set('q', q);
-	const response = await authorized(new Request(url, { signal }));
-	if (!response.ok) {
-		let body: unknown = null;
-		try {
-			body = await response.json();
-		} catch {
-			body = null;
-		}
-		throw errorFrom(response.status, body, response.headers);
-	}
-	const page = (await response.json()) as { items: SearchHit[] };
-	return page.items;
+	const page = await call(api.GET('/api/v1/search', { params: { query: { q, limit: 20 } }, signal }));
+	return page.items.filter((hit): hit is SearchHit => hit.conversation_id !== null);
 }

@@ -17,6 +17,8 @@ function conversation(id: string, updated: string, pinned = false): Conversation
 		folder_id: null,
 		pinned,
 		archived: false,
+		summarise: false,
+		summary: null,
 		tags: [],
 		message_count: 0,
 		leaf_id: null,

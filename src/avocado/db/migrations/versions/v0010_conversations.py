@@ -1,7 +1,13 @@
-"""Conversations: folders, conversations, their messages (a tree of rows) and tags.
+"""Conversations: folders, conversations, their messages (a tree of rows), tags, and full-text search.
+
+Search is made by hand per database: on SQLite, FTS5 tables kept in step by triggers (a message is
+indexed once it is written, and leaves with its row; each row carries its owner as a token, so a
+search reads only the caller's postings); on PostgreSQL a generated ``tsvector`` column and a GIN
+index on (owner, vector) (``btree_gin``; a plain GIN on the vector where that extension may not be
+made).
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | None = None
 depends_on: str | None = None
 
@@ -45,6 +51,9 @@ def upgrade() -> None:
         sa.Column("model", sa.String(length=200), nullable=False),
         sa.Column("system", sa.Text(), nullable=True),
         sa.Column("options", sa.JSON(), nullable=False),
+        sa.Column("summarise", sa.Boolean(), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=True),
+        sa.Column("summary_depth", sa.Integer(), nullable=True),
         sa.Column("leaf_id", sa.String(length=36), nullable=True),
         sa.Column("message_count", sa.Integer(), nullable=False),
         sa.Column("pinned", sa.Boolean(), nullable=False),
@@ -87,6 +96,7 @@ def upgrade() -> None:
         "messages",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("conversation_id", sa.String(length=36), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=False),
         sa.Column("parent_id", sa.String(length=36), nullable=True),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
@@ -121,8 +131,76 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_messages_status_updated_at", ["status", "updated_at"], unique=False)
 
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite_search()
+    else:
+        _postgres_search()
+
+
+OWNER = "'u' || replace({}, '-', '')"  # a user's id as one token
+
+SQLITE_SEARCH = [
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(owner, body, tokenize='unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE conversations_fts USING fts5(owner, title, tokenize='unicode61 remove_diacritics 2')",  # noqa: E501
+    f"""CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.status <> 'generating'
+    BEGIN INSERT INTO messages_fts(rowid, owner, body) VALUES (new.rowid, {OWNER.format("new.user_id")},
+    new.content); END""",
+    f"""CREATE TRIGGER messages_fts_written AFTER UPDATE OF status ON messages
+    WHEN old.status = 'generating' AND new.status <> 'generating'
+    BEGIN DELETE FROM messages_fts WHERE rowid = new.rowid;
+    INSERT INTO messages_fts(rowid, owner, body) VALUES (new.rowid, {OWNER.format("new.user_id")},
+    new.content); END""",
+    """CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+    BEGIN DELETE FROM messages_fts WHERE rowid = old.rowid; END""",
+    f"""CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations
+    BEGIN INSERT INTO conversations_fts(rowid, owner, title) VALUES (new.rowid, {OWNER.format("new.user_id")},
+    new.title); END""",
+    f"""CREATE TRIGGER conversations_fts_title AFTER UPDATE OF title ON conversations
+    BEGIN DELETE FROM conversations_fts WHERE rowid = old.rowid;
+    INSERT INTO conversations_fts(rowid, owner, title) VALUES (new.rowid, {OWNER.format("new.user_id")},
+    new.title); END""",
+    """CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations
+    BEGIN DELETE FROM conversations_fts WHERE rowid = old.rowid; END""",
+]
+
+
+def _sqlite_search() -> None:
+    for statement in SQLITE_SEARCH:
+        op.execute(statement)
+
+
+def _postgres_search() -> None:
+    op.execute(
+        "ALTER TABLE messages ADD COLUMN search_vector tsvector "
+        "GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED"
+    )
+    bind = op.get_bind()
+    try:
+        with bind.begin_nested():
+            bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS btree_gin")
+            bind.exec_driver_sql(
+                "CREATE INDEX ix_messages_search ON messages USING gin (user_id, search_vector)"
+            )
+    except sa.exc.DBAPIError:  # no btree_gin here: the vector alone, filtered by owner after
+        op.execute("CREATE INDEX ix_messages_search ON messages USING gin (search_vector)")
+    op.execute(
+        "CREATE INDEX ix_conversations_search ON conversations USING gin (to_tsvector('simple', title))"
+    )
+
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for trigger in (
+            "messages_fts_insert",
+            "messages_fts_written",
+            "messages_fts_delete",
+            "conversations_fts_insert",
+            "conversations_fts_title",
+            "conversations_fts_delete",
+        ):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        op.execute("DROP TABLE IF EXISTS messages_fts")
+        op.execute("DROP TABLE IF EXISTS conversations_fts")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_status_updated_at")
         batch_op.drop_index("ix_messages_conversation_id_parent_id")

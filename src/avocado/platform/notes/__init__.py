@@ -1,0 +1,1 @@
+"""Notes: markdown, standalone or attached to a conversation, searchable."""
