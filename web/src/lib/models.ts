@@ -4,8 +4,21 @@ import { api, call, type Model } from '$lib/api/client';
 
 const KEY = 'avocado.model';
 
-/** Every model this user may use (GET /api/v1/models, all its pages). */
-export async function listModels(): Promise<Model[]> {
+let cached: { at: number; models: Promise<Model[]> } | null = null;
+
+/** Every model this user may use (GET /api/v1/models, all its pages); several pickers on one page
+ * share one request (kept for 30 s). */
+export function listModels(): Promise<Model[]> {
+	if (cached && Date.now() - cached.at < 30_000) return cached.models;
+	const models = fetchModels();
+	cached = { at: Date.now(), models };
+	models.catch(() => {
+		if (cached?.models === models) cached = null;
+	});
+	return models;
+}
+
+async function fetchModels(): Promise<Model[]> {
 	const all: Model[] = [];
 	let cursor: string | null = null;
 	do {

@@ -12,9 +12,12 @@ export class Pager<T> {
 	#cursor: string | null = null;
 	#generation = 0;
 	#load: PageLoader<T>;
+	#key: ((item: T) => unknown) | null;
 
-	constructor(load: PageLoader<T>) {
+	/** `key`: rows already here (added by hand meanwhile) are not repeated when their page arrives. */
+	constructor(load: PageLoader<T>, key: ((item: T) => unknown) | null = null) {
 		this.#load = load;
+		this.#key = key;
 	}
 
 	/** Load the next page (nothing while one is loading or when the last one was loaded). */
@@ -26,7 +29,10 @@ export class Pager<T> {
 		try {
 			const page = await this.#load(this.#cursor);
 			if (generation !== this.#generation) return; // reset meanwhile: this page is stale
-			this.items = [...this.items, ...page.items];
+			const key = this.#key;
+			const known = key ? new Set(this.items.map(key)) : null;
+			const fresh = known && key ? page.items.filter((item) => !known.has(key(item))) : page.items;
+			this.items = [...this.items, ...fresh];
 			this.#cursor = page.next_cursor;
 			this.done = page.next_cursor === null;
 		} catch (error) {

@@ -65,4 +65,13 @@ describe('Pager', () => {
 		pager.remove((item) => item === 3);
 		expect(pager.items).toEqual([1, 20]);
 	});
+
+	it('does not repeat a row added by hand before its page arrives', async () => {
+		const { load } = pages({ items: [1, 2], next_cursor: '1' }, { items: [3, 4], next_cursor: null });
+		const pager = new Pager(load, (item) => item);
+		await pager.more();
+		pager.items = [...pager.items, 3];
+		await pager.more();
+		expect(pager.items).toEqual([1, 2, 3, 4]);
+	});
 });

@@ -21,6 +21,11 @@ export type MfaEnrolment = Schemas['MfaEnrolment'];
 export type ApiKey = Schemas['ApiKeyPublic'];
 export type NewApiKey = Schemas['ApiKeyCreated'];
 export type Preferences = Schemas['PreferencesPublic'];
+export type Conversation = Schemas['ConversationPublic'];
+export type ConversationDetail = Schemas['ConversationDetail'];
+export type ConversationUpdate = Schemas['ConversationUpdate'];
+export type Folder = Schemas['FolderPublic'];
+export type GenerationOptions = Schemas['Options'];
 export type Avatar = Schemas['AvatarPublic'];
 export type AuthConfig = Schemas['AuthConfig'];
 export type GatewayNode = Schemas['GatewayNodePublic'];
@@ -37,6 +42,12 @@ export function useAuthorizedFetch(fetcher: Fetch): void {
 
 // Relative URLs: the UI is always served by the platform it talks to (or the dev server's proxy).
 const base = typeof location === 'undefined' ? 'http://localhost' : location.origin;
+
+/** A request with the session's token (and its refresh), for what the typed client does not cover:
+ * streamed answers, routes newer than the generated types. */
+export function authorized(request: Request): Promise<Response> {
+	return authorizedFetch(request);
+}
 
 export const api = createClient<paths>({ baseUrl: base, fetch: (request) => authorizedFetch(request) });
 export const anon = createClient<paths>({ baseUrl: base, credentials: 'same-origin' });
