@@ -413,3 +413,30 @@ def test_next_path_and_two_factor_after_the_provider(sso: RunningPlatform) -> No
     assert "refresh_token" not in done.json() and "avocado_refresh" in http.cookies  # the cookie, as login's
     assert _me(sso, http)["email"] == "root@example.com"
     http.close()
+
+
+def test_an_account_made_by_sso_deletes_itself_by_typing_its_email(sso: RunningPlatform) -> None:
+    issuer = sso.settings.oidc_issuer
+    assert issuer is not None
+    root = sso.sign_in("root@example.com")
+    root.patch("/api/v1/admin/settings", json={"signup_policy": "open"})
+    _set_person(issuer, "bea-at-idp", email="bea@example.com", email_verified=True, name="Bea")
+    http, answer = _sign_in(sso, "bea-at-idp")
+    assert answer.status_code == 303
+    me = _me(sso, http)
+    assert me["has_password"] is False and root.get("/api/v1/users/me").json()["has_password"] is True
+    token = http.post(f"{AUTH}/refresh", headers={"X-CSRF-Token": http.cookies["avocado_csrf"]}).json()
+    bea = {"Authorization": f"Bearer {token['access_token']}"}
+    for body in ({}, {"confirm_email": "someone@example.com"}, {"password": PASSWORD}):
+        refused = http.request("DELETE", "/api/v1/users/me", json=body, headers=bea)
+        assert refused.status_code == 422 and "confirm_email" in refused.json()["detail"], body
+    deleted = http.request(
+        "DELETE", "/api/v1/users/me", json={"confirm_email": "Bea@Example.com"}, headers=bea
+    )
+    assert deleted.status_code == 204
+    assert sso.platform.identities.list(me["id"]) == []
+    # an account with a password still needs it
+    assert (
+        root.request("DELETE", "/api/v1/users/me", json={"confirm_email": "root@example.com"}).status_code
+        == 422
+    )

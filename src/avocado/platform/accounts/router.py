@@ -10,6 +10,7 @@ cross-site requests riding on the cookie.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import math
 import secrets
@@ -102,6 +103,7 @@ def public(user: UserRecord) -> UserPublic:
         status=user.status,  # type: ignore[arg-type]
         created_at=user.created_at,
         last_login_at=user.last_login_at,
+        has_password=user.has_password,
     )
 
 
@@ -366,7 +368,15 @@ async def delete_me(
     rules = _sign_in_rules(platform, user.email, client.address)
     await _reserve_attempt(platform, rules)
     try:
-        await run_in_threadpool(platform.accounts.delete_account, user.id, body.password, client)
+        await run_in_threadpool(
+            functools.partial(
+                platform.accounts.delete_account,
+                user.id,
+                body.password,
+                client,
+                confirm_email=body.confirm_email,
+            )
+        )
     except WrongPassword:
         raise  # already counted
     except BaseException:

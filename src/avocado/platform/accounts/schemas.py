@@ -155,6 +155,7 @@ class UserPublic(BaseModel):
     status: Status
     created_at: datetime
     last_login_at: datetime | None
+    has_password: bool = True
 
 
 class SessionPublic(BaseModel):
@@ -258,4 +259,7 @@ class PreferencesUpdate(_Input):
 
 
 class AccountDelete(_Input):
-    password: AnyPassword
+    """The password; an account made by single sign-on (no password) types its e-mail instead."""
+
+    password: AnyPassword | None = None
+    confirm_email: Annotated[str, StringConstraints(max_length=320)] | None = None

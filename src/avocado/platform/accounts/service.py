@@ -46,7 +46,7 @@ from avocado.platform.accounts.models import (
 from avocado.platform.accounts.passwords import Passwords, password_problem
 from avocado.platform.accounts.tokens import TokenSigner, digest, new_token
 from avocado.platform.admin.service import Audit, SiteSettings
-from avocado.platform.errors import NotFound
+from avocado.platform.errors import NotFound, PlatformError
 from avocado.platform.pages import decode_cursor, encode_cursor
 
 __all__ = ["AccountService", "Client", "Tokens", "UserRecord", "describe_device", "parse_stamp"]
@@ -76,6 +76,7 @@ class UserRecord:
     status: str
     created_at: datetime
     last_login_at: datetime | None
+    has_password: bool = True  # False: made by single sign-on, no password set yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,16 @@ class Tokens:
 
 
 def _user(row: User) -> UserRecord:
-    return UserRecord(row.id, row.email, row.name, row.role, row.status, row.created_at, row.last_login_at)
+    return UserRecord(
+        row.id,
+        row.email,
+        row.name,
+        row.role,
+        row.status,
+        row.created_at,
+        row.last_login_at,
+        row.password_hash is not None,
+    )
 
 
 def _session(row: AuthSession) -> SessionRecord:
@@ -536,16 +546,27 @@ class AccountService:
             row.name, row.updated_at = name, self.now()
             return _user(row)
 
-    def delete_account(self, user_id: str, password: str, client: Client) -> list[str]:
+    def delete_account(
+        self, user_id: str, password: str | None, client: Client, *, confirm_email: str | None = None
+    ) -> list[str]:
         """Delete my account and everything of mine (sessions, keys, two-factor, preferences, avatar go with
-        the row); the password is needed, and the last active admin stays. The audit log keeps the
-        event, under the id only."""
+        the row); the password is needed (an account without one, made by single sign-on, types its
+        e-mail address instead), and the last active admin stays. The audit log keeps the event,
+        under the id only."""
         with self._sessions() as session:
             row = session.get(User, user_id)
             if row is None:
                 raise NotFound("no such user")
-            stored = row.password_hash
-        if not self.passwords.verify(password, stored)[0]:
+            stored, email = row.password_hash, row.email
+        if stored is None:
+            confirmed = (confirm_email or "").strip().lower() == email
+            if not confirmed:
+                raise PlatformError(
+                    "confirm_email: type this account's e-mail address to confirm", status=422
+                )
+        elif password is None:
+            raise PlatformError("password: needed to delete this account", status=422)
+        elif not self.passwords.verify(password, stored)[0]:
             self.audit.record_now(
                 "user.delete_failed", actor_id=user_id, subject_id=user_id, address=client.address
             )

@@ -1384,10 +1384,15 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** AccountDelete */
+        /**
+         * AccountDelete
+         * @description The password; an account made by single sign-on (no password) types its e-mail instead.
+         */
         AccountDelete: {
+            /** Confirm Email */
+            confirm_email?: string | null;
             /** Password */
-            password: string;
+            password?: string | null;
         };
         /** AdminUserCreate */
         AdminUserCreate: {
@@ -2595,6 +2600,11 @@ export interface components {
             created_at: string;
             /** Email */
             email: string;
+            /**
+             * Has Password
+             * @default true
+             */
+            has_password: boolean;
             /** Id */
             id: string;
             /** Last Login At */
