@@ -413,6 +413,11 @@ def test_next_path_and_two_factor_after_the_provider(sso: RunningPlatform) -> No
     assert "refresh_token" not in done.json() and "avocado_refresh" in http.cookies  # the cookie, as login's
     assert _me(sso, http)["email"] == "root@example.com"
     http.close()
+    # where the person was going is kept through the code step
+    http = sso.client()
+    answer = http.get(_consent(_to_provider(http, "/settings/sessions"), "root-sub"))
+    assert answer.headers["location"].startswith(f"{base}/signin?next=%2Fsettings%2Fsessions#mfa=")
+    http.close()
 
 
 def test_an_account_made_by_sso_deletes_itself_by_typing_its_email(sso: RunningPlatform) -> None:

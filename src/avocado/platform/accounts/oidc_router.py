@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -209,7 +210,9 @@ async def oidc_callback(
     response: Response
     if await run_in_threadpool(platform.mfa.enabled, user.id):
         token = platform.accounts.signer.issue_mfa(user.id, cookie=True)
-        response = RedirectResponse(f"{base}/signin#mfa={token}", status_code=303)
+        target = _safe_next(started["next"])  # where the sign-in page goes once the code is right
+        query = f"?next={quote(target, safe='')}" if target != "/" else ""
+        response = RedirectResponse(f"{base}/signin{query}#mfa={token}", status_code=303)
     else:
         tokens = await run_in_threadpool(lambda: platform.accounts.start_session(user, client, via="oidc"))
         response = RedirectResponse(f"{base}{_safe_next(started['next'])}", status_code=303)
