@@ -247,6 +247,14 @@ def test_two_models_answer_side_by_side(platform: PlatformProcess, new_context: 
     expect(answers(page)).to_have_count(1)
     expect(answers(page).last).to_have_attribute("aria-label", f"Answer from {GEMMA}")
     expect(answers(page).last.get_by_text("2/2")).to_be_visible()
+    # The pick is recorded as feedback: a preferred thumbs up on that answer.
+    picked = answers(page).last.get_attribute("id")
+    assert picked and picked.startswith("m-")
+    thumbs_up = answers(page).last.get_by_role("button", name="Good answer")
+    expect(thumbs_up).to_have_attribute("aria-pressed", "true")
+    with api_as(platform, "ada@example.com") as http:
+        given = http.get(f"/api/v1/conversations/{cid}/messages/{picked[2:]}/feedback").json()
+    assert (given["rating"], given["preferred"]) == ("up", True)
 
 
 def test_the_sidebar_renames_pins_files_archives_and_deletes(
