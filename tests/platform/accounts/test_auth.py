@@ -10,7 +10,7 @@ import jwt
 
 from tests.platform.support import PASSWORD, RunningPlatform
 
-USER_FIELDS = {"id", "email", "name", "role", "status", "created_at", "last_login_at"}
+USER_FIELDS = {"id", "email", "name", "role", "status", "created_at", "last_login_at", "has_password"}
 
 
 def test_the_first_account_is_an_active_admin_and_the_next_waits_for_approval(
