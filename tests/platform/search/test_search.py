@@ -50,6 +50,7 @@ def test_search_finds_ranks_highlights_and_filters(platform: RunningPlatform) ->
     answer_hit = next(hit for hit in hits if hit["message_id"] == found)
     assert "<mark>dragon</mark>" in answer_hit["snippet"] and "<b>" not in answer_hit["snippet"]  # escaped
     assert answer_hit["title"] == "Dragons of the north" and answer_hit["score"] > 0
+    assert answer_hit["created_at"].endswith(("Z", "+00:00"))  # UTC, on SQLite too
     assert _search(ada, "drag")["items"][0]["kind"] == "title"  # a prefix, titles first
     assert _search(ada, "dragon gold")["items"][0]["message_id"] == found  # every word must match
     assert _search(ada, "dragon egg")["items"] == []

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, literal, or_, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, literal, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.db.base import UtcDateTime, utcnow
@@ -35,7 +35,7 @@ from avocado.platform.conversations.schemas import (
 from avocado.platform.errors import Conflict, PlatformError
 from avocado.platform.pages import Page, decode_cursor, encode_cursor
 
-__all__ = ["Answer", "ConversationService", "Prepared", "new_id"]
+__all__ = ["ConversationService", "Prepared", "new_id"]
 
 NEW_TITLE = "New chat"
 SUMMARY_HEADING = "Summary of the earlier part of this conversation:"
@@ -44,14 +44,6 @@ MAX_WALK = 100_000  # steps up a path; a guard, far above any real conversation
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """An answer to write: its message id and the model that writes it."""
-
-    message_id: str
-    model: str
 
 
 @dataclass
@@ -816,12 +808,3 @@ class ConversationService:
             if row is None or row.user_id != user_id:
                 raise NoSuchFolder()
             session.delete(row)
-
-    def count(self, user_id: str) -> int:
-        with self._sessions() as session:
-            return int(
-                session.scalar(
-                    select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)
-                )
-                or 0
-            )

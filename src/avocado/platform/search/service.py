@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -28,6 +29,14 @@ SNIPPET_WORDS = 16
 def words_of(query: str) -> list[str]:
     """The words of a query (letters and digits), at most :data:`MAX_WORDS`, each cut to 64."""
     return [word[:64].lower() for word in re.findall(r"\w+", query)[:MAX_WORDS]]
+
+
+def _utc(value: Any) -> datetime | None:
+    """A time read by raw SQL: SQLite gives text or a naive value, stored as UTC (``UtcDateTime``)."""
+    if value is None:
+        return None
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _marked(snippet: str) -> str:
@@ -206,5 +215,5 @@ class SearchService:
             title=row.title,
             snippet=_marked(row.snippet or ""),
             score=round(score, 6),
-            created_at=row.created_at,
+            created_at=_utc(row.created_at),
         )
