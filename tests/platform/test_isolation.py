@@ -72,7 +72,7 @@ def test_users_reach_none_of_another_users_things(sqlite_platform: RunningPlatfo
         "key_id": ada_key,
         "conversation_id": chat.id,
         "message_id": sent.answers[0].id,
-        "folder_id": conversations.create_folder(ada_id, "ada's", None).id,
+        "folder_id": sqlite_platform.platform.folders.create(ada_id, "ada's", None).id,
         "note_id": sqlite_platform.platform.notes.create(ada_id, "ada's", "", chat.id).id,
         "share_id": sqlite_platform.platform.shares.share(ada_id, chat.id, sqlite_platform.url).id,
     }

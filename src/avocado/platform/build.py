@@ -37,6 +37,7 @@ from avocado.platform.app import create_platform_app
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
+from avocado.platform.conversations.folders import FolderService
 from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.live import Publisher
 from avocado.platform.conversations.retention import EVERY as RETENTION_EVERY
@@ -203,6 +204,7 @@ def open_services(settings: PlatformSettings) -> Built:
         preferences=PreferenceStore(sessions),
         limits=limits,
         conversations=conversations,
+        folders=FolderService(sessions),
         generations=generations,
         models=KnownModels(catalog, limits),
         search=SearchService(sessions),

@@ -18,6 +18,7 @@ from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
 from avocado.platform.conversations.dependencies import KnownModels
+from avocado.platform.conversations.folders import FolderService
 from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.retention import Retention
 from avocado.platform.conversations.service import ConversationService
@@ -53,6 +54,7 @@ class Platform:
     identities: Identities
     limits: Limits
     conversations: ConversationService
+    folders: FolderService
     generations: Generations
     models: KnownModels
     search: SearchService

@@ -62,7 +62,7 @@ def test_search_finds_ranks_highlights_and_filters(platform: RunningPlatform) ->
     service.update(ada_id, cooking.id, {"archived": True, "tags": ["food"]})
     assert _search(ada, "egg", archived="false")["items"] == []
     assert len(_search(ada, "egg", archived="true", tag="food")["items"]) == 2
-    folder = service.create_folder(ada_id, "Myths", None)
+    folder = platform.platform.folders.create(ada_id, "Myths", None)
     service.update(ada_id, dragons.id, {"folder_id": folder.id})
     assert {h["conversation_id"] for h in _search(ada, "the", folder_id=folder.id)["items"]} == {dragons.id}
     tomorrow = (service.now() + timedelta(days=1)).isoformat()

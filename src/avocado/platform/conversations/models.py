@@ -9,6 +9,7 @@ multiples of a block, so what goes to the model keeps a stable prefix.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from avocado.db.base import Base, UtcDateTime
 
-__all__ = ["Conversation", "ConversationTag", "Folder", "Message"]
+__all__ = ["Conversation", "ConversationTag", "Folder", "Message", "new_id"]
+
+
+def new_id() -> str:
+    """A new row's id: a uuid4, as text."""
+    return str(uuid.uuid4())
 
 
 class Folder(Base):

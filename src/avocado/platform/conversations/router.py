@@ -334,22 +334,22 @@ async def stop_answer(
 @folders_router.get("")
 def list_folders(user: CurrentUser, platform: Services) -> Page[FolderPublic]:
     """All my folders (a tree by ``parent_id``), by name."""
-    return Page(items=platform.conversations.folders(user.id), next_cursor=None)
+    return Page(items=platform.folders.list(user.id), next_cursor=None)
 
 
 @folders_router.post("", status_code=201)
 def create_folder(body: FolderCreate, user: CurrentUser, platform: Services) -> FolderPublic:
-    return platform.conversations.create_folder(user.id, body.name, body.parent_id)
+    return platform.folders.create(user.id, body.name, body.parent_id)
 
 
 @folders_router.patch("/{folder_id}", responses=error_responses(409))
 def update_folder(folder_id: Id, body: FolderUpdate, user: CurrentUser, platform: Services) -> FolderPublic:
     """Rename, or move inside another folder (``parent_id``; ``null`` for the top)."""
-    return platform.conversations.update_folder(user.id, folder_id, body.model_dump(exclude_unset=True))
+    return platform.folders.update(user.id, folder_id, body.model_dump(exclude_unset=True))
 
 
 @folders_router.delete("/{folder_id}", status_code=204)
 def delete_folder(folder_id: Id, user: CurrentUser, platform: Services) -> Response:
     """Delete a folder and the folders inside; their conversations stay, out of any folder."""
-    platform.conversations.delete_folder(user.id, folder_id)
+    platform.folders.delete(user.id, folder_id)
     return Response(status_code=204)

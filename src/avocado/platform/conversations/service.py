@@ -8,7 +8,6 @@ the whole conversation.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,14 +21,13 @@ from avocado.platform.conversations.context import Turn, budget_for, estimate, f
 from avocado.platform.conversations.errors import (
     AnswerFinished,
     NoSuchConversation,
-    NoSuchFolder,
     NoSuchMessage,
 )
-from avocado.platform.conversations.models import Conversation, ConversationTag, Folder, Message
+from avocado.platform.conversations.folders import check_folder
+from avocado.platform.conversations.models import Conversation, ConversationTag, Message, new_id
 from avocado.platform.conversations.schemas import (
     ConversationDetail,
     ConversationPublic,
-    FolderPublic,
     MessagePublic,
 )
 from avocado.platform.errors import Conflict, PlatformError
@@ -40,10 +38,6 @@ __all__ = ["ConversationService", "Prepared", "new_id"]
 NEW_TITLE = "New chat"
 SUMMARY_HEADING = "Summary of the earlier part of this conversation:"
 MAX_WALK = 100_000  # steps up a path; a guard, far above any real conversation
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass
@@ -157,13 +151,6 @@ class ConversationService:
     def _public(self, session: Session, row: Conversation) -> ConversationPublic:
         return _conversation_public(row, self._tags(session, [row.id]).get(row.id, []))
 
-    def _check_folder(self, session: Session, user_id: str, folder_id: str | None) -> None:
-        if folder_id is None:
-            return
-        folder = session.get(Folder, folder_id)
-        if folder is None or folder.user_id != user_id:
-            raise NoSuchFolder()
-
     def create(
         self,
         user_id: str,
@@ -177,7 +164,7 @@ class ConversationService:
     ) -> ConversationPublic:
         now = self.now()
         with self._sessions.begin() as session:
-            self._check_folder(session, user_id, folder_id)
+            check_folder(session, user_id, folder_id)
             row = Conversation(
                 id=new_id(),
                 user_id=user_id,
@@ -274,7 +261,7 @@ class ConversationService:
                         continue
                     row.title, row.title_source = value, "user"
                 elif name == "folder_id":
-                    self._check_folder(session, user_id, value)
+                    check_folder(session, user_id, value)
                     row.folder_id = value
                 elif name in ("model", "pinned", "archived", "summarise") and value is None:
                     continue
@@ -759,52 +746,3 @@ class ConversationService:
                 .values(title=title, title_source="model")
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    # -- folders ------------------------------------------------------------------------------------
-
-    def folders(self, user_id: str) -> list[FolderPublic]:
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(Folder).where(Folder.user_id == user_id).order_by(Folder.name, Folder.id)
-            )
-            return [
-                FolderPublic(id=r.id, name=r.name, parent_id=r.parent_id, created_at=r.created_at)
-                for r in rows
-            ]
-
-    def create_folder(self, user_id: str, name: str, parent_id: str | None) -> FolderPublic:
-        with self._sessions.begin() as session:
-            self._check_folder(session, user_id, parent_id)
-            row = Folder(id=new_id(), user_id=user_id, parent_id=parent_id, name=name, created_at=self.now())
-            session.add(row)
-            session.flush()
-            return FolderPublic(id=row.id, name=row.name, parent_id=row.parent_id, created_at=row.created_at)
-
-    def update_folder(self, user_id: str, folder_id: str, changes: Mapping[str, Any]) -> FolderPublic:
-        with self._sessions.begin() as session:
-            row = session.get(Folder, folder_id)
-            if row is None or row.user_id != user_id:
-                raise NoSuchFolder()
-            if "name" in changes and changes["name"] is not None:
-                row.name = changes["name"]
-            if "parent_id" in changes:
-                self._move_folder(session, user_id, row, changes["parent_id"])
-            session.flush()
-            return FolderPublic(id=row.id, name=row.name, parent_id=row.parent_id, created_at=row.created_at)
-
-    def _move_folder(self, session: Session, user_id: str, row: Folder, parent_id: str | None) -> None:
-        self._check_folder(session, user_id, parent_id)
-        ancestor = parent_id
-        while ancestor is not None:  # a folder cannot go inside itself
-            if ancestor == row.id:
-                raise Conflict("a folder cannot be moved inside itself")
-            ancestor = session.scalar(select(Folder.parent_id).where(Folder.id == ancestor))
-        row.parent_id = parent_id
-
-    def delete_folder(self, user_id: str, folder_id: str) -> None:
-        """Delete a folder and the folders in it; their conversations stay, out of any folder."""
-        with self._sessions.begin() as session:
-            row = session.get(Folder, folder_id)
-            if row is None or row.user_id != user_id:
-                raise NoSuchFolder()
-            session.delete(row)
