@@ -217,28 +217,38 @@ class AccountService:
 
     # -- registration -------------------------------------------------------------------------------
 
+    def _signed_up(
+        self,
+        session: Session,
+        email: str,
+        name: str,
+        password_hash: str | None,
+        client: Client,
+        **detail: str,
+    ) -> User:
+        """A new account under the sign-up policy (the very first is an active admin), audited."""
+        self._serialize_roles(session)
+        first = session.scalar(select(User.id).limit(1)) is None
+        policy = "open" if first else self.site.get(session, "signup_policy")
+        if policy == "closed":
+            raise SignupClosed()
+        role, status = ("admin", "active") if first else ("user", "active" if policy == "open" else "pending")
+        row = self._insert(session, email, name, password_hash, role, status)
+        self.audit.record(
+            session,
+            "user.registered",
+            actor_id=row.id,
+            subject_id=row.id,
+            address=client.address,
+            detail={"role": role, "status": status, **detail},
+        )
+        return row
+
     def register(self, email: str, password: str, name: str, client: Client) -> UserRecord:
         """A new account: the very first is an active admin; later ones follow the sign-up policy."""
         password_hash = self._checked_password("password", password, email)
         with self._roles_lock, self._sessions.begin() as session:
-            self._serialize_roles(session)
-            first = session.scalar(select(User.id).limit(1)) is None
-            policy = "open" if first else self.site.get(session, "signup_policy")
-            if policy == "closed":
-                raise SignupClosed()
-            role, status = (
-                ("admin", "active") if first else ("user", "active" if policy == "open" else "pending")
-            )
-            row = self._insert(session, email, name, password_hash, role, status)
-            self.audit.record(
-                session,
-                "user.registered",
-                actor_id=row.id,
-                subject_id=row.id,
-                address=client.address,
-                detail={"role": role, "status": status},
-            )
-            return _user(row)
+            return _user(self._signed_up(session, email, name, password_hash, client))
 
     def register_vouched(
         self, email: str, name: str, client: Client, *, via: str, link: Callable[[Session, str], None]
@@ -248,23 +258,7 @@ class AccountService:
         admin; later ones follow the sign-up policy, as at sign-up. ``link(session, user_id)`` runs
         in the same transaction (the identity that signs in to it)."""
         with self._roles_lock, self._sessions.begin() as session:
-            self._serialize_roles(session)
-            first = session.scalar(select(User.id).limit(1)) is None
-            policy = "open" if first else self.site.get(session, "signup_policy")
-            if policy == "closed":
-                raise SignupClosed()
-            role, status = (
-                ("admin", "active") if first else ("user", "active" if policy == "open" else "pending")
-            )
-            row = self._insert(session, email, name, None, role, status)
-            self.audit.record(
-                session,
-                "user.registered",
-                actor_id=row.id,
-                subject_id=row.id,
-                address=client.address,
-                detail={"role": role, "status": status, "via": via},
-            )
+            row = self._signed_up(session, email, name, None, client, via=via)
             link(session, row.id)
             return _user(row)
 
