@@ -36,6 +36,7 @@ from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.app import create_platform_app
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
+from avocado.platform.conversations.answers import AnswerStore
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.folders import FolderService
 from avocado.platform.conversations.generation import Generations
@@ -180,13 +181,14 @@ def open_services(settings: PlatformSettings) -> Built:
     gateway_key = settings.gateway_key.get_secret_value() if settings.gateway_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
     conversations = ConversationService(sessions)
+    answers = AnswerStore(sessions)
     chat = ChatUpstream(settings.upstream_url, upstream_key)
-    make_title = jobs.register("avocado.platform.make_title", title_job(conversations, chat))
+    make_title = jobs.register("avocado.platform.make_title", title_job(answers, chat))
     retention = Retention(sessions, site, audit)
     jobs.retention = jobs.register("avocado.platform.retention", retention.job())
-    summarise = jobs.register("avocado.platform.summarise", summary_job(conversations, chat))
+    summarise = jobs.register("avocado.platform.summarise", summary_job(answers, chat))
     generations = Generations(
-        conversations, chat, Publisher(redis_url), on_first_exchange=make_title, on_summarise=summarise
+        answers, chat, Publisher(redis_url), on_first_exchange=make_title, on_summarise=summarise
     )
     platform = Platform(
         settings=settings,
@@ -204,6 +206,7 @@ def open_services(settings: PlatformSettings) -> Built:
         preferences=PreferenceStore(sessions),
         limits=limits,
         conversations=conversations,
+        answers=answers,
         folders=FolderService(sessions),
         generations=generations,
         models=KnownModels(catalog, limits),

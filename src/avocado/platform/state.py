@@ -17,6 +17,7 @@ from avocado.platform.accounts.throttle import Throttle
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.compat.service import Upstream
+from avocado.platform.conversations.answers import AnswerStore
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.folders import FolderService
 from avocado.platform.conversations.generation import Generations
@@ -54,6 +55,7 @@ class Platform:
     identities: Identities
     limits: Limits
     conversations: ConversationService
+    answers: AnswerStore
     folders: FolderService
     generations: Generations
     models: KnownModels

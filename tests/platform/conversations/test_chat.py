@@ -138,7 +138,7 @@ def test_the_platform_stopping_mid_answer_leaves_it_interrupted_with_its_text(
         next(stream)
         ada.http.close()
     sqlite_chat.stop()
-    answer = sqlite_chat.platform.conversations.answer(mid)
+    answer = sqlite_chat.platform.answers.answer(mid)
     assert answer is not None and answer.status == "interrupted" and answer.content
 
 

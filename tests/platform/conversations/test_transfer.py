@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from avocado.platform.conversations.service import ConversationService
+from avocado.platform.state import Platform
 from tests.platform.support import RunningPlatform, Session
 
 
@@ -19,14 +19,15 @@ def _tree(session: Session, conversation_id: str) -> set[tuple[str, str, str | N
     }
 
 
-def _branched(service: ConversationService, user_id: str) -> str:
+def _branched(chat_platform: Platform, user_id: str) -> str:
+    service, answers = chat_platform.conversations, chat_platform.answers
     chat = service.create(user_id, "m", title="Branches", system="Be kind.")
     first = service.send(user_id, chat.id, "Pick a colour.")
-    service.finish(first.answers[0].id, content="Blue.", status="done")
+    answers.finish(first.answers[0].id, content="Blue.", status="done")
     again = service.regenerate(user_id, chat.id, first.answers[0].id, None)
-    service.finish(again.answers[0].id, content="Green.", status="done")
+    answers.finish(again.answers[0].id, content="Green.", status="done")
     more = service.send(user_id, chat.id, "Why?")
-    service.finish(more.answers[0].id, content="It is calm.", status="stopped")
+    answers.finish(more.answers[0].id, content="It is calm.", status="stopped")
     service.update(user_id, chat.id, {"tags": ["colours"], "pinned": True})
     return chat.id
 
@@ -35,7 +36,7 @@ def test_our_export_round_trips_every_branch(platform: RunningPlatform) -> None:
     platform.register("ada@example.com")
     ada = platform.sign_in("ada@example.com")
     ada_id = ada.get("/api/v1/users/me").json()["id"]
-    chat_id = _branched(platform.platform.conversations, ada_id)
+    chat_id = _branched(platform.platform, ada_id)
 
     one = ada.get(f"/api/v1/conversations/{chat_id}/export")
     assert one.status_code == 200 and "attachment" in one.headers["content-disposition"]
@@ -125,7 +126,7 @@ def test_exports_are_mine_and_bad_imports_are_refused(sqlite_platform: RunningPl
     ada.patch(f"/api/v1/admin/users/{bob_id}", json={"status": "active"})
     bob = sqlite_platform.sign_in("bob@example.com")
     ada_id = ada.get("/api/v1/users/me").json()["id"]
-    chat_id = _branched(sqlite_platform.platform.conversations, ada_id)
+    chat_id = _branched(sqlite_platform.platform, ada_id)
     assert bob.get(f"/api/v1/conversations/{chat_id}/export").status_code == 404
     assert bob.get("/api/v1/conversations/export").json()["conversations"] == []
     for bad in (

@@ -13,11 +13,12 @@ def test_feedback_is_kept_with_its_exchange_for_the_admin(platform: RunningPlatf
     ada = platform.sign_in("ada@example.com")
     ada_id = ada.get("/api/v1/users/me").json()["id"]
     service = platform.platform.conversations
+    answers = platform.platform.answers
     chat = service.create(ada_id, "m1", system="Be brief.")
     prepared = service.send(ada_id, chat.id, "Which is larger, 9.11 or 9.9?", models=["m1", "m2"])
     first, second = (answer.id for answer in prepared.answers)
-    service.finish(first, content="9.11", status="done")
-    service.finish(second, content="9.9", status="done")
+    answers.finish(first, content="9.11", status="done")
+    answers.finish(second, content="9.9", status="done")
     base = f"/api/v1/conversations/{chat.id}/messages"
 
     down = ada.request("PUT", f"{base}/{first}/feedback", json={"rating": "down", "reason": "wrong"})
@@ -58,10 +59,11 @@ def test_feedback_refuses_bad_input_other_users_and_non_admins(sqlite_platform: 
     bob = sqlite_platform.sign_in("bob@example.com")
     ada_id = ada.get("/api/v1/users/me").json()["id"]
     service = sqlite_platform.platform.conversations
+    answers = sqlite_platform.platform.answers
     chat = service.create(ada_id, "m")
     prepared = service.send(ada_id, chat.id, "hi")
     answer, mine = prepared.answers[0].id, prepared.user_message.id if prepared.user_message else ""
-    service.finish(answer, content="hello", status="done")
+    answers.finish(answer, content="hello", status="done")
     base = f"/api/v1/conversations/{chat.id}/messages"
     assert ada.request("PUT", f"{base}/{answer}/feedback", json={"rating": "meh"}).status_code == 422
     assert ada.request("PUT", f"{base}/{mine}/feedback", json={"rating": "up"}).status_code == 404

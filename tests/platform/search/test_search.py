@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from avocado.platform.conversations.service import ConversationService
+from avocado.platform.state import Platform
 from tests.platform.support import RunningPlatform, Session
 
 
@@ -18,10 +18,10 @@ def _user(platform: RunningPlatform, email: str) -> tuple[Session, str]:
     return session, session.get("/api/v1/users/me").json()["id"]
 
 
-def _exchange(service: ConversationService, user_id: str, conversation_id: str, ask: str, answer: str) -> str:
-    prepared = service.send(user_id, conversation_id, ask)
+def _exchange(chat: Platform, user_id: str, conversation_id: str, ask: str, answer: str) -> str:
+    prepared = chat.conversations.send(user_id, conversation_id, ask)
     mid = prepared.answers[0].id
-    service.finish(mid, content=answer, status="done")
+    chat.answers.finish(mid, content=answer, status="done")
     return mid
 
 
@@ -38,10 +38,14 @@ def test_search_finds_ranks_highlights_and_filters(platform: RunningPlatform) ->
     dragons = service.create(ada_id, "m1", title="Dragons of the north")
     cooking = service.create(ada_id, "m2", title="Cooking")
     found = _exchange(
-        service, ada_id, dragons.id, "Tell me about dragons", "The <b>dragon</b> sleeps on gold."
+        platform.platform, ada_id, dragons.id, "Tell me about dragons", "The <b>dragon</b> sleeps on gold."
     )
     _exchange(
-        service, ada_id, cooking.id, "How do I boil an egg?", "Boil water, add the egg, wait nine minutes."
+        platform.platform,
+        ada_id,
+        cooking.id,
+        "How do I boil an egg?",
+        "Boil water, add the egg, wait nine minutes.",
     )
 
     hits = _search(ada, "dragon")["items"]
@@ -76,15 +80,16 @@ def test_search_is_mine_only_and_in_step(platform: RunningPlatform) -> None:
     ada.patch(f"/api/v1/admin/users/{bob_id}", json={"status": "active"})
     bob = platform.sign_in("bob@example.com")
     service = platform.platform.conversations
+    answers = platform.platform.answers
     chat = service.create(ada_id, "m", title="Secret plans")
-    _exchange(service, ada_id, chat.id, "zanzibar treasure", "The treasure is under the palm.")
+    _exchange(platform.platform, ada_id, chat.id, "zanzibar treasure", "The treasure is under the palm.")
     assert _search(bob, "zanzibar")["items"] == [] and _search(bob, "secret")["items"] == []
     assert len(_search(ada, "zanzibar")["items"]) == 1
 
     writing = service.send(ada_id, chat.id, "more please").answers[0].id
-    service.flush({writing: "quokka is being written"})
+    answers.flush({writing: "quokka is being written"})
     assert _search(ada, "quokka")["items"] == []  # not until it is written
-    service.finish(writing, content="quokka written", status="stopped")
+    answers.finish(writing, content="quokka written", status="stopped")
     assert _search(ada, "quokka")["items"][0]["message_id"] == writing
 
     service.update(ada_id, chat.id, {"title": "Holiday ideas"})
@@ -98,7 +103,7 @@ def test_search_pages_and_refuses_bad_input(platform: RunningPlatform) -> None:
     service = platform.platform.conversations
     chat = service.create(ada_id, "m")
     for n in range(7):
-        _exchange(service, ada_id, chat.id, f"question {n} about otters", f"otters answer {n}")
+        _exchange(platform.platform, ada_id, chat.id, f"question {n} about otters", f"otters answer {n}")
     seen: list[str] = []
     cursor = None
     while True:

@@ -13,16 +13,17 @@ def test_a_shared_snapshot_opens_until_revoked(platform: RunningPlatform) -> Non
     bob = platform.sign_in("bob@example.com")
     ada_id = ada.get("/api/v1/users/me").json()["id"]
     service = platform.platform.conversations
+    answers = platform.platform.answers
     chat = service.create(ada_id, "m", title="Recipe")
     answer = service.send(ada_id, chat.id, "How do I make bread?").answers[0].id
-    service.finish(answer, content="Flour, water, salt, yeast.", status="done")
+    answers.finish(answer, content="Flour, water, salt, yeast.", status="done")
 
     created = ada.post(f"/api/v1/conversations/{chat.id}/shares")
     assert created.status_code == 201, created.text
     share = created.json()
     assert share["url"].endswith(f"/s/{share['token']}") and share["message_count"] == 2
     later = service.send(ada_id, chat.id, "And cake?").answers[0].id
-    service.finish(later, content="Eggs.", status="done")
+    answers.finish(later, content="Eggs.", status="done")
 
     opened = bob.get(f"/api/v1/shared/{share['token']}")
     assert opened.status_code == 200

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from avocado.db.base import utcnow
+from avocado.platform.conversations.answers import AnswerStore
 from avocado.platform.conversations.live import (
     Event,
     LiveAnswer,
@@ -25,7 +26,7 @@ from avocado.platform.conversations.live import (
     follow_remote,
 )
 from avocado.platform.conversations.schemas import MessagePublic
-from avocado.platform.conversations.service import ConversationService, Prepared
+from avocado.platform.conversations.service import Prepared
 from avocado.platform.conversations.upstream import ChatUpstream, Ending, UpstreamFailure
 from avocado.platform.limits.service import Admission
 
@@ -45,13 +46,13 @@ Summarise = Callable[[str, str, str, int], Awaitable[None]]  # (conversation, us
 class Generations:
     def __init__(
         self,
-        service: ConversationService,
+        store: AnswerStore,
         upstream: ChatUpstream,
         publisher: Publisher,
         on_first_exchange: FirstExchange | None = None,
         on_summarise: Summarise | None = None,
     ) -> None:
-        self.service = service
+        self.store = store
         self.upstream = upstream
         self.publisher = publisher
         self.on_first_exchange = on_first_exchange
@@ -91,13 +92,13 @@ class Generations:
 
     async def _flush(self) -> None:
         writing = {mid: answer.text() for mid, answer in self.live.items() if not answer.ended}
-        for message_id in await asyncio.to_thread(self.service.flush, writing):
+        for message_id in await asyncio.to_thread(self.store.flush, writing):
             answer = self.live.get(message_id)
             if answer is not None:
                 answer.stop()
 
     async def _sweep(self) -> None:
-        gone = await asyncio.to_thread(self.service.interrupt_stale, STALE, list(self.live))
+        gone = await asyncio.to_thread(self.store.interrupt_stale, STALE, list(self.live))
         if gone:
             log.info("marked %d answers interrupted: the replica writing them stopped", gone)
 
@@ -173,7 +174,7 @@ class Generations:
     ) -> None:
         final = await asyncio.to_thread(
             functools.partial(
-                self.service.finish,
+                self.store.finish,
                 answer.message_id,
                 content=answer.text(),
                 status=status,
@@ -233,7 +234,7 @@ class Generations:
             return follow_local(answer, offset)
 
         async def read() -> MessagePublic | None:
-            return await asyncio.to_thread(self.service.answer, message_id)
+            return await asyncio.to_thread(self.store.answer, message_id)
 
         return follow_remote(message_id, offset, read, self.publisher.redis)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, bindparam, delete, literal, or_, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Row, Select, Table, and_, bindparam, delete, insert, literal, or_, select, text, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from avocado.db.base import UtcDateTime, utcnow
+from avocado.db.base import utcnow
 from avocado.platform.conversations.context import Turn, budget_for, estimate, fit
 from avocado.platform.conversations.errors import (
     AnswerFinished,
@@ -77,7 +77,9 @@ def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPubl
     )
 
 
-def message_public(row: Message, siblings: list[str] | None = None, in_context: bool = True) -> MessagePublic:
+def message_public(
+    row: Message | Row[Any], siblings: list[str] | None = None, in_context: bool = True
+) -> MessagePublic:
     return MessagePublic(
         id=row.id,
         parent_id=row.parent_id,
@@ -105,6 +107,96 @@ def _path_ids(start: str, steps: int) -> Select[tuple[str, int]]:
     return select(path.c.id, path.c.n)
 
 
+def read_path(session: Session, start: str | None, steps: int) -> list[Message]:
+    """The messages up from ``start`` (at most ``steps``), oldest first."""
+    if start is None:
+        return []
+    ids = _path_ids(start, steps).subquery()
+    rows = session.execute(select(Message, ids.c.n).join(ids, Message.id == ids.c.id))
+    return [message for message, _ in sorted(rows, key=lambda pair: -pair[1])]
+
+
+MESSAGES = cast(Table, Message.__table__)
+CONVERSATIONS = cast(Table, Conversation.__table__)
+# What a send reads of its conversation and its leaf, built once (an alias costs to build)
+_LEAF = aliased(Message)
+SENDING = (
+    select(
+        *(
+            getattr(Conversation, name)
+            for name in (
+                "id",
+                "user_id",
+                "model",
+                "system",
+                "options",
+                "summarise",
+                "summary",
+                "summary_depth",
+                "leaf_id",
+                "message_count",
+                "title_source",
+            )
+        ),
+        _LEAF.depth.label("leaf_depth"),
+    )
+    .outerjoin(_LEAF, _LEAF.id == Conversation.leaf_id)
+    .where(Conversation.id == bindparam("id"), Conversation.user_id == bindparam("user_id"))
+)
+
+
+def _new_message(
+    conversation: Row[Any] | Conversation,
+    parent: tuple[str, int] | None,
+    role: str,
+    content: str,
+    now: datetime,
+    *,
+    model: str | None = None,
+    tokens: int = 0,
+    status: str = "done",
+    context_depth: int | None = None,
+) -> dict[str, Any]:
+    """A message row to insert, as the columns' values."""
+    return {
+        "id": new_id(),
+        "conversation_id": conversation.id,
+        "user_id": conversation.user_id,
+        "parent_id": parent[0] if parent else None,
+        "role": role,
+        "content": content,
+        "model": model,
+        "depth": parent[1] + 1 if parent else 0,
+        "tokens": tokens,
+        "usage": None,
+        "status": status,
+        "error": None,
+        "done_reason": None,
+        "context_depth": context_depth,
+        "stop_requested": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _public_of(values: Mapping[str, Any], siblings: list[str]) -> MessagePublic:
+    """A message just inserted, as the API shows it."""
+    return MessagePublic(
+        id=values["id"],
+        parent_id=values["parent_id"],
+        role=values["role"],
+        content=values["content"],
+        model=values["model"],
+        status=values["status"],
+        error=None,
+        done_reason=None,
+        usage=None,
+        created_at=values["created_at"],
+        siblings=siblings,
+        in_context=True,
+    )
+
+
 # The turns up from a message until their tokens pass the budget (one past it, to know), with their
 # text: the query a send runs, written out so building it costs nothing.
 HISTORY = text(
@@ -119,9 +211,6 @@ HISTORY = text(
     SELECT id, parent_id, role, content, depth, tokens FROM path ORDER BY depth
     """
 )
-FLUSH = text(
-    "UPDATE messages SET content = :content, updated_at = :now WHERE id = :id AND status = 'generating'"
-).bindparams(bindparam("now", type_=UtcDateTime()))
 
 
 class ConversationService:
@@ -299,17 +388,11 @@ class ConversationService:
 
     # -- reading paths ------------------------------------------------------------------------------
 
-    def _path(self, session: Session, start: str | None, steps: int) -> list[Message]:
-        """The messages up from ``start`` (at most ``steps``), oldest first."""
-        if start is None:
-            return []
-        ids = _path_ids(start, steps).subquery()
-        rows = session.execute(select(Message, ids.c.n).join(ids, Message.id == ids.c.id))
-        return [message for message, _ in sorted(rows, key=lambda pair: -pair[1])]
-
     def _with_siblings(
         self, session: Session, conversation_id: str, path: list[Message]
     ) -> list[MessagePublic]:
+        if not path:
+            return []
         parents = {message.parent_id for message in path}
         query = select(Message.id, Message.parent_id).where(Message.conversation_id == conversation_id)
         known = [parent for parent in parents if parent is not None]
@@ -337,7 +420,7 @@ class ConversationService:
         """The conversation with the newest ``limit`` messages of its active path."""
         with self._sessions() as session:
             row = self._owned(session, user_id, conversation_id)
-            path = self._path(session, row.leaf_id, limit + 1)
+            path = read_path(session, row.leaf_id, limit + 1)
             more = len(path) > limit
             path = path[-limit:] if more else path
             messages = self._with_siblings(session, row.id, path)
@@ -349,7 +432,7 @@ class ConversationService:
         with self._sessions() as session:
             self._owned(session, user_id, conversation_id)
             message = self._message(session, conversation_id, before)
-            path = self._path(session, message.parent_id, limit)
+            path = read_path(session, message.parent_id, limit)
             return self._with_siblings(session, conversation_id, path)
 
     def _message(self, session: Session, conversation_id: str, message_id: str) -> Message:
@@ -363,15 +446,11 @@ class ConversationService:
             self._owned(session, user_id, conversation_id)
             return message_public(self._message(session, conversation_id, message_id))
 
-    def answer(self, message_id: str) -> MessagePublic | None:
-        """An answer by id alone (for streams that already checked whose it is)."""
-        with self._sessions() as session:
-            row = session.get(Message, message_id)
-            return message_public(row) if row is not None else None
-
     # -- sending ------------------------------------------------------------------------------------
 
-    def _history(self, session: Session, row: Conversation, start: str) -> tuple[list[dict[str, str]], int]:
+    def _history(
+        self, session: Session, row: Row[Any] | Conversation, start: str
+    ) -> tuple[list[dict[str, str]], int]:
         """The turns up to ``start`` that fit the model's context, and the first depth sent (0: all).
         With ``summarise`` on, the summary of what was left out joins the system prompt."""
         options = row.options or {}
@@ -391,54 +470,70 @@ class ConversationService:
         history.extend({"role": turn.role, "content": turn.content} for turn in kept)
         return history, cut
 
-    def _summarise_to(self, row: Conversation, cut: int) -> int | None:
+    def _summarise_to(self, row: Row[Any] | Conversation, cut: int) -> int | None:
         """The depth a new summary should reach, when the one kept is behind the cut."""
         return cut if row.summarise and cut and row.summary_depth != cut else None
 
-    def _answers(
-        self, session: Session, row: Conversation, parent: Message, models: list[str], context_depth: int
-    ) -> list[Message]:
-        now = self.now()
-        answers = [
-            Message(
-                id=new_id(),
-                conversation_id=row.id,
-                user_id=row.user_id,
-                parent_id=parent.id,
-                role="assistant",
-                content="",
-                model=model,
-                depth=parent.depth + 1,
-                tokens=0,
-                usage=None,
-                status="generating",
-                error=None,
-                done_reason=None,
-                context_depth=context_depth,
-                stop_requested=False,
-                created_at=now + timedelta(microseconds=index),  # siblings in the order asked
-                updated_at=now,
-            )
-            for index, model in enumerate(models)
-        ]
-        session.add_all(answers)
-        row.leaf_id = answers[0].id
-        row.message_count += len(answers)
-        row.updated_at = now
-        return answers
+    def _sending(self, session: Session, user_id: str, conversation_id: str) -> Row[Any]:
+        """The conversation's fields a send reads, with its leaf's depth, in one query."""
+        found = session.execute(SENDING, {"id": conversation_id, "user_id": user_id}).first()
+        if found is None:
+            raise NoSuchConversation()
+        return cast(Row[Any], found)
 
     def _parent(
-        self, session: Session, row: Conversation, parent_id: str | None, edit_of: str | None
-    ) -> Message | None:
-        """Where a new message goes: under ``parent_id``, beside ``edit_of``, or after the leaf."""
+        self, session: Session, row: Row[Any], parent_id: str | None, edit_of: str | None
+    ) -> tuple[str, int] | None:
+        """Where a new message goes (its parent's id and depth): under ``parent_id``, beside
+        ``edit_of``, or after the leaf."""
         if edit_of is not None:
             edited = self._message(session, row.id, edit_of)
             if edited.role != "user":
                 raise NoSuchMessage()
-            return self._message(session, row.id, edited.parent_id) if edited.parent_id else None
-        if parent_id is not None:
-            return self._message(session, row.id, parent_id)
-        return session.get(Message, row.leaf_id) if row.leaf_id else None
+            parent_id = edited.parent_id
+            if parent_id is None:
+                return None
+        elif parent_id is None:
+            return (row.leaf_id, row.leaf_depth) if row.leaf_id else None
+        parent = self._message(session, row.id, parent_id)
+        return parent.id, parent.depth
+
+    def _add_answers(
+        self,
+        session: Session,
+        row: Row[Any] | Conversation,
+        parent: tuple[str, int],
+        models: list[str],
+        context_depth: int,
+        added: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Insert the answers to write (``generating``) under ``parent``; they end the branch shown.
+        ``added``: messages inserted before them in this send, counted with them."""
+        now = self.now()
+        answers = [
+            _new_message(
+                row,
+                parent,
+                "assistant",
+                "",
+                now + timedelta(microseconds=index),  # siblings in the order asked
+                model=model,
+                status="generating",
+                context_depth=context_depth,
+            )
+            for index, model in enumerate(models)
+        ]
+        session.execute(insert(MESSAGES), answers)
+        session.execute(
+            update(CONVERSATIONS)
+            .where(CONVERSATIONS.c.id == row.id)
+            .values(
+                leaf_id=answers[0]["id"],
+                message_count=CONVERSATIONS.c.message_count + added + len(answers),
+                updated_at=now,
+            )
+        )
+        return answers
 
     def send(
         self,
@@ -450,46 +545,27 @@ class ConversationService:
         edit_of: str | None = None,
     ) -> Prepared:
         """Store my message and the answers to write (``generating``): after the leaf, under
-        ``parent_id``, or beside my message ``edit_of`` (a new branch)."""
-        now = self.now()
+        ``parent_id``, or beside my message ``edit_of`` (a new branch). Written with plain inserts:
+        this is the hottest write of the platform."""
         with self._sessions.begin() as session:
-            row = self._owned(session, user_id, conversation_id)
+            row = self._sending(session, user_id, conversation_id)
             parent = self._parent(session, row, parent_id, edit_of)
-            first = row.message_count == 0
-            mine = Message(
-                id=new_id(),
-                conversation_id=row.id,
-                user_id=row.user_id,
-                parent_id=parent.id if parent else None,
-                role="user",
-                content=content,
-                model=None,
-                depth=parent.depth + 1 if parent else 0,
-                tokens=estimate(content),
-                usage=None,
-                status="done",
-                error=None,
-                done_reason=None,
-                context_depth=None,
-                stop_requested=False,
-                created_at=now,
-                updated_at=now,
+            mine = _new_message(row, parent, "user", content, self.now(), tokens=estimate(content))
+            session.execute(insert(MESSAGES), [mine])
+            history, cut = self._history(session, row, mine["id"])
+            answers = self._add_answers(
+                session, row, (mine["id"], mine["depth"]), models or [row.model], cut, added=1
             )
-            session.add(mine)
-            row.message_count += 1
-            session.flush()
-            history, cut = self._history(session, row, mine.id)
-            answers = self._answers(session, row, mine, models or [row.model], cut)
-            session.flush()
+            siblings = [answer["id"] for answer in answers]
             return Prepared(
                 user_id=user_id,
                 conversation_id=row.id,
-                user_message=message_public(mine),
-                answers=[message_public(a, [a.id for a in answers]) for a in answers],
+                user_message=_public_of(mine, [mine["id"]]),
+                answers=[_public_of(answer, siblings) for answer in answers],
                 history=history,
                 options=dict(row.options or {}),
-                first_exchange=first and row.title_source == "new",
-                models={a.id: a.model or row.model for a in answers},
+                first_exchange=row.message_count == 0 and row.title_source == "new",
+                models={answer["id"]: answer["model"] or row.model for answer in answers},
                 summarise_to=self._summarise_to(row, cut),
             )
 
@@ -502,8 +578,9 @@ class ConversationService:
                 raise NoSuchMessage()
             prompt = self._message(session, row.id, old.parent_id)
             history, cut = self._history(session, row, prompt.id)
-            answers = self._answers(session, row, prompt, [model or old.model or row.model], cut)
-            session.flush()
+            answers = self._add_answers(
+                session, row, (prompt.id, prompt.depth), [model or old.model or row.model], cut
+            )
             siblings = list(
                 session.scalars(
                     select(Message.id)
@@ -515,10 +592,10 @@ class ConversationService:
                 user_id=user_id,
                 conversation_id=row.id,
                 user_message=None,
-                answers=[message_public(answers[0], siblings)],
+                answers=[_public_of(answers[0], siblings)],
                 history=history,
                 options=dict(row.options or {}),
-                models={answers[0].id: answers[0].model or row.model},
+                models={answers[0]["id"]: answers[0]["model"] or row.model},
                 summarise_to=self._summarise_to(row, cut),
             )
 
@@ -575,7 +652,7 @@ class ConversationService:
         with self._sessions.begin() as session:
             row = self._owned(session, user_id, conversation_id)
             self._message(session, row.id, message_id)
-            path = self._path(session, message_id, MAX_WALK)
+            path = read_path(session, message_id, MAX_WALK)
             copy = Conversation(
                 id=new_id(),
                 user_id=user_id,
@@ -641,108 +718,3 @@ class ConversationService:
             if message.status != "generating":
                 raise AnswerFinished(message.status)
             message.stop_requested = True
-
-    def flush(self, contents: Mapping[str, str]) -> set[str]:
-        """Store the text so far of answers being written (their heartbeat too); which were asked
-        to stop (or are gone, or were finished elsewhere)."""
-        if not contents:
-            return set()
-        now = self.now()
-        ids = list(contents)
-        with self._sessions.begin() as session:
-            rows = [{"id": mid, "content": content, "now": now} for mid, content in contents.items()]
-            session.execute(FLUSH, rows)  # one statement, many rows: this runs twice a second
-            alive = set(
-                session.scalars(
-                    select(Message.id).where(
-                        Message.id.in_(ids), Message.status == "generating", Message.stop_requested.is_(False)
-                    )
-                )
-            )
-        return set(contents) - alive
-
-    def finish(
-        self,
-        message_id: str,
-        *,
-        content: str,
-        status: str,
-        usage: dict[str, Any] | None = None,
-        error: str | None = None,
-        done_reason: str | None = None,
-        prior_tokens: int = 0,
-    ) -> MessagePublic | None:
-        """Store an answer's end; its tokens are what the model counted (on top of ``prior_tokens``
-        for one continued), else an estimate."""
-        counted = (usage or {}).get("completion_tokens")
-        tokens = prior_tokens + counted if counted else estimate(content)
-        now = self.now()
-        with self._sessions.begin() as session:
-            row = session.get(Message, message_id)
-            if row is None:
-                return None
-            row.content, row.status, row.usage, row.error = content, status, usage, error
-            row.done_reason, row.tokens, row.updated_at = done_reason, int(tokens), now
-            session.execute(
-                update(Conversation).where(Conversation.id == row.conversation_id).values(updated_at=now)
-            )
-            session.flush()
-            return message_public(row)
-
-    def interrupt_stale(self, older_than: float, keep: Iterable[str] = ()) -> int:
-        """Mark answers whose writer stopped beating ``interrupted`` (their text stays)."""
-        before = self.now() - timedelta(seconds=older_than)
-        with self._sessions.begin() as session:
-            result = session.execute(
-                update(Message)
-                .where(
-                    Message.status == "generating",
-                    Message.updated_at < before,
-                    Message.id.not_in(list(keep)),
-                )
-                .values(status="interrupted", error="the server writing it stopped")
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-    def transcript_before(self, conversation_id: str, message_id: str, depth: int) -> tuple[str, str] | None:
-        """(model, the path above ``message_id`` before ``depth`` as text) to summarise."""
-        with self._sessions() as session:
-            row = session.get(Conversation, conversation_id)
-            if row is None:
-                return None
-            path = [m for m in self._path(session, message_id, MAX_WALK) if m.depth < depth]
-            lines = [f"{'User' if m.role == 'user' else 'Assistant'}: {m.content}" for m in path if m.content]
-            return row.model, "\n\n".join(lines)
-
-    def set_summary(self, conversation_id: str, summary: str, depth: int) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(summary=summary, summary_depth=depth)
-            )
-
-    def first_exchange(self, conversation_id: str) -> tuple[str, str, str] | None:
-        """(model, my first message, its first answer) while the title is still to be made."""
-        with self._sessions() as session:
-            row = session.get(Conversation, conversation_id)
-            if row is None or row.title_source != "new":
-                return None
-            first = session.scalars(
-                select(Message)
-                .where(Message.conversation_id == row.id, Message.depth <= 1)
-                .order_by(Message.depth, Message.created_at)
-            ).all()
-            question = next((m.content for m in first if m.role == "user"), "")
-            answer = next((m.content for m in first if m.role == "assistant" and m.content), "")
-            return (row.model, question, answer) if question else None
-
-    def set_title(self, conversation_id: str, title: str) -> bool:
-        """Set a made title unless the user named the conversation meanwhile."""
-        with self._sessions.begin() as session:
-            result = session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id, Conversation.title_source == "new")
-                .values(title=title, title_source="model")
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from avocado.platform.conversations.service import ConversationService
+from avocado.platform.conversations.answers import AnswerStore
 from avocado.platform.conversations.upstream import ChatUpstream, UpstreamFailure
 
 __all__ = ["MAX_TITLE", "clean_title", "summary_job", "title_job"]
@@ -34,11 +34,11 @@ def clean_title(text: str, fallback: str) -> str:
     return line or "New chat"
 
 
-def title_job(service: ConversationService, upstream: ChatUpstream) -> Callable[[str, str], Awaitable[None]]:
+def title_job(store: AnswerStore, upstream: ChatUpstream) -> Callable[[str, str], Awaitable[None]]:
     """The job: title conversation ``conversation_id`` of ``user_id`` unless it has one by now."""
 
     async def make_title(conversation_id: str, user_id: str) -> None:
-        exchange = await asyncio.to_thread(service.first_exchange, conversation_id)
+        exchange = await asyncio.to_thread(store.first_exchange, conversation_id)
         if exchange is None:
             return
         model, question, _ = exchange
@@ -48,7 +48,7 @@ def title_job(service: ConversationService, upstream: ChatUpstream) -> Callable[
         except UpstreamFailure as exc:
             log.info("no title for conversation %s: %s", conversation_id, exc)
             answer = ""
-        await asyncio.to_thread(service.set_title, conversation_id, clean_title(answer, question))
+        await asyncio.to_thread(store.set_title, conversation_id, clean_title(answer, question))
 
     return make_title
 
@@ -61,12 +61,12 @@ MAX_TRANSCRIPT = 16_000  # characters of the oldest turns sent to be summarised 
 
 
 def summary_job(
-    service: ConversationService, upstream: ChatUpstream
+    store: AnswerStore, upstream: ChatUpstream
 ) -> Callable[[str, str, str, int], Awaitable[None]]:
     """The job: summarise what lies above answer ``message_id`` before ``depth``."""
 
     async def summarise(conversation_id: str, user_id: str, message_id: str, depth: int) -> None:
-        found = await asyncio.to_thread(service.transcript_before, conversation_id, message_id, depth)
+        found = await asyncio.to_thread(store.transcript_before, conversation_id, message_id, depth)
         if found is None or not found[1]:
             return
         model, transcript = found
@@ -79,6 +79,6 @@ def summary_job(
             log.info("no summary for conversation %s: %s", conversation_id, exc)
             return
         if summary.strip():
-            await asyncio.to_thread(service.set_summary, conversation_id, summary.strip(), depth)
+            await asyncio.to_thread(store.set_summary, conversation_id, summary.strip(), depth)
 
     return summarise

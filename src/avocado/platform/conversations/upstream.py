@@ -7,6 +7,8 @@ piece of text as it comes, then the model's counts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -16,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from avocado.gateway.upstream import ConnectFailed, Upstream, UpstreamError, UpstreamResponse
 from avocado.platform.catalog.service import USER_HEADER
 from avocado.redact import redact_url
 
@@ -24,6 +27,7 @@ __all__ = ["NODE_HEADER", "ChatUpstream", "Ending", "UpstreamFailure"]
 log = logging.getLogger(__name__)
 
 NODE_HEADER = "x-avocado-node"
+DRAIN = 1.0  # seconds to wait for the end of a chat stream after its last line
 
 
 class UpstreamFailure(Exception):
@@ -56,6 +60,12 @@ class ChatUpstream:
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=timeout, limits=limits
         )
+        self._lean = Upstream(
+            connect_timeout=10.0, first_byte_timeout=read_timeout, idle_timeout=read_timeout
+        )
+        self._lean_headers = [(b"content-type", b"application/json")] + [
+            (name.lower().encode(), value.encode()) for name, value in headers.items()
+        ]
 
     def _body(
         self, model: str, messages: Sequence[Mapping[str, str]], options: Mapping[str, Any], stream: bool
@@ -73,61 +83,44 @@ class ChatUpstream:
         options: Mapping[str, Any],
         user_id: str,
     ) -> AsyncIterator[str | Ending]:
-        """The answer's text piece by piece, then one :class:`Ending`; :class:`UpstreamFailure` on error."""
+        """The answer's text piece by piece, then one :class:`Ending`; :class:`UpstreamFailure` on error.
+
+        Read with the gateway's lean HTTP client (httptools, no anyio layers): a chat's stream is read
+        chunk by chunk while hundreds of others are, and httpx's per-chunk cost is what would show."""
         started = time.perf_counter()
-        first: float | None = None
-        request = self._http.build_request(
-            "POST",
-            "/api/chat",
-            json=self._body(model, messages, options, True),
-            headers={USER_HEADER: user_id},
-        )
+        body = json.dumps(self._body(model, messages, options, True)).encode()
+        headers = [*self._lean_headers, (USER_HEADER.encode(), user_id.encode())]
         try:
-            response = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self._lean.request(self.base_url, b"POST", b"/api/chat", headers, body)
+        except ConnectFailed as exc:
             log.warning("model server %s: %s", self.where, exc)
             raise UpstreamFailure(f"the model server at {self.where} cannot be reached") from None
+        except UpstreamError as exc:
+            log.warning("model server %s: %s", self.where, exc)
+            raise UpstreamFailure(f"the connection to the model server broke: {exc}") from None
         try:
-            if response.status_code in (401, 403):
+            if response.status in (401, 403):
                 raise UpstreamFailure(f"the model server at {self.where} refused the platform's credential")
-            if response.status_code != 200:
-                raise UpstreamFailure(_error_of(await response.aread(), response.status_code))
-            node = response.headers.get(NODE_HEADER)
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                try:
-                    chunk = json.loads(line)
-                except ValueError:
-                    raise UpstreamFailure(
-                        "the model server sent something other than a chat stream"
-                    ) from None
-                if isinstance(chunk.get("error"), str):
-                    raise UpstreamFailure(f"the model failed: {chunk['error']}")
-                text = (chunk.get("message") or {}).get("content") or ""
-                if text:
-                    if first is None:
-                        first = time.perf_counter()
-                    yield text
-                if chunk.get("done"):
-                    ended = time.perf_counter()
-                    yield Ending(
-                        usage={
-                            "prompt_tokens": chunk.get("prompt_eval_count") or 0,
-                            "completion_tokens": chunk.get("eval_count") or 0,
-                            "ttft_ms": round(((first or ended) - started) * 1000, 1),
-                            "duration_ms": round((ended - started) * 1000, 1),
-                            "node": node,
-                        },
-                        done_reason=chunk.get("done_reason"),
-                    )
+            if response.status != 200:
+                raise UpstreamFailure(_error_of(await response.read(), response.status))
+            node = response.header(NODE_HEADER.encode())
+            reader = _Lines(started, node.decode() if node else None)
+            while (chunk := await response.next_chunk()) is not None:
+                for piece in reader.feed(chunk):
+                    yield piece
+                    if isinstance(piece, Ending):
+                        await _drain(response)
+                        return
+            for piece in reader.feed(b"\n"):
+                yield piece
+                if isinstance(piece, Ending):
                     return
             raise UpstreamFailure("the model server ended the answer before it was done")
-        except httpx.HTTPError as exc:
+        except UpstreamError as exc:
             log.warning("model server %s: %s", self.where, exc)
             raise UpstreamFailure(f"the connection to the model server broke: {type(exc).__name__}") from None
         finally:
-            await response.aclose()
+            response.close()
 
     async def complete(
         self, model: str, messages: Sequence[Mapping[str, str]], options: Mapping[str, Any], user_id: str
@@ -149,3 +142,64 @@ class ChatUpstream:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._lean.aclose()
+
+
+class _Lines:
+    """Ollama's NDJSON chat stream, fed as it arrives: text pieces, then the :class:`Ending`."""
+
+    def __init__(self, started: float, node: str | None) -> None:
+        self.started = started
+        self.first: float | None = None
+        self.node = node
+        self.rest = b""
+
+    def feed(self, data: bytes) -> list[str | Ending]:
+        lines = (self.rest + data).split(b"\n")
+        self.rest = lines.pop()
+        pieces: list[str | Ending] = []
+        for line in lines:
+            if line.strip():
+                piece = self._piece(line)
+                if piece:
+                    pieces.append(piece)
+                    if isinstance(piece, Ending):
+                        break
+        return pieces
+
+    def _piece(self, line: bytes) -> str | Ending | None:
+        try:
+            chunk = json.loads(line)
+        except ValueError:
+            raise UpstreamFailure("the model server sent something other than a chat stream") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamFailure("the model server sent something other than a chat stream")
+        if isinstance(chunk.get("error"), str):
+            raise UpstreamFailure(f"the model failed: {chunk['error']}")
+        if chunk.get("done"):
+            ended = time.perf_counter()
+            return Ending(
+                usage={
+                    "prompt_tokens": chunk.get("prompt_eval_count") or 0,
+                    "completion_tokens": chunk.get("eval_count") or 0,
+                    "ttft_ms": round(((self.first or ended) - self.started) * 1000, 1),
+                    "duration_ms": round((ended - self.started) * 1000, 1),
+                    "node": self.node,
+                },
+                done_reason=chunk.get("done_reason"),
+            )
+        message = chunk.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(text, str) or not text:
+            return None
+        if self.first is None:
+            self.first = time.perf_counter()
+        return text
+
+
+async def _drain(response: UpstreamResponse) -> None:
+    """Read the end of an answer after its last line, so its connection serves the next one."""
+    with contextlib.suppress(TimeoutError, UpstreamError):
+        async with asyncio.timeout(DRAIN):
+            while await response.next_chunk() is not None:
+                pass
