@@ -6,7 +6,7 @@ For measuring a proxy in front of it: there is no model, so what a benchmark see
 cost. Plain ASGI on uvicorn, no framework. Serves ``GET /`` and ``GET /api/tags`` (one model,
 ``canned:latest``), and ``POST /api/chat``, ``/api/generate`` and ``/v1/chat/completions``: without
 ``"stream": true`` an answer at once (or after ``--answer-ms``, as a model would take); with it,
-``--chunks`` chunks ``--pace-ms`` apart.
+``--chunks`` chunks ``--pace-ms`` apart (with ``--stamp`` each piece says when it left).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -59,10 +60,11 @@ OLLAMA_DONE = {
 
 
 class Canned:
-    def __init__(self, pace_ms: float, chunks: int, answer_ms: float = 0.0) -> None:
+    def __init__(self, pace_ms: float, chunks: int, answer_ms: float = 0.0, stamp: bool = False) -> None:
         self.pace = pace_ms / 1000
         self.chunks = chunks
         self.answer = answer_ms / 1000
+        self.stamp = stamp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
@@ -116,7 +118,8 @@ class Canned:
         )
         for index in range(self.chunks):
             await asyncio.sleep(self.pace)
-            piece = f"t{index} "
+            # stamped: the wall-clock time it left, so a client can tell each piece's delay
+            piece = f"t{index}@{time.time():.6f} " if self.stamp else f"t{index} "
             if openai:
                 chunk = {
                     "id": "chatcmpl-canned",
@@ -159,9 +162,10 @@ def main() -> None:
     parser.add_argument("--pace-ms", type=float, default=10.0, help="time between streamed chunks")
     parser.add_argument("--chunks", type=int, default=20, help="chunks per streamed answer")
     parser.add_argument("--answer-ms", type=float, default=0.0, help="time before a whole answer")
+    parser.add_argument("--stamp", action="store_true", help="streamed pieces carry the time they left")
     args = parser.parse_args()
     uvicorn.run(
-        Canned(args.pace_ms, args.chunks, args.answer_ms),
+        Canned(args.pace_ms, args.chunks, args.answer_ms, args.stamp),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

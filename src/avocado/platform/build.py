@@ -17,6 +17,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -257,6 +258,7 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         await platform.revocations.start()
         await platform.jobs.start()
         await platform.generations.start()

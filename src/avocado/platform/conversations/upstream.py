@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from avocado.gateway.upstream import ConnectFailed, Upstream, UpstreamError, UpstreamResponse
 from avocado.platform.catalog.service import USER_HEADER
 from avocado.redact import redact_url
@@ -54,18 +52,14 @@ class ChatUpstream:
     def __init__(self, base_url: str, api_key: str | None, *, read_timeout: float = 600.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.where = redact_url(self.base_url)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        timeout = httpx.Timeout(10.0, read=read_timeout)
-        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=timeout, limits=limits
-        )
-        self._lean = Upstream(
+        # The gateway's lean client (httptools, no anyio layers): a chat's stream is read chunk by
+        # chunk while hundreds of others are, and httpx's per-chunk and per-request cost would show
+        self._http = Upstream(
             connect_timeout=10.0, first_byte_timeout=read_timeout, idle_timeout=read_timeout
         )
-        self._lean_headers = [(b"content-type", b"application/json")] + [
-            (name.lower().encode(), value.encode()) for name, value in headers.items()
-        ]
+        self._headers = [(b"content-type", b"application/json")]
+        if api_key:
+            self._headers.append((b"authorization", f"Bearer {api_key}".encode()))
 
     def _body(
         self, model: str, messages: Sequence[Mapping[str, str]], options: Mapping[str, Any], stream: bool
@@ -83,21 +77,9 @@ class ChatUpstream:
         options: Mapping[str, Any],
         user_id: str,
     ) -> AsyncIterator[str | Ending]:
-        """The answer's text piece by piece, then one :class:`Ending`; :class:`UpstreamFailure` on error.
-
-        Read with the gateway's lean HTTP client (httptools, no anyio layers): a chat's stream is read
-        chunk by chunk while hundreds of others are, and httpx's per-chunk cost is what would show."""
+        """The answer's text piece by piece, then one :class:`Ending`; :class:`UpstreamFailure` on error."""
         started = time.perf_counter()
-        body = json.dumps(self._body(model, messages, options, True)).encode()
-        headers = [*self._lean_headers, (USER_HEADER.encode(), user_id.encode())]
-        try:
-            response = await self._lean.request(self.base_url, b"POST", b"/api/chat", headers, body)
-        except ConnectFailed as exc:
-            log.warning("model server %s: %s", self.where, exc)
-            raise UpstreamFailure(f"the model server at {self.where} cannot be reached") from None
-        except UpstreamError as exc:
-            log.warning("model server %s: %s", self.where, exc)
-            raise UpstreamFailure(f"the connection to the model server broke: {exc}") from None
+        response = await self._send(model, messages, options, user_id, stream=True)
         try:
             if response.status in (401, 403):
                 raise UpstreamFailure(f"the model server at {self.where} refused the platform's credential")
@@ -122,27 +104,47 @@ class ChatUpstream:
         finally:
             response.close()
 
+    async def _send(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, str]],
+        options: Mapping[str, Any],
+        user_id: str,
+        *,
+        stream: bool,
+    ) -> UpstreamResponse:
+        body = json.dumps(self._body(model, messages, options, stream)).encode()
+        headers = [*self._headers, (USER_HEADER.encode(), user_id.encode())]
+        try:
+            return await self._http.request(self.base_url, b"POST", b"/api/chat", headers, body)
+        except ConnectFailed as exc:
+            log.warning("model server %s: %s", self.where, exc)
+            raise UpstreamFailure(f"the model server at {self.where} cannot be reached") from None
+        except UpstreamError as exc:
+            log.warning("model server %s: %s", self.where, exc)
+            raise UpstreamFailure(f"the connection to the model server broke: {exc}") from None
+
     async def complete(
         self, model: str, messages: Sequence[Mapping[str, str]], options: Mapping[str, Any], user_id: str
     ) -> str:
         """The whole answer at once (titles, summaries)."""
+        response = await self._send(model, messages, options, user_id, stream=False)
         try:
-            response = await self._http.post(
-                "/api/chat", json=self._body(model, messages, options, False), headers={USER_HEADER: user_id}
-            )
-        except httpx.HTTPError as exc:
-            raise UpstreamFailure(f"the model server at {self.where} cannot be reached: {exc}") from None
-        if response.status_code != 200:
-            raise UpstreamFailure(_error_of(response.content, response.status_code))
+            body = await response.read()
+        except UpstreamError as exc:
+            raise UpstreamFailure(f"the connection to the model server broke: {exc}") from None
+        finally:
+            response.close()
+        if response.status != 200:
+            raise UpstreamFailure(_error_of(body, response.status))
         try:
-            content = response.json()["message"]["content"]
+            content = json.loads(body)["message"]["content"]
         except (ValueError, KeyError, TypeError):
             raise UpstreamFailure("the model server answered something other than a chat answer") from None
         return str(content)
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        await self._lean.aclose()
 
 
 class _Lines:
