@@ -52,6 +52,7 @@ CANNED = "canned:latest"
 PASSWORD = "correct horse battery"
 POSTGRES = os.environ.get("AVOCADO_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("AVOCADO_BENCH_REDIS", "redis://127.0.0.1:6379/7")
+WRITTEN = 20  # pieces of an answer before it counts as being written (1 s of the replica part's pace)
 LIGHT_ARGON2 = {"AVOCADO_PLATFORM_ARGON2_MEMORY": "64", "AVOCADO_PLATFORM_ARGON2_TIME": "1"}
 
 
@@ -557,8 +558,8 @@ async def _streams(
                     times.extend([at] * len(pieces))
                     if lags is not None:
                         lags.extend(now - float(p.partition("@")[2]) for p in pieces if "@" in p)
-                    if writing is not None and times and times[0] == at:
-                        writing.append(n)  # this answer's first text
+                    if writing is not None and len(times) - len(pieces) < WRITTEN <= len(times):
+                        writing.append(n)  # this answer has been written for a while (flushed)
                 elif line.startswith("data:") and event in ("done", "failed"):
                     ended = "failed" if event == "failed" else json.loads(line[5:])["status"]
                     if ended != "done":
