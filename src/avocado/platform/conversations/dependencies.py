@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from avocado.platform.catalog.service import Catalog
 from avocado.platform.conversations.errors import UnknownModel
+from avocado.platform.limits.schemas import LimitValues
 from avocado.platform.limits.service import Account, Limits, model_visible
 
 __all__ = ["KnownModels"]
@@ -33,10 +34,13 @@ class KnownModels:
         self._seen[user_id] = (now + self.ttl, names)
         return names
 
-    async def check(self, user: Account, models: Iterable[str]) -> None:
-        """:class:`UnknownModel` for the first of ``models`` this user may not use."""
+    async def check(self, user: Account, models: Iterable[str], effective: LimitValues | None = None) -> None:
+        """:class:`UnknownModel` for the first of ``models`` this user may not use (``effective``: the
+        user's limits, when this request has read them already)."""
         names = await self.names(user.id)
-        patterns = (await self.limits.effective(user)).models if self.limits is not None else None
+        if effective is None and self.limits is not None:
+            effective = await self.limits.effective(user)
+        patterns = effective.models if effective is not None else None
         for model in models:
             if model not in names and f"{model}:latest" not in names:
                 self._seen.pop(user.id, None)  # maybe installed a moment ago: ask again next time

@@ -39,6 +39,7 @@ from avocado.platform.conversations.schemas import (
 from avocado.platform.conversations.service import Prepared
 from avocado.platform.deps import CurrentUser, Services
 from avocado.platform.errors import error_responses
+from avocado.platform.limits.schemas import LimitValues
 from avocado.platform.limits.service import Admission
 from avocado.platform.pages import Cursor, Limit, Page, decode_cursor, encode_cursor
 from avocado.platform.state import Platform
@@ -70,13 +71,16 @@ async def _events(first: Event | None, rest: AsyncIterator[Event]) -> AsyncItera
         yield event.encode()
 
 
-async def _admitted(platform: Platform, user: UserRecord, models: Sequence[str | None]) -> list[Admission]:
+async def _admitted(
+    platform: Platform, user: UserRecord, models: Sequence[str | None], effective: LimitValues | None = None
+) -> list[Admission]:
     """One admission under the user's limits per answer to write (``429`` over one); ``None``: the
-    model of the answer regenerated or continued, already checked when it was written."""
+    model of the answer regenerated or continued, already checked when it was written.
+    ``effective``: the user's limits, when this request has read them already."""
     held: list[Admission] = []
     try:
         for model in models:
-            held.append(await platform.limits.admit(user, model).acquire())
+            held.append(await platform.limits.admit(user, model, effective=effective).acquire())
     except BaseException:
         await _release(held)
         raise
@@ -233,10 +237,14 @@ async def send_message(
     conversation_id: Id, body: MessageSend, user: CurrentUser, platform: Services
 ) -> StreamingResponse:
     """Send my message (to up to four models at once) and stream the answers as they are written."""
-    model = await run_in_threadpool(platform.conversations.model_of, user.id, conversation_id)
+
+    def read() -> tuple[str, LimitValues]:  # one trip to a worker thread for both: each costs
+        return platform.conversations.model_of(user.id, conversation_id), platform.limits.effective_now(user)
+
+    model, effective = await run_in_threadpool(read)
     models = body.models or [model]
-    await platform.models.check(user, models)
-    held = await _admitted(platform, user, models)
+    await platform.models.check(user, models, effective)
+    held = await _admitted(platform, user, models, effective)
     prepared = await _prepared(
         held,
         functools.partial(
@@ -260,9 +268,10 @@ async def regenerate(
 ) -> StreamingResponse:
     """A new answer beside this one (a branch), by the same model or ``model``."""
     model = body.model if body else None
+    effective = await platform.limits.effective(user)
     if model is not None:
-        await platform.models.check(user, [model])
-    held = await _admitted(platform, user, [model])
+        await platform.models.check(user, [model], effective)
+    held = await _admitted(platform, user, [model], effective)
     prepared = await _prepared(
         held,
         functools.partial(platform.conversations.regenerate, user.id, conversation_id, message_id, model),
