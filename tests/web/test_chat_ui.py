@@ -296,7 +296,7 @@ def test_continue_a_stopped_answer(platform: PlatformProcess, new_context: NewCo
     assert_accessible(page)
     with api_as(platform, "ada@example.com") as http:
         after = http.get(f"/api/v1/conversations/{cid}").json()["messages"][-1]
-    assert after["id"] == stopped["id"] and after["status"] == "stopped" and after["siblings"] == [after["id"]]
+    assert (after["id"], after["status"], after["siblings"]) == (stopped["id"], "stopped", [stopped["id"]])
     assert after["content"].startswith(stopped["content"]) and len(after["content"]) > len(stopped["content"])
 
 
