@@ -19,8 +19,8 @@ def test_the_path_carries_my_feedback_and_the_answers_written_beside(platform: R
     chat = service.create(ada_id, "m1")
     prepared = service.send(ada_id, chat.id, "Which is larger, 9.11 or 9.9?", models=["m1", "m2"])
     first, second = (answer.id for answer in prepared.answers)
-    service.finish(first, content="9.11", status="done")
-    service.finish(second, content="9.9", status="done")
+    platform.platform.answers.finish(first, content="9.11", status="done")
+    platform.platform.answers.finish(second, content="9.9", status="done")
     base = f"/api/v1/conversations/{chat.id}"
 
     def last() -> dict[str, Any]:
@@ -45,7 +45,7 @@ def test_the_path_carries_my_feedback_and_the_answers_written_beside(platform: R
 
     # A regenerated answer is a branch of its own, not beside the others; back to the first, the pair is.
     again = service.regenerate(ada_id, chat.id, first, None).answers[0].id
-    service.finish(again, content="9.9 is larger", status="done")
+    platform.platform.answers.finish(again, content="9.9 is larger", status="done")
     shown = last()
     assert shown["id"] == again and shown["beside"] == [] and shown["siblings"] == [first, second, again]
     assert ada.request("PUT", f"{base}/leaf", json={"message_id": first}).status_code == 200
@@ -67,7 +67,7 @@ def test_reading_a_path_costs_the_same_queries_whatever_its_length(platform: Run
     for chat, turns in ((short, 1), (long, 12)):
         for turn in range(turns):
             answer = service.send(ada_id, chat.id, f"Question {turn}").answers[0].id
-            service.finish(answer, content=f"Answer {turn}", status="done")
+            platform.platform.answers.finish(answer, content=f"Answer {turn}", status="done")
             ada.request(
                 "PUT", f"/api/v1/conversations/{chat.id}/messages/{answer}/feedback", json={"rating": "up"}
             )
