@@ -241,6 +241,14 @@ def test_two_models_answer_side_by_side(platform: PlatformProcess, new_context: 
     expect(row).not_to_have_text("New chat", timeout=60_000)
     expect(page).to_have_title(f"{row.inner_text()} · Avocado")
 
+    # After a reload they are still side by side, in the order asked, until one is picked.
+    page.reload()
+    expect(pair).to_be_visible()
+    expect(both).to_have_count(2)
+    expect(both.nth(0)).to_have_attribute("aria-label", f"Answer from {SMOLLM}")
+    expect(both.nth(1)).to_have_attribute("aria-label", f"Answer from {GEMMA}")
+    expect(both.nth(1)).to_have_attribute("data-status", "done")
+
     # Continue with the second: it is the branch shown from now on.
     both.nth(1).get_by_role("button", name="Continue with this answer").click()
     expect(pair).to_have_count(0)
@@ -255,6 +263,79 @@ def test_two_models_answer_side_by_side(platform: PlatformProcess, new_context: 
     with api_as(platform, "ada@example.com") as http:
         given = http.get(f"/api/v1/conversations/{cid}/messages/{picked[2:]}/feedback").json()
     assert (given["rating"], given["preferred"]) == ("up", True)
+
+
+def test_continue_a_stopped_answer(platform: PlatformProcess, new_context: NewContext) -> None:
+    register(platform, "ada@example.com", "Ada Lovelace")
+    with api_as(platform, "ada@example.com") as http:
+        cid = conversation(http, LONG)
+    page = new_context().new_page()
+    signed_in(page, "ada@example.com")
+    page.goto(f"/c/{cid}")
+    expect(page.get_by_role("button", name="Model:")).to_contain_text(SMOLLM)
+
+    send(page, "Write a very long poem.")
+    answer = answers(page).last
+    wait_for_growth(answer, 10)
+    page.get_by_role("button", name="Stop").click()
+    expect(answer).to_have_attribute("data-status", "stopped")
+    stopped_text = answer.locator(".markdown").inner_text().strip()
+    with api_as(platform, "ada@example.com") as http:
+        stopped = http.get(f"/api/v1/conversations/{cid}").json()["messages"][-1]
+
+    # Continue: the same answer goes on growing in place (no new branch), then stops again.
+    answer.get_by_role("button", name="Continue", exact=True).click()
+    expect(answer).to_have_attribute("data-status", "generating")
+    wait_for_growth(answer, len(stopped_text) + 15)
+    page.keyboard.press("Escape")
+    expect(answer).to_have_attribute("data-status", "stopped")
+    expect(answers(page)).to_have_count(1)
+    expect(answer.get_by_role("group", name="Branches")).to_have_count(0)
+    grown = answer.locator(".markdown").inner_text().strip()
+    assert grown.startswith(stopped_text[:20]) and len(grown) > len(stopped_text)
+    assert_accessible(page)
+    with api_as(platform, "ada@example.com") as http:
+        after = http.get(f"/api/v1/conversations/{cid}").json()["messages"][-1]
+    assert (after["id"], after["status"], after["siblings"]) == (stopped["id"], "stopped", [stopped["id"]])
+    assert after["content"].startswith(stopped["content"]) and len(after["content"]) > len(stopped["content"])
+
+
+def test_a_temporary_chat_leaves_nothing_behind(platform: PlatformProcess, new_context: NewContext) -> None:
+    register(platform, "ada@example.com", "Ada Lovelace")
+    page = new_context().new_page()
+    signed_in(page, "ada@example.com")
+    choose_model(page, SMOLLM)
+    switch = page.get_by_role("button", name="Temporary chat")
+    switch.click()
+    expect(switch).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("status").filter(has_text="Temporary chat.")).to_be_visible()
+    page.get_by_role("button", name="Options").click()
+    page.get_by_label("Longest answer").fill("12")
+    page.get_by_role("button", name="Save options").click()
+
+    send(page, "Name a colour.")
+    answer = answers(page).last
+    expect(answer).to_have_attribute("data-status", "done", timeout=ANSWER_TIMEOUT)
+    assert text_length(answer) > 0
+    first = answer.locator(".markdown").inner_text().strip()
+    send(page, "And another one?")  # the turns so far go with it
+    expect(answers(page)).to_have_count(2)
+    expect(answers(page).last).to_have_attribute("data-status", "done", timeout=ANSWER_TIMEOUT)
+    expect(page).to_have_url(f"{platform.url}/")
+    sidebar = page.get_by_role("navigation", name="Sidebar")
+    expect(sidebar.locator("a[href^='/c/']")).to_have_count(0)
+    expect(sidebar.get_by_text("Your conversations will appear here.")).to_be_visible()
+    assert_accessible(page)
+
+    # Leaving it (a new chat) leaves nothing: not on the page, not stored, not searchable.
+    sidebar.get_by_role("link", name="New chat").click()
+    expect(page.get_by_role("heading", name=re.compile("^Hello"))).to_be_visible()
+    expect(answers(page)).to_have_count(0)
+    expect(page.get_by_role("button", name="Temporary chat")).to_have_attribute("aria-pressed", "false")
+    with api_as(platform, "ada@example.com") as http:
+        assert http.get("/api/v1/conversations").json()["items"] == []
+        words = re.findall(r"[A-Za-z]{4,}", first) or ["colour"]
+        assert http.get("/api/v1/search", params={"q": words[0]}).json()["items"] == []
 
 
 def test_the_sidebar_renames_pins_files_archives_and_deletes(

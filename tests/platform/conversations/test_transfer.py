@@ -66,6 +66,11 @@ def test_our_export_round_trips_every_branch(platform: RunningPlatform) -> None:
     markdown = ada.get(f"/api/v1/conversations/{chat_id}/export", params={"format": "markdown"})
     assert markdown.headers["content-type"].startswith("text/markdown")
     assert "# Branches" in markdown.text and "Green." in markdown.text and "Blue." not in markdown.text
+    all_markdown = ada.get("/api/v1/conversations/export", params={"format": "markdown"})
+    assert all_markdown.headers["content-type"].startswith("text/markdown")
+    assert 'filename="conversations.md"' in all_markdown.headers["content-disposition"]
+    assert all_markdown.text.count("# Branches") == 2 and all_markdown.text.count("\n---\n") == 1
+    assert "It is calm." in all_markdown.text and "Blue." not in all_markdown.text
 
 
 def _open_webui_chat() -> dict[str, Any]:

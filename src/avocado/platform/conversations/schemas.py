@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from avocado.platform.feedback.schemas import FeedbackPublic
+
 __all__ = [
     "MAX_CONTENT",
     "ArchiveOlder",
@@ -113,6 +115,14 @@ class MessagePublic(BaseModel):
     created_at: datetime
     siblings: list[str] = Field(description="ids of this message and its siblings, oldest first")
     in_context: bool = Field(default=True, description="false: left out of what the model was last sent")
+    feedback: FeedbackPublic | None = Field(
+        default=None, description="the caller's own feedback on this answer (null: none given)"
+    )
+    beside: list[MessagePublic] = Field(
+        default_factory=list,
+        description="the other answers written with this one by one send to several models, shown side by"
+        " side until one of them is picked (preferred feedback); empty otherwise",
+    )
 
 
 class ConversationDetail(ConversationPublic):

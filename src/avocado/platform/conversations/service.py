@@ -31,6 +31,8 @@ from avocado.platform.conversations.schemas import (
     MessagePublic,
 )
 from avocado.platform.errors import Conflict, PlatformError
+from avocado.platform.feedback.models import Feedback
+from avocado.platform.feedback.schemas import FeedbackPublic
 from avocado.platform.pages import Page, decode_cursor, encode_cursor
 
 __all__ = ["ConversationService", "Prepared", "new_id"]
@@ -38,6 +40,9 @@ __all__ = ["ConversationService", "Prepared", "new_id"]
 NEW_TITLE = "New chat"
 SUMMARY_HEADING = "Summary of the earlier part of this conversation:"
 MAX_WALK = 100_000  # steps up a path; a guard, far above any real conversation
+# Answers to one prompt written within this of each other were asked for together (a send to several
+# models writes them a microsecond apart; a regenerate is a request of its own, seconds later at least).
+TOGETHER = timedelta(milliseconds=50)
 
 
 @dataclass
@@ -78,7 +83,10 @@ def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPubl
 
 
 def message_public(
-    row: Message | Row[Any], siblings: list[str] | None = None, in_context: bool = True
+    row: Message | Row[Any],
+    siblings: list[str] | None = None,
+    in_context: bool = True,
+    feedback: FeedbackPublic | None = None,
 ) -> MessagePublic:
     return MessagePublic(
         id=row.id,
@@ -93,6 +101,7 @@ def message_public(
         created_at=row.created_at,
         siblings=siblings if siblings is not None else [row.id],
         in_context=in_context,
+        feedback=feedback,
     )
 
 
@@ -389,20 +398,46 @@ class ConversationService:
     # -- reading paths ------------------------------------------------------------------------------
 
     def _with_siblings(
-        self, session: Session, conversation_id: str, path: list[Message]
+        self, session: Session, user_id: str, conversation_id: str, path: list[Message]
     ) -> list[MessagePublic]:
+        """The path as the API shows it: each message with its siblings' ids, whether it was in the
+        model's context, my feedback on it, and the answers written beside it (a multi-model send).
+        Three queries whatever the path's length (four with answers side by side)."""
         if not path:
             return []
         parents = {message.parent_id for message in path}
-        query = select(Message.id, Message.parent_id).where(Message.conversation_id == conversation_id)
+        query = select(Message.id, Message.parent_id, Message.role, Message.created_at).where(
+            Message.conversation_id == conversation_id
+        )
         known = [parent for parent in parents if parent is not None]
         conditions = [Message.parent_id.in_(known)] if known else []
         if None in parents:
             conditions.append(Message.parent_id.is_(None))
         siblings: dict[str | None, list[str]] = {}
-        rows = session.execute(query.where(or_(*conditions)).order_by(Message.created_at, Message.id))
-        for message_id, parent_id in rows:
+        answers: dict[str | None, list[tuple[str, datetime]]] = {}
+        for message_id, parent_id, role, created_at in session.execute(
+            query.where(or_(*conditions)).order_by(Message.created_at, Message.id)
+        ):
             siblings.setdefault(parent_id, []).append(message_id)
+            if role == "assistant":
+                answers.setdefault(parent_id, []).append((message_id, created_at))
+        on_path = [message.id for message in path]
+        together = {  # an answer on the path -> the others written with it
+            message.id: [
+                other
+                for other, created_at in answers.get(message.parent_id, [])
+                if other != message.id and abs(created_at - message.created_at) < TOGETHER
+            ]
+            for message in path
+            if message.role == "assistant"
+        }
+        beside_ids = [other for others in together.values() for other in others]
+        feedback = self._feedback(session, user_id, [*on_path, *beside_ids])
+        beside_rows = (
+            {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(beside_ids)))}
+            if beside_ids
+            else {}
+        )
         cut = next(
             (
                 m.context_depth
@@ -411,10 +446,32 @@ class ConversationService:
             ),
             0,
         )
-        return [
-            message_public(message, siblings.get(message.parent_id, [message.id]), message.depth >= cut)
-            for message in path
-        ]
+        shown = []
+        for message in path:
+            family = siblings.get(message.parent_id, [message.id])
+            public = message_public(message, family, message.depth >= cut, feedback.get(message.id))
+            others = together.get(message.id, [])
+            picked = any(
+                given.preferred for member in [message.id, *others] if (given := feedback.get(member))
+            )
+            if not picked:
+                public.beside = [
+                    message_public(beside_rows[other], family, public.in_context, feedback.get(other))
+                    for other in others
+                    if other in beside_rows
+                ]
+            shown.append(public)
+        return shown
+
+    @staticmethod
+    def _feedback(session: Session, user_id: str, message_ids: list[str]) -> dict[str, FeedbackPublic]:
+        """My feedback on these messages, in one query."""
+        if not message_ids:
+            return {}
+        rows = session.scalars(
+            select(Feedback).where(Feedback.user_id == user_id, Feedback.message_id.in_(message_ids))
+        )
+        return {row.message_id: FeedbackPublic.model_validate(row, from_attributes=True) for row in rows}
 
     def detail(self, user_id: str, conversation_id: str, limit: int = 200) -> ConversationDetail:
         """The conversation with the newest ``limit`` messages of its active path."""
@@ -423,7 +480,7 @@ class ConversationService:
             path = read_path(session, row.leaf_id, limit + 1)
             more = len(path) > limit
             path = path[-limit:] if more else path
-            messages = self._with_siblings(session, row.id, path)
+            messages = self._with_siblings(session, user_id, row.id, path)
             public = self._public(session, row)
         return ConversationDetail(**public.model_dump(), messages=messages, more_before=more)
 
@@ -433,7 +490,7 @@ class ConversationService:
             self._owned(session, user_id, conversation_id)
             message = self._message(session, conversation_id, before)
             path = read_path(session, message.parent_id, limit)
-            return self._with_siblings(session, conversation_id, path)
+            return self._with_siblings(session, user_id, conversation_id, path)
 
     def _message(self, session: Session, conversation_id: str, message_id: str) -> Message:
         message = session.get(Message, message_id)

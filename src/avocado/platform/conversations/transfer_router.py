@@ -28,8 +28,20 @@ def _attachment(name: str) -> dict[str, str]:
 
 
 @transfer_router.get("/export", response_class=StreamingResponse)
-def export_all(user: CurrentUser, platform: Services) -> StreamingResponse:
-    """All my conversations as our JSON (every branch), written as it is read."""
+def export_all(
+    user: CurrentUser, platform: Services, format: Literal["json", "markdown"] = "json"
+) -> StreamingResponse:
+    """All my conversations as our JSON (every branch), or as Markdown (the branch shown of each, one
+    after the other), written as it is read."""
+    if format == "markdown":
+
+        def pages() -> Iterator[bytes]:
+            for index, item in enumerate(platform.transfer.export_all(user.id)):
+                yield ("\n---\n\n" if index else "").encode() + to_markdown(item).encode()
+
+        return StreamingResponse(
+            pages(), media_type="text/markdown; charset=utf-8", headers=_attachment("conversations.md")
+        )
 
     def body() -> Iterator[bytes]:
         yield f'{{"format":"{FORMAT}","version":{VERSION},"conversations":['.encode()

@@ -569,7 +569,8 @@ export interface paths {
         };
         /**
          * Export All
-         * @description All my conversations as our JSON (every branch), written as it is read.
+         * @description All my conversations as our JSON (every branch), or as Markdown (the branch shown of each, one
+         *     after the other), written as it is read.
          */
         get: operations["export_all_api_v1_conversations_export_get"];
         put?: never;
@@ -1901,6 +1902,11 @@ export interface components {
         };
         /** MessagePublic */
         MessagePublic: {
+            /**
+             * Beside
+             * @description the other answers written with this one by one send to several models, shown side by side until one of them is picked (preferred feedback); empty otherwise
+             */
+            beside?: components["schemas"]["MessagePublic"][];
             /** Content */
             content: string;
             /**
@@ -1912,6 +1918,8 @@ export interface components {
             done_reason: string | null;
             /** Error */
             error: string | null;
+            /** @description the caller's own feedback on this answer (null: none given) */
+            feedback?: components["schemas"]["FeedbackPublic"] | null;
             /** Id */
             id: string;
             /**
@@ -4599,7 +4607,9 @@ export interface operations {
     };
     export_all_api_v1_conversations_export_get: {
         parameters: {
-            query?: never;
+            query?: {
+                format?: "json" | "markdown";
+            };
             header?: never;
             path?: never;
             cookie?: never;

@@ -8,10 +8,12 @@ import { api, call, type Conversation, type ConversationUpdate, type GenerationO
 import { ApiError, messageOf } from '$lib/errors';
 import { conversations } from './conversations.svelte';
 import { stream, type ChatEvent } from './stream';
+import { ended, finished, turnsFor, withAnswer, withMine, type TemporaryDone } from './temporary';
 import {
 	applyDelta,
 	applyDone,
 	applyFailed,
+	applyFeedback,
 	applyStart,
 	EMPTY,
 	fromPath,
@@ -37,6 +39,9 @@ class Chat {
 	loadError: string | null = $state(null);
 	/** Why the last send, regenerate or stop failed, in words. */
 	error: string | null = $state(null);
+	/** A temporary chat: its turns live in this page only, nothing is stored; a reset ends it. */
+	temporary = $state(false);
+	#temporaryTurn = 0;
 	#session = 0;
 	#controllers = new Set<AbortController>();
 	#following = new Set<string>();
@@ -67,6 +72,7 @@ class Chat {
 		this.loadError = null;
 		this.error = null;
 		this.loading = false;
+		this.temporary = false;
 	}
 
 	/** Show conversation `id` (nothing to do when it is the one open: a new chat that just got its
@@ -248,8 +254,56 @@ class Chat {
 		});
 	}
 
+	/** Go on writing an answer that stopped or reached its length limit: the same answer grows. */
+	async continueAnswer(messageId: string): Promise<void> {
+		if (!this.id) return;
+		this.error = null;
+		await this.#run(`${base(this.id)}/messages/${encodeURIComponent(messageId)}/continue`, { method: 'POST' });
+	}
+
+	/** My feedback on an answer changed here (the thumbs): the thread keeps it. */
+	setFeedback(messageId: string, feedback: Message['feedback']): void {
+		this.thread = applyFeedback(this.thread, messageId, feedback);
+	}
+
+	/** Send my message in a temporary chat: the whole exchange goes with it, nothing is stored. */
+	async sendTemporary(content: string, model: string, system: string | null, options: GenerationOptions): Promise<void> {
+		if (this.id || !this.temporary) return;
+		this.error = null;
+		const messages = turnsFor(this.thread, content);
+		this.#temporaryTurn += 1;
+		this.thread = withMine(this.thread, `temporary-mine-${this.#temporaryTurn}`, content);
+		const controller = new AbortController();
+		this.#controllers.add(controller);
+		const session = this.#session;
+		const onEvent = (event: ChatEvent) => {
+			if (session !== this.#session) return;
+			if (event.type === 'start') {
+				const id = event.data.assistant_message_ids[0];
+				if (id) this.thread = withAnswer(this.thread, id, model);
+			} else if (event.type === 'delta') this.thread = applyDelta(this.thread, event.data.message_id, event.data.content);
+			else if (event.type === 'done') {
+				const current = this.messageById(event.data.id);
+				if (current) this.thread = applyDone(this.thread, finished(current, event.data as TemporaryDone));
+			} else if (event.type === 'failed') this.thread = applyFailed(this.thread, event.data.message_id, event.data.detail);
+		};
+		try {
+			await stream('/api/v1/temporary-chat', { method: 'POST', body: { model, messages, system: system || null, options } }, onEvent, controller.signal);
+		} catch (error) {
+			if (session === this.#session && !controller.signal.aborted) this.error = messageOf(error);
+		} finally {
+			this.#controllers.delete(controller);
+		}
+		if (session !== this.#session) return;
+		this.thread = ended(this.thread, controller.signal.aborted ? 'stopped' : 'interrupted');
+	}
+
 	/** Stop every answer being written (the text so far is kept, marked stopped). */
 	async stop(): Promise<void> {
+		if (this.temporary && !this.id) {
+			for (const controller of this.#controllers) controller.abort(); // the platform ends it when we leave
+			return;
+		}
 		if (!this.id) return;
 		const id = this.id;
 		await Promise.all(

@@ -7,7 +7,7 @@ import { messageOf } from '$lib/errors';
 import { Pager } from '$lib/pager.svelte';
 import { toasts } from '$lib/toast.svelte';
 
-export type SearchHit = Schemas['SearchHit'] & { conversation_id: string };
+export type SearchHit = Schemas['SearchHit'];
 
 /** Pinned first, then the newest activity first: the order the platform lists them in. */
 export function listOrder(a: Conversation, b: Conversation): number {
@@ -156,9 +156,15 @@ class Conversations {
 
 export const conversations = new Conversations();
 
-/** Full-text search over my conversations (`GET /api/v1/search`): the hits in conversations (notes
- * have no page of their own yet). */
+/** Full-text search over my conversations' titles, messages and notes (`GET /api/v1/search`). */
 export async function search(q: string, signal: AbortSignal): Promise<SearchHit[]> {
 	const page = await call(api.GET('/api/v1/search', { params: { query: { q, limit: 20 } }, signal }));
-	return page.items.filter((hit): hit is SearchHit => hit.conversation_id !== null);
+	return page.items.filter((hit) => (hit.kind === 'note' ? !!hit.note_id : !!hit.conversation_id));
+}
+
+/** Where a search hit opens: a note on its own page, a message marked in its conversation. */
+export function hitHref(hit: SearchHit): string {
+	if (hit.kind === 'note' && hit.note_id) return `/notes/${encodeURIComponent(hit.note_id)}`;
+	const conversation = `/c/${encodeURIComponent(hit.conversation_id ?? '')}`;
+	return hit.message_id ? `${conversation}#m-${hit.message_id}` : conversation;
 }

@@ -18,16 +18,6 @@ const where = (conversationId: string, messageId: string) => ({
 	params: { path: { conversation_id: conversationId, message_id: messageId } }
 });
 
-/** My feedback on an answer, or null when I gave none (404). */
-export async function feedbackOn(conversationId: string, messageId: string): Promise<Feedback | null> {
-	try {
-		return await call(api.GET('/api/v1/conversations/{conversation_id}/messages/{message_id}/feedback', where(conversationId, messageId)));
-	} catch (error) {
-		if (error instanceof ApiError && error.status === 404) return null;
-		throw error;
-	}
-}
-
 export function giveFeedback(conversationId: string, messageId: string, body: FeedbackGiven): Promise<Feedback> {
 	return call(api.PUT('/api/v1/conversations/{conversation_id}/messages/{message_id}/feedback', { ...where(conversationId, messageId), body: { preferred: false, ...body } }));
 }

@@ -3,8 +3,11 @@ import {
 	applyDelta,
 	applyDone,
 	applyFailed,
+	applyFeedback,
 	applyStart,
 	branchOf,
+	continuable,
+	sideBySide,
 	EMPTY,
 	fromPath,
 	generating,
@@ -136,6 +139,50 @@ describe('side-by-side answers', () => {
 		expect(Object.keys(thread.beside)).toEqual(['x']);
 		thread = applyStart(thread, start(message('u1b', null, 'user'), [message('a3', 'u1b', 'assistant')]));
 		expect(thread.beside).toEqual({});
+	});
+});
+
+describe('after a reload', () => {
+	it('answers written beside one on the path come back side by side, in the order asked', () => {
+		const y = done(message('y', 'u1', 'assistant', { siblings: ['x', 'y', 'z'] }), 'why');
+		const z = done(message('z', 'u1', 'assistant', { siblings: ['x', 'y', 'z'] }), 'zed');
+		const x = done(message('x', 'u1', 'assistant', { siblings: ['x', 'y', 'z'] }), 'ex');
+		const thread = fromPath([message('u1', null, 'user'), { ...y, beside: [z, x] }]);
+		expect(thread.path.map((m) => m.id)).toEqual(['u1', 'y']);
+		expect(thread.beside['y']!.map((m) => m.id)).toEqual(['z', 'x']);
+		expect(sideBySide(thread.path[1]!, thread.beside['y']!).map((m) => m.id)).toEqual(['x', 'y', 'z']);
+		expect(fromPath([message('u1', null, 'user'), x]).beside).toEqual({});
+	});
+
+	it('keeps my feedback given here, and through the end of an answer continued', () => {
+		const given = { id: 'f', conversation_id: 'c', message_id: 'a1', rating: 'up' as const, reason: null, comment: null, preferred: false, created_at: '', updated_at: '' };
+		let thread = fromPath([message('u1', null, 'user'), done(message('a1', 'u1', 'assistant'), 'hi')]);
+		thread = applyFeedback(thread, 'a1', given);
+		expect(thread.path[1]!.feedback).toEqual(given);
+		thread = applyDone(thread, done(message('a1', 'u1', 'assistant'), 'hi there'));
+		expect(thread.path[1]!.feedback).toEqual(given);
+		expect(applyFeedback(thread, 'a1', null).path[1]!.feedback).toBeNull();
+	});
+});
+
+describe('continuing an answer', () => {
+	it('is offered for a stopped answer or one cut at its length limit', () => {
+		expect(continuable({ role: 'assistant', status: 'stopped', done_reason: null })).toBe(true);
+		expect(continuable({ role: 'assistant', status: 'done', done_reason: 'length' })).toBe(true);
+		expect(continuable({ role: 'assistant', status: 'done', done_reason: 'stop' })).toBe(false);
+		expect(continuable({ role: 'assistant', status: 'failed', done_reason: null })).toBe(false);
+		expect(continuable({ role: 'user', status: 'stopped', done_reason: null })).toBe(false);
+	});
+
+	it('grows the same answer in place, its branches kept', () => {
+		const u1 = message('u1', null, 'user');
+		const a1 = done(message('a1', 'u1', 'assistant', { siblings: ['a0', 'a1'] }), 'Once upon');
+		let thread = fromPath([u1, { ...a1, status: 'stopped' }]);
+		thread = applyStart(thread, start(null, [message('a1', 'u1', 'assistant', { content: 'Once upon', siblings: ['a1'] })]));
+		expect(thread.path.map((m) => m.id)).toEqual(['u1', 'a1']);
+		expect(thread.path[1]).toMatchObject({ status: 'generating', content: 'Once upon', siblings: ['a0', 'a1'] });
+		thread = applyDelta(thread, 'a1', ' a time');
+		expect(thread.path[1]!.content).toBe('Once upon a time');
 	});
 });
 

@@ -26,8 +26,21 @@ export type Start = {
 
 export const EMPTY: Thread = { path: [], beside: {} };
 
+/** The thread of a path the platform sent: the answers written beside one on the path (a send to
+ * several models that none was picked from) come with it. */
 export function fromPath(path: Message[]): Thread {
-	return { path, beside: {} };
+	const beside: Record<string, Message[]> = {};
+	for (const message of path) if (message.beside?.length) beside[message.id] = message.beside;
+	return { path, beside };
+}
+
+/** An answer and the ones beside it, in the order they were asked for (as their siblings are). */
+export function sideBySide(message: Message, beside: readonly Message[]): Message[] {
+	const order = (one: Message) => {
+		const at = message.siblings.indexOf(one.id);
+		return at === -1 ? Number.MAX_SAFE_INTEGER : at;
+	};
+	return [message, ...beside].sort((a, b) => order(a) - order(b));
 }
 
 function union(first: readonly string[], second: readonly string[]): string[] {
@@ -45,7 +58,7 @@ function cutAfter(path: readonly Message[], parentId: string | null): Message[] 
 
 /** A new message placed where an old one of the same parent was: it joins that one's siblings. */
 function placed(message: Message, replaced: Message | undefined): Message {
-	if (!replaced || replaced.parent_id !== message.parent_id || replaced.id === message.id) return message;
+	if (!replaced || replaced.parent_id !== message.parent_id) return message;
 	return { ...message, siblings: union(replaced.siblings, message.siblings) };
 }
 
@@ -97,9 +110,21 @@ export function applyDelta(thread: Thread, id: string, content: string): Thread 
 export function applyDone(thread: Thread, final: Message): Thread {
 	return mapMessage(thread, final.id, (message) => ({
 		...final,
-		siblings: union(message.siblings, final.siblings),
-		in_context: message.in_context
+		siblings: union(message.siblings, final.siblings ?? []),
+		in_context: message.in_context,
+		feedback: final.feedback ?? message.feedback ?? null
 	}));
+}
+
+/** My feedback on an answer given (or withdrawn: null) here. */
+export function applyFeedback(thread: Thread, id: string, feedback: Message['feedback']): Thread {
+	return mapMessage(thread, id, (message) => ({ ...message, feedback }));
+}
+
+/** Stopped, or cut at its length limit: an answer the model can go on writing. */
+export function continuable(message: Pick<Message, 'role' | 'status' | 'done_reason'>): boolean {
+	if (message.role !== 'assistant') return false;
+	return message.status === 'stopped' || (message.status === 'done' && message.done_reason === 'length');
 }
 
 export function applyFailed(thread: Thread, id: string, detail: string): Thread {
