@@ -19,7 +19,7 @@ from avocado.db.base import UtcDateTime, utcnow
 from avocado.platform.conversations.context import estimate
 from avocado.platform.conversations.models import Conversation, Message
 from avocado.platform.conversations.schemas import MessagePublic
-from avocado.platform.conversations.service import (
+from avocado.platform.conversations.store import (
     CONVERSATIONS,
     MAX_WALK,
     MESSAGES,

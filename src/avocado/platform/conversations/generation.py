@@ -26,7 +26,7 @@ from avocado.platform.conversations.live import (
     follow_remote,
 )
 from avocado.platform.conversations.schemas import MessagePublic
-from avocado.platform.conversations.service import Prepared
+from avocado.platform.conversations.sending import Prepared
 from avocado.platform.conversations.upstream import ChatUpstream, Ending, UpstreamFailure
 from avocado.platform.limits.service import Admission
 

@@ -36,7 +36,7 @@ from avocado.platform.conversations.schemas import (
     MessageSend,
     Regenerate,
 )
-from avocado.platform.conversations.service import Prepared
+from avocado.platform.conversations.sending import Prepared
 from avocado.platform.deps import CurrentUser, Services
 from avocado.platform.errors import error_responses
 from avocado.platform.limits.schemas import LimitValues
