@@ -42,6 +42,7 @@ import openwebui_anchor
 from sqlalchemy import create_engine, insert, select, text, update
 
 from avocado.db.migrate import upgrade
+from avocado.db.migrations.versions.v0010_conversations import OWNER
 from avocado.gateway.upstream import Upstream, UpstreamError, UpstreamResponse
 from avocado.platform.conversations.models import Conversation, Message
 
@@ -409,11 +410,25 @@ def corpus() -> list[str]:
 
 
 def seed_messages(database: str, user_ids: list[str], per_user: int, sentences: list[str]) -> None:
-    """``per_user`` messages for each user, in conversations of 100, with 1-4 sentences each."""
+    """``per_user`` messages for each user, in conversations of 100, with 1-4 sentences each.
+
+    In bulk, ending in the state the app's own inserts leave: on PostgreSQL through ``COPY`` (the
+    server computes the generated ``search_vector`` and updates every index as for an ``INSERT``);
+    on SQLite, in one transaction, the rows go in without the per-row FTS trigger, then
+    ``messages_fts`` gets them in one ``INSERT ... SELECT`` of exactly what that trigger writes
+    (``owner``, ``body`` for every row not ``generating``), and the trigger is made again from its
+    own stored SQL: 2.5 times faster at 200,000 messages than firing it row by row."""
     engine = create_engine(database.replace("postgresql://", "postgresql+psycopg://"))
     rng = random.Random(7)
     now = datetime.now(UTC) - timedelta(days=30)
+    postgres = engine.dialect.name == "postgresql"
     with engine.begin() as connection:
+        trigger = ""
+        if not postgres:
+            stored = text("SELECT sql FROM sqlite_master WHERE name = 'messages_fts_insert'")
+            trigger = connection.scalar(stored)
+            first = connection.scalar(text("SELECT coalesce(max(rowid), 0) FROM messages"))
+            connection.execute(text("DROP TRIGGER messages_fts_insert"))
         for user_id in user_ids:
             conversations: list[dict[str, Any]] = []
             messages: list[dict[str, Any]] = []
@@ -439,10 +454,35 @@ def seed_messages(database: str, user_ids: list[str], per_user: int, sentences: 
                     })  # fmt: skip
                     parent = mid
                 conversations[-1]["leaf_id"] = parent
+            if postgres:
+                _copy(connection, "conversations", conversations)
+                _copy(connection, "messages", messages)
+                continue
             connection.execute(insert(Conversation), conversations)
             for start in range(0, len(messages), 10_000):
                 connection.execute(insert(Message), messages[start : start + 10_000])
+        if not postgres:
+            connection.execute(
+                text(
+                    f"INSERT INTO messages_fts(rowid, owner, body) SELECT rowid, {OWNER.format('user_id')},"
+                    " content FROM messages WHERE rowid > :first AND status <> 'generating'"
+                ),
+                {"first": first},
+            )
+            connection.execute(text(trigger))
     engine.dispose()
+
+
+def _copy(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL's COPY of ``rows`` (what ``insert`` would write: JSON columns as JSON text, ``None``
+    in them as JSON ``null``, as SQLAlchemy's JSON type stores it); the generated search vector and
+    every index and constraint are made and checked by the server as for an insert."""
+    columns = list(rows[0])
+    as_json = {"options", "usage"}
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([json.dumps(row[c]) if c in as_json else row[c] for c in columns])
 
 
 def queries(sentences: list[str], count: int) -> list[str]:
@@ -503,11 +543,13 @@ def _add_users(database: str, ids: list[str]) -> None:
 
 
 def _analyze(database: str) -> None:
+    """What autovacuum does after a load of rows, now rather than during the measurement: statistics,
+    the visibility map, and the GIN index's pending list merged into the index."""
     engine = create_engine(
         database.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
     )
     with engine.connect() as connection:
-        connection.execute(text("ANALYZE"))
+        connection.execute(text("VACUUM (ANALYZE)"))
     engine.dispose()
 
 
