@@ -749,6 +749,7 @@ def main() -> None:
     parser.add_argument("--only", default="model,append,sidebar,search,streams,replicas")
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages searched over")
     parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--pairs", type=int, default=12, help="model: alternated pairs of requests")
     parser.add_argument(
         "--no-openwebui", action="store_true", help="append and search: do not measure Open WebUI"
     )
@@ -756,7 +757,7 @@ def main() -> None:
     parts = set(args.only.split(","))
     quick = args.quick
     if "model" in parts:
-        part_model(3 if quick else 12)
+        part_model(3 if quick else args.pairs)
     if "append" in parts:
         part_append(10 if quick else 100, not args.no_openwebui)
     if "sidebar" in parts:

@@ -58,6 +58,7 @@ class ChatUpstream:
             connect_timeout=10.0, first_byte_timeout=read_timeout, idle_timeout=read_timeout
         )
         self._headers = [(b"content-type", b"application/json")]
+        self._draining: set[asyncio.Task[None]] = set()
         if api_key:
             self._headers.append((b"authorization", f"Bearer {api_key}".encode()))
 
@@ -80,6 +81,7 @@ class ChatUpstream:
         """The answer's text piece by piece, then one :class:`Ending`; :class:`UpstreamFailure` on error."""
         started = time.perf_counter()
         response = await self._send(model, messages, options, user_id, stream=True)
+        handed = False  # to the task that reads the end of the body
         try:
             if response.status in (401, 403):
                 raise UpstreamFailure(f"the model server at {self.where} refused the platform's credential")
@@ -89,9 +91,13 @@ class ChatUpstream:
             reader = _Lines(started, node.decode() if node else None)
             while (chunk := await response.next_chunk()) is not None:
                 for piece in reader.feed(chunk):
-                    yield piece
                     if isinstance(piece, Ending):
-                        await _drain(response)
+                        # The end of the body may come a moment after the last line: read it aside,
+                        # so the answer ends now and the connection still serves the next one
+                        self._drain_aside(response)
+                        handed = True
+                    yield piece
+                    if handed:
                         return
             for piece in reader.feed(b"\n"):
                 yield piece
@@ -102,7 +108,13 @@ class ChatUpstream:
             log.warning("model server %s: %s", self.where, exc)
             raise UpstreamFailure(f"the connection to the model server broke: {type(exc).__name__}") from None
         finally:
-            response.close()
+            if not handed:
+                response.close()
+
+    def _drain_aside(self, response: UpstreamResponse) -> None:
+        task = asyncio.create_task(_drain(response), name="chat-drain")
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
     async def _send(
         self,
@@ -201,7 +213,10 @@ class _Lines:
 
 async def _drain(response: UpstreamResponse) -> None:
     """Read the end of an answer after its last line, so its connection serves the next one."""
-    with contextlib.suppress(TimeoutError, UpstreamError):
-        async with asyncio.timeout(DRAIN):
-            while await response.next_chunk() is not None:
-                pass
+    try:
+        with contextlib.suppress(TimeoutError, UpstreamError):
+            async with asyncio.timeout(DRAIN):
+                while await response.next_chunk() is not None:
+                    pass
+    finally:
+        response.close()
