@@ -256,6 +256,8 @@ def part_model(reps: int) -> None:
                 # Different questions (no shared prefix in the node's prompt cache), and who goes
                 # first alternates: neither side gets the other's warm cache
                 mine, theirs = (f"Write three sentences about the number {rep * 2 + n}." for n in (0, 1))
+                if rep % 2:  # and each side gets the even and the odd questions in turn
+                    mine, theirs = theirs, mine
                 # titled: no title job on the model to slow what comes next
                 chat_id = create_chat(http, auth, SMOLLM, options=options, title=f"bench {rep}")
                 if rep % 2:
