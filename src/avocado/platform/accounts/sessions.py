@@ -5,7 +5,6 @@ rotating refresh token, refreshed (a spent token presented again ends its sessio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 
 from sqlalchemy import and_, or_, select, update
 
@@ -228,6 +227,3 @@ class Sessions(AccountStore):
                 detail={"sessions": len(ids)},
             )  # fmt: skip
         return self._revoked(ids)
-
-    def revoke_many(self, ids: Iterable[str]) -> None:
-        self._revoked(list(ids))
