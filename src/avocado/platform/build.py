@@ -26,10 +26,10 @@ from avocado.platform.accounts.apikeys import PersonalKeys
 from avocado.platform.accounts.avatars import AvatarStore
 from avocado.platform.accounts.mfa import Mfa
 from avocado.platform.accounts.oidc import Identities, OidcProvider
+from avocado.platform.accounts.password_reset_router import reset_link
 from avocado.platform.accounts.passwords import Passwords
 from avocado.platform.accounts.preferences import PreferenceStore
 from avocado.platform.accounts.revocation import Revocations
-from avocado.platform.accounts.router import reset_link
 from avocado.platform.accounts.service import AccountService
 from avocado.platform.accounts.throttle import MemoryThrottle, RedisThrottle, Throttle
 from avocado.platform.accounts.tokens import TokenSigner

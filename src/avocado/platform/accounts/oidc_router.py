@@ -27,9 +27,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from avocado.platform.accounts.cookies import AUTH_PATH, secure_cookies, set_cookies
 from avocado.platform.accounts.errors import AccountDisabled, AccountPending, SignupClosed
 from avocado.platform.accounts.oidc import OidcFailed
-from avocado.platform.accounts.router import AUTH_PATH, _secure, _set_cookies
 from avocado.platform.accounts.tokens import InvalidToken
 from avocado.platform.deps import ClientInfo, Services
 from avocado.platform.errors import NotFound, PlatformError, error_responses
@@ -108,7 +108,7 @@ async def oidc_login(
         path=OIDC_PATH,
         httponly=True,
         samesite="lax",  # the provider's redirect back is a top-level GET: Lax cookies go with it
-        secure=_secure(platform, request),
+        secure=secure_cookies(platform, request),
     )
     return response
 
@@ -216,7 +216,7 @@ async def oidc_callback(
     else:
         tokens = await run_in_threadpool(lambda: platform.accounts.start_session(user, client, via="oidc"))
         response = RedirectResponse(f"{base}{_safe_next(started['next'])}", status_code=303)
-        _set_cookies(platform, request, response, tokens.refresh_token)
+        set_cookies(platform, request, response, tokens.refresh_token)
     response.headers["Cache-Control"] = "no-store"
     response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH, httponly=True, samesite="lax")
     return response
