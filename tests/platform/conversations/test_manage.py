@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
+
+from avocado.db.engine import make_engine
 from tests.platform.conversations.support import send
 from tests.platform.support import RunningPlatform, Session
 from tests.support import SMOLLM
@@ -175,3 +178,22 @@ def test_another_user_sees_nothing_of_mine(sqlite_chat: RunningPlatform, ada: Se
     assert bob.get("/api/v1/conversations").json()["items"] == []
     assert bob.get("/api/v1/folders").json()["items"] == []
     assert ada.get(base).json()["title"] != "stolen" and len(ada.get(base).json()["messages"]) == 2
+
+
+def test_an_account_no_longer_active_cannot_send(chat_platform: RunningPlatform) -> None:
+    """The send route checks the user's row in its own worker-thread trip: the same refusal as every
+    route's, even for a token whose session was not revoked."""
+    chat_platform.register("ada@example.com")
+    ada = chat_platform.sign_in("ada@example.com")
+    ada_id = ada.get("/api/v1/users/me").json()["id"]
+    chat = _new(ada)
+    url = chat_platform.settings.database_url
+    assert url is not None
+    engine = make_engine(url.get_secret_value())
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE users SET status = 'pending'"))
+    engine.dispose()
+    refused = ada.post(f"/api/v1/conversations/{chat['id']}/messages", json={"content": "hello"})
+    assert refused.status_code == 401 and "may not sign in" in refused.json()["detail"]
+    assert ada.get("/api/v1/conversations").status_code == 401
+    assert chat_platform.platform.conversations.detail(ada_id, chat["id"]).messages == []  # nothing stored

@@ -14,12 +14,20 @@ from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from avocado.platform.accounts.service import Client, UserRecord
+from avocado.platform.accounts.service import AccountService, Client, UserRecord
 from avocado.platform.accounts.tokens import InvalidToken
 from avocado.platform.errors import Forbidden, Unauthorized
 from avocado.platform.state import platform_of
 
-__all__ = ["Principal", "bearer", "client_of", "current_admin", "current_principal", "current_user"]
+__all__ = [
+    "Principal",
+    "active_user",
+    "bearer",
+    "client_of",
+    "current_admin",
+    "current_principal",
+    "current_user",
+]
 
 bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/login")
 
@@ -53,11 +61,17 @@ async def current_principal(request: Request, credentials: HTTPAuthorizationCred
     return principal_from(request, credentials)
 
 
-async def current_user(request: Request, principal: Principal) -> UserRecord:
-    user = await run_in_threadpool(platform_of(request).accounts.get, principal.user_id)
+def active_user(accounts: AccountService, user_id: str) -> UserRecord:
+    """The user's row now; ``401`` unless the account may sign in (a route that reads more in the
+    same worker thread calls this itself, instead of :func:`current_user`)."""
+    user = accounts.get(user_id)
     if user is None or user.status != "active":
         raise Unauthorized("this account may not sign in now")
     return user
+
+
+async def current_user(request: Request, principal: Principal) -> UserRecord:
+    return await run_in_threadpool(active_user, platform_of(request).accounts, principal.user_id)
 
 
 async def current_admin(user: UserRecord) -> UserRecord:

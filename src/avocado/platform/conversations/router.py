@@ -37,7 +37,7 @@ from avocado.platform.conversations.schemas import (
     Regenerate,
 )
 from avocado.platform.conversations.sending import Prepared
-from avocado.platform.deps import CurrentUser, Services
+from avocado.platform.deps import CurrentUser, PrincipalDep, Services, active_user
 from avocado.platform.errors import error_responses
 from avocado.platform.limits.schemas import LimitValues
 from avocado.platform.limits.service import Admission
@@ -234,14 +234,16 @@ def switch_branch(
 
 @conversations_router.post("/{conversation_id}/messages", responses=EVENTS, response_class=StreamingResponse)
 async def send_message(
-    conversation_id: Id, body: MessageSend, user: CurrentUser, platform: Services
+    conversation_id: Id, body: MessageSend, principal: PrincipalDep, platform: Services
 ) -> StreamingResponse:
     """Send my message (to up to four models at once) and stream the answers as they are written."""
 
-    def read() -> tuple[str, LimitValues]:  # one trip to a worker thread for both: each costs
-        return platform.conversations.model_of(user.id, conversation_id), platform.limits.effective_now(user)
+    def read() -> tuple[UserRecord, str, LimitValues]:  # one trip to a worker thread for all: each costs
+        user = active_user(platform, principal)
+        model = platform.conversations.model_of(user.id, conversation_id)
+        return user, model, platform.limits.effective_now(user)
 
-    model, effective = await run_in_threadpool(read)
+    user, model, effective = await run_in_threadpool(read)
     models = body.models or [model]
     await platform.models.check(user, models, effective)
     held = await _admitted(platform, user, models, effective)
