@@ -102,10 +102,11 @@ class Processes:
         command = [sys.executable, str(HERE / "canned_upstream.py"), str(port), *options]
         return self.start(command, f"http://127.0.0.1:{port}", "/api/tags")
 
-    def node(self) -> str:
+    def node(self, threads: int | None = None) -> str:
         port = free_port()
         command = [sys.executable, "-m", "avocado", "serve", "--port", str(port)]
-        return self.start(command, f"http://127.0.0.1:{port}", "/api/tags")
+        env = {"AVOCADO_NUM_THREAD": str(threads)} if threads else None
+        return self.start(command, f"http://127.0.0.1:{port}", "/api/tags", env)
 
     def gateway(self, node: str) -> str:
         port = free_port()
@@ -245,11 +246,12 @@ def gateway_timed(
 # -- parts ------------------------------------------------------------------------------------------
 
 
-def part_model(reps: int) -> None:
-    """The same question through the platform and straight to the gateway, alternated (real model)."""
+def part_model(reps: int, node_threads: int | None = None) -> None:
+    """The same question through the platform and straight to the gateway, alternated (real model).
+    ``node_threads``: the model's threads (default all cores, which then compete with the platform's)."""
     options = {"temperature": 0, "seed": 42, "num_predict": 48}
     with processes() as started:
-        gateway = started.gateway(started.node())
+        gateway = started.gateway(started.node(node_threads))
         platform, _ = started.platform(gateway, f"sqlite:///{started.work}/platform.sqlite3")
         ((_, auth),) = sign_up(platform, 1)
         through: list[tuple[float, float, int, float]] = []
@@ -763,6 +765,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages searched over")
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--pairs", type=int, default=12, help="model: alternated pairs of requests")
+    parser.add_argument("--node-threads", type=int, help="model: the node's threads (default: all cores)")
     parser.add_argument(
         "--no-openwebui", action="store_true", help="append and search: do not measure Open WebUI"
     )
@@ -770,7 +773,7 @@ def main() -> None:
     parts = set(args.only.split(","))
     quick = args.quick
     if "model" in parts:
-        part_model(3 if quick else args.pairs)
+        part_model(3 if quick else args.pairs, args.node_threads)
     if "append" in parts:
         part_append(10 if quick else 100, not args.no_openwebui)
     if "sidebar" in parts:
