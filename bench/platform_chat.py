@@ -596,7 +596,6 @@ async def _streams(
     url: str,
     auths: list[dict[str, str]],
     chats: list[str],
-    canned: str,
     writing: list[int] | None = None,
     lags: list[float] | None = None,
 ) -> tuple[list[list[float]], int]:
@@ -658,15 +657,19 @@ async def _direct(canned: str, count: int, lags: list[float]) -> list[list[float
 
     async def one() -> None:
         started, times = time.perf_counter(), []
-        response = await _post(client, canned, "/api/chat", body, {})
         try:
-            async for line in _lines(response):
-                piece = json.loads(line).get("message", {}).get("content") if line else None
-                if piece:
-                    times.append(time.perf_counter() - started)
-                    lags.append(time.time() - float(piece.split("@")[1]))
-        finally:
-            response.close()
+            response = await _post(client, canned, "/api/chat", body, {})
+            try:
+                async for line in _lines(response):
+                    piece = json.loads(line).get("message", {}).get("content") if line else None
+                    if piece:
+                        times.append(time.perf_counter() - started)
+                        lags.append(time.time() - float(piece.split("@")[1]))
+            finally:
+                response.close()
+        except UpstreamError as exc:
+            print(f"streams: a request straight to the upstream failed: {exc}")
+            return
         arrivals.append(times)
 
     await asyncio.gather(*(one() for _ in range(count)))
@@ -686,7 +689,7 @@ def part_streams(count: int) -> None:
         straight: list[float] = []
         direct = asyncio.run(_direct(canned, count, straight))
         lags: list[float] = []
-        through, failed = asyncio.run(_streams(platform, auths, chats, canned, lags=lags))
+        through, failed = asyncio.run(_streams(platform, auths, chats, lags=lags))
     # Each piece carries the time it left the upstream: its delay to the client through the platform,
     # less the typical delay of a piece straight from the upstream, is what the platform added to it
     # (the send before the first piece is the time to first token, printed apart)
@@ -722,8 +725,8 @@ def part_replicas(count: int) -> None:
 
         async def run() -> tuple[tuple[list[list[float]], int], tuple[list[list[float]], int]]:
             writing: list[int] = []
-            survivor = asyncio.create_task(_streams(first, auths[:half], chats[:half], canned))
-            doomed = asyncio.create_task(_streams(second, auths[half:], chats[half:], canned, writing))
+            survivor = asyncio.create_task(_streams(first, auths[:half], chats[:half]))
+            doomed = asyncio.create_task(_streams(second, auths[half:], chats[half:], writing))
             deadline = time.monotonic() + 60
             while len(writing) < half // 2 and time.monotonic() < deadline:  # noqa: ASYNC110 (mid-answer for many)
                 await asyncio.sleep(0.05)

@@ -15,6 +15,7 @@ import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -258,7 +259,11 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Both pools database work runs on: routes (anyio) and the answers' writes and jobs (asyncio)
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="avocado-db")
+        )
         await platform.revocations.start()
         await platform.jobs.start()
         await platform.generations.start()
@@ -270,8 +275,8 @@ def build_platform(settings: PlatformSettings) -> FastAPI:
             purging.cancel()
             retaining.cancel()
             await platform.generations.close()
+            await platform.jobs.close()  # before the chat client: a title job may still be asking
             await platform.generations.upstream.aclose()
-            await platform.jobs.close()
             await platform.revocations.close()
             await platform.throttle.aclose()
             await platform.limits.aclose()

@@ -15,7 +15,7 @@ from avocado.platform.accounts import dependencies as auth
 from avocado.platform.accounts.service import Client, UserRecord
 from avocado.platform.state import Platform, platform_of
 
-__all__ = ["AdminUser", "ClientInfo", "CurrentUser", "PrincipalDep", "Services", "active_user"]
+__all__ = ["AdminUser", "ClientInfo", "CurrentUser", "PrincipalDep", "Services", "user_of"]
 
 Services = Annotated[Platform, Depends(platform_of)]
 ClientInfo = Annotated[Client, Depends(auth.client_of)]
@@ -33,7 +33,7 @@ async def _user(request: Request, principal: PrincipalDep) -> UserRecord:
     return await auth.current_user(request, principal)
 
 
-def active_user(platform: Platform, principal: auth.Principal) -> UserRecord:
+def user_of(platform: Platform, principal: auth.Principal) -> UserRecord:
     """:data:`CurrentUser`'s check, for a route that reads it in its own worker thread with more."""
     return auth.active_user(platform.accounts, principal.user_id)
 

@@ -154,3 +154,26 @@ def test_exports_are_mine_and_bad_imports_are_refused(sqlite_platform: RunningPl
     }  # fmt: skip
     assert ada.post("/api/v1/conversations/import", json=cycle).status_code == 422
     assert len(ada.get("/api/v1/conversations").json()["items"]) == 1  # nothing half-imported
+
+
+def test_answers_asked_of_several_models_stay_side_by_side_through_export_and_import(
+    platform: RunningPlatform,
+) -> None:
+    platform.register("ada@example.com")
+    ada = platform.sign_in("ada@example.com")
+    ada_id = ada.get("/api/v1/users/me").json()["id"]
+    service, answers = platform.platform.conversations, platform.platform.answers
+    chat = service.create(ada_id, "m1", title="Two minds")
+    both = service.send(ada_id, chat.id, "Which is larger, 9.11 or 9.9?", models=["m1", "m2"])
+    for answer, text in zip(both.answers, ("9.11", "9.9"), strict=True):
+        answers.finish(answer.id, content=text, status="done")
+    again = service.regenerate(ada_id, chat.id, both.answers[0].id, None)  # a branch, not beside
+    answers.finish(again.answers[0].id, content="9.9, sorry", status="done")
+    service.set_leaf(ada_id, chat.id, both.answers[0].id)
+
+    exported = ada.get(f"/api/v1/conversations/{chat.id}/export").json()
+    copy = ada.post("/api/v1/conversations/import", json=exported).json()["items"][0]
+    for chat_id in (chat.id, copy["id"]):
+        shown = ada.get(f"/api/v1/conversations/{chat_id}").json()["messages"][-1]
+        assert shown["content"] == "9.11" and len(shown["siblings"]) == 3
+        assert [m["content"] for m in shown["beside"]] == ["9.9"]

@@ -5,12 +5,14 @@ line, a refused credential, nobody listening. Each is a plain HTTP server on loo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from avocado.platform.conversations.upstream import ChatUpstream, Ending, UpstreamFailure
+from avocado.platform.conversations.upstream import DRAIN, ChatUpstream, Ending, UpstreamFailure
 from tests.support import free_port
 
 
@@ -31,27 +33,44 @@ def _chunked(parts: Sequence[bytes], end: bool = True) -> list[bytes]:
     return frames
 
 
-async def _serve(frames: list[bytes], requests: list[bytes]) -> tuple[asyncio.Server, str]:
-    """A server that answers every request with ``frames`` (then closes when they do not end the body)."""
+class Server:
+    """A server that answers every request with ``frames``, ``pause`` seconds apart (then closes the
+    connection when they do not end the body); it records the requests and counts connections."""
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(
-                next(line.split(b":")[1] for line in head.split(b"\r\n") if b"content-length" in line)
-            )
-            requests.append(head + await reader.readexactly(length))
-            for frame in frames:
-                writer.write(frame)
-                await writer.drain()
-                await asyncio.sleep(0.01)
-            if not frames[-1].endswith(b"0\r\n\r\n"):
+    def __init__(self, frames: list[bytes], pause: float = 0.01) -> None:
+        self.frames, self.pause = frames, pause
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                sizes = [line.split(b":")[1] for line in head.split(b"\r\n") if b"content-length" in line]
+                self.requests.append(head + await reader.readexactly(int(sizes[0])))
+                for frame in self.frames:
+                    writer.write(frame)
+                    await writer.drain()
+                    await asyncio.sleep(self.pause)
+                if not self.frames[-1].endswith(b"0\r\n\r\n"):
+                    break
+        writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ChatUpstream]:
+        server = await asyncio.start_server(self.answer, "127.0.0.1", 0)
+        upstream = ChatUpstream(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", "secret")
+        try:
+            yield upstream
+        finally:
+            await upstream.aclose()
+            for writer in self.writers:
                 writer.close()
-                return
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
+            server.close()
+            await server.wait_closed()
 
 
 async def _collect(stream: AsyncIterator[str | Ending]) -> tuple[str, Ending | None]:
@@ -64,35 +83,65 @@ async def _collect(stream: AsyncIterator[str | Ending]) -> tuple[str, Ending | N
     return text, ending
 
 
-def _run(frames: list[bytes], times: int = 1) -> tuple[list[tuple[str, Ending | None]], list[bytes]]:
-    requests: list[bytes] = []
+def _ask(upstream: ChatUpstream) -> AsyncIterator[str | Ending]:
+    return upstream.stream("m", [{"role": "user", "content": "hi"}], {}, "u1")
+
+
+def _run(
+    frames: list[bytes], times: int = 1, gap: float = 0.0
+) -> tuple[list[tuple[str, Ending | None]], Server]:
+    server = Server(frames)
 
     async def main() -> list[tuple[str, Ending | None]]:
-        server, url = await _serve(frames, requests)
-        upstream = ChatUpstream(url, "secret")
-        try:
-            return [
-                await _collect(upstream.stream("m", [{"role": "user", "content": "hi"}], {}, "u1"))
-                for _ in range(times)
-            ]
-        finally:
-            await upstream.aclose()
-            server.close()
+        results = []
+        async with server.running() as upstream:
+            for _ in range(times):
+                results.append(await _collect(_ask(upstream)))
+                await asyncio.sleep(gap)
+        return results
 
-    return asyncio.run(main()), requests
+    return asyncio.run(main()), server
 
 
-def test_lines_split_across_reads_make_the_answer_one_request_after_another() -> None:
+def test_lines_split_across_reads_make_the_answer_and_the_connection_serves_the_next() -> None:
     whole = _line("Hel") + _line("lo") + _line("", done=True)
-    results, requests = _run(_chunked([whole[:10], whole[10:45], whole[45:]]), times=2)
+    results, server = _run(_chunked([whole[:10], whole[10:45], whole[45:]]), times=2, gap=0.1)
     for text, ending in results:
         assert text == "Hello"
         assert ending is not None and ending.done_reason == "stop"
         assert ending.usage["prompt_tokens"] == 5 and ending.usage["completion_tokens"] == 2
         assert ending.usage["node"] == "n1"
-    assert len(requests) == 2
-    assert b"authorization: Bearer secret" in requests[0] and b"x-avocado-user: u1" in requests[0].lower()
-    assert json.loads(requests[0].split(b"\r\n\r\n", 1)[1])["stream"] is True
+    assert len(server.requests) == 2 and server.connections == 1  # the end was read aside: kept alive
+    first = server.requests[0]
+    assert b"authorization: Bearer secret" in first and b"x-avocado-user: u1" in first.lower()
+    assert json.loads(first.split(b"\r\n\r\n", 1)[1])["stream"] is True
+
+
+def test_text_on_the_done_line_is_kept() -> None:
+    chunk = {"message": {"role": "assistant", "content": " world"}, "done": True, "eval_count": 2}
+    results, _ = _run(_chunked([_line("Hello") + json.dumps(chunk).encode() + b"\n"]))
+    assert results[0][0] == "Hello world" and results[0][1] is not None
+
+
+def test_an_answer_ends_at_its_done_line_though_the_body_ends_late() -> None:
+    """The body's end is read aside (for up to DRAIN seconds): the answer does not wait for it."""
+    server = Server(_chunked([_line("Hi"), _line("", done=True)]), pause=DRAIN + 0.5)
+
+    async def main() -> tuple[float, str]:
+        async with server.running() as upstream:
+            stream = _ask(upstream)
+            text = ""
+            async for piece in stream:
+                if isinstance(piece, Ending):
+                    started = time.perf_counter()
+                    break
+                text += piece
+            async for _ in stream:  # nothing after the Ending
+                raise AssertionError("more after the end")
+            return time.perf_counter() - started, text
+
+    waited, text = asyncio.run(main())
+    assert text == "Hi" and waited < 0.2
 
 
 @pytest.mark.parametrize(
@@ -128,17 +177,21 @@ def test_nobody_listening_is_a_clear_failure() -> None:
 
 def test_a_whole_answer_at_once() -> None:
     body = json.dumps({"message": {"role": "assistant", "content": "A title"}, "done": True}).encode()
-    frames = [b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)]
-    requests: list[bytes] = []
+    server = Server([b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)])
 
     async def main() -> str:
-        server, url = await _serve(frames, requests)
-        upstream = ChatUpstream(url, None)
-        try:
+        async with server.running() as upstream:
             return await upstream.complete("m", [{"role": "user", "content": "hi"}], {}, "u1")
-        finally:
-            await upstream.aclose()
-            server.close()
 
     assert asyncio.run(main()) == "A title"
-    assert json.loads(requests[0].split(b"\r\n\r\n", 1)[1])["stream"] is False
+    assert json.loads(server.requests[0].split(b"\r\n\r\n", 1)[1])["stream"] is False
+
+
+def test_a_closed_client_refuses_new_answers() -> None:
+    async def main() -> None:
+        upstream = ChatUpstream(f"http://127.0.0.1:{free_port()}", None)
+        await upstream.aclose()
+        await _collect(_ask(upstream))
+
+    with pytest.raises(UpstreamFailure, match="shutting down"):
+        asyncio.run(main())

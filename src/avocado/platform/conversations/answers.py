@@ -81,7 +81,7 @@ class AnswerStore:
         tokens = prior_tokens + counted if counted else estimate(content)
         now = self.now()
         with self._sessions.begin() as session:
-            row = session.execute(
+            ended = (
                 update(MESSAGES)
                 .where(MESSAGES.c.id == message_id)
                 .values(
@@ -93,8 +93,12 @@ class AnswerStore:
                     tokens=int(tokens),
                     updated_at=now,
                 )
-                .returning(*MESSAGES.c)
-            ).first()
+            )
+            if session.get_bind().dialect.update_returning:  # SQLite from 3.35, PostgreSQL
+                row = session.execute(ended.returning(*MESSAGES.c)).first()
+            else:
+                session.execute(ended)
+                row = session.execute(select(*MESSAGES.c).where(MESSAGES.c.id == message_id)).first()
             if row is None:
                 return None
             session.execute(

@@ -85,6 +85,8 @@ class Message(Base):
     done_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     context_depth: Mapped[int | None] = mapped_column(Integer, nullable=True)  # first depth sent
     stop_requested: Mapped[bool] = mapped_column(Boolean)
+    # The answers one send asked of several models at once share it (shown side by side); else null
+    send_id: Mapped[str | None] = mapped_column(String(36), nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)  # a generating answer's heartbeat
 

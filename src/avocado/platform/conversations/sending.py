@@ -80,6 +80,7 @@ def _new_message(
     tokens: int = 0,
     status: str = "done",
     context_depth: int | None = None,
+    send_id: str | None = None,
 ) -> dict[str, Any]:
     """A message row to insert, as the columns' values."""
     return {
@@ -98,6 +99,7 @@ def _new_message(
         "done_reason": None,
         "context_depth": context_depth,
         "stop_requested": False,
+        "send_id": send_id,
         "created_at": now,
         "updated_at": now,
     }
@@ -184,7 +186,8 @@ class Sending(Store):
             if parent_id is None:
                 return None
         elif parent_id is None:
-            return (row.leaf_id, row.leaf_depth) if row.leaf_id else None
+            # a leaf that is gone (it has no foreign key) starts a new root, as before
+            return (row.leaf_id, row.leaf_depth) if row.leaf_id and row.leaf_depth is not None else None
         parent = self._message(session, row.id, parent_id)
         return parent.id, parent.depth
 
@@ -198,8 +201,10 @@ class Sending(Store):
         added: int = 0,
     ) -> list[dict[str, Any]]:
         """Insert the answers to write (``generating``) under ``parent``; they end the branch shown.
-        ``added``: messages inserted before them in this send, counted with them."""
+        ``added``: messages inserted before them in this send, counted with them. Several answers
+        share a ``send_id``: they were asked for together, and are shown side by side."""
         now = self.now()
+        send_id = new_id() if len(models) > 1 else None
         answers = [
             _new_message(
                 row,
@@ -210,6 +215,7 @@ class Sending(Store):
                 model=model,
                 status="generating",
                 context_depth=context_depth,
+                send_id=send_id,
             )
             for index, model in enumerate(models)
         ]
@@ -262,6 +268,7 @@ class Sending(Store):
     def regenerate(self, user_id: str, conversation_id: str, message_id: str, model: str | None) -> Prepared:
         """A new answer beside answer ``message_id`` (a sibling branch), by ``model`` or the same one."""
         with self._sessions.begin() as session:
+            # read through the ORM, changed by _add_answers' UPDATE: nothing is written through ``row``
             row = self._owned(session, user_id, conversation_id)
             old = self._message(session, row.id, message_id)
             if old.role != "assistant" or old.parent_id is None:

@@ -37,9 +37,6 @@ from avocado.platform.pages import Page, decode_cursor, encode_cursor
 __all__ = ["ConversationService", "new_id"]
 
 NEW_TITLE = "New chat"
-# Answers to one prompt written within this of each other were asked for together (a send to several
-# models writes them a microsecond apart; a regenerate is a request of its own, seconds later at least).
-TOGETHER = timedelta(milliseconds=50)
 
 
 def _conversation_public(row: Conversation, tags: list[str]) -> ConversationPublic:
@@ -236,7 +233,7 @@ class ConversationService(Sending):
         if not path:
             return []
         parents = {message.parent_id for message in path}
-        query = select(Message.id, Message.parent_id, Message.role, Message.created_at).where(
+        query = select(Message.id, Message.parent_id, Message.send_id).where(
             Message.conversation_id == conversation_id
         )
         known = [parent for parent in parents if parent is not None]
@@ -244,22 +241,18 @@ class ConversationService(Sending):
         if None in parents:
             conditions.append(Message.parent_id.is_(None))
         siblings: dict[str | None, list[str]] = {}
-        answers: dict[str | None, list[tuple[str, datetime]]] = {}
-        for message_id, parent_id, role, created_at in session.execute(
+        sends: dict[str, list[str]] = {}  # a send to several models -> its answers
+        for message_id, parent_id, send_id in session.execute(
             query.where(or_(*conditions)).order_by(Message.created_at, Message.id)
         ):
             siblings.setdefault(parent_id, []).append(message_id)
-            if role == "assistant":
-                answers.setdefault(parent_id, []).append((message_id, created_at))
+            if send_id is not None:
+                sends.setdefault(send_id, []).append(message_id)
         on_path = [message.id for message in path]
-        together = {  # an answer on the path -> the others written with it
-            message.id: [
-                other
-                for other, created_at in answers.get(message.parent_id, [])
-                if other != message.id and abs(created_at - message.created_at) < TOGETHER
-            ]
+        together = {  # an answer on the path -> the others its send wrote
+            message.id: [other for other in sends[message.send_id] if other != message.id]
             for message in path
-            if message.role == "assistant"
+            if message.send_id is not None and message.send_id in sends
         }
         beside_ids = [other for others in together.values() for other in others]
         feedback = self._feedback(session, user_id, [*on_path, *beside_ids])

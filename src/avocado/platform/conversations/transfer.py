@@ -28,7 +28,7 @@ FORMAT = "avocado.conversations"
 VERSION = 1
 MAX_IMPORT = 10_000  # conversations in one import
 STATUSES = {"done", "stopped", "failed", "interrupted"}
-MESSAGE_FIELDS = ("role", "content", "model", "status", "error", "done_reason", "usage")
+MESSAGE_FIELDS = ("role", "content", "model", "status", "error", "done_reason", "usage", "send_id")
 
 
 class ImportRefused(PlatformError):
@@ -275,6 +275,7 @@ class Transfer:
             done_reason=_text(m.get("done_reason"), 32) or None,
             context_depth=None,
             stop_requested=False,
+            send_id=_text(m.get("send_id"), 36) or None,  # answers asked of several models at once
             created_at=created,
             updated_at=created,
         )

@@ -59,6 +59,7 @@ class ChatUpstream:
         )
         self._headers = [(b"content-type", b"application/json")]
         self._draining: set[asyncio.Task[None]] = set()
+        self._closed = False
         if api_key:
             self._headers.append((b"authorization", f"Bearer {api_key}".encode()))
 
@@ -106,7 +107,7 @@ class ChatUpstream:
             raise UpstreamFailure("the model server ended the answer before it was done")
         except UpstreamError as exc:
             log.warning("model server %s: %s", self.where, exc)
-            raise UpstreamFailure(f"the connection to the model server broke: {type(exc).__name__}") from None
+            raise UpstreamFailure(f"the connection to the model server broke: {exc}") from None
         finally:
             if not handed:
                 response.close()
@@ -125,6 +126,8 @@ class ChatUpstream:
         *,
         stream: bool,
     ) -> UpstreamResponse:
+        if self._closed:
+            raise UpstreamFailure("the platform is shutting down")
         body = json.dumps(self._body(model, messages, options, stream)).encode()
         headers = [*self._headers, (USER_HEADER.encode(), user_id.encode())]
         try:
@@ -156,6 +159,11 @@ class ChatUpstream:
         return str(content)
 
     async def aclose(self) -> None:
+        """Close every connection; drains still running are cancelled, and later calls refused."""
+        self._closed = True
+        for task in list(self._draining):
+            task.cancel()
+        await asyncio.gather(*self._draining, return_exceptions=True)
         await self._http.aclose()
 
 
@@ -174,14 +182,13 @@ class _Lines:
         pieces: list[str | Ending] = []
         for line in lines:
             if line.strip():
-                piece = self._piece(line)
-                if piece:
-                    pieces.append(piece)
-                    if isinstance(piece, Ending):
-                        break
+                pieces.extend(self._pieces(line))
+                if pieces and isinstance(pieces[-1], Ending):
+                    break
         return pieces
 
-    def _piece(self, line: bytes) -> str | Ending | None:
+    def _pieces(self, line: bytes) -> list[str | Ending]:
+        """A line's text (the last line may carry some too), then the :class:`Ending` on the last."""
         try:
             chunk = json.loads(line)
         except ValueError:
@@ -190,25 +197,29 @@ class _Lines:
             raise UpstreamFailure("the model server sent something other than a chat stream")
         if isinstance(chunk.get("error"), str):
             raise UpstreamFailure(f"the model failed: {chunk['error']}")
-        if chunk.get("done"):
-            ended = time.perf_counter()
-            return Ending(
-                usage={
-                    "prompt_tokens": chunk.get("prompt_eval_count") or 0,
-                    "completion_tokens": chunk.get("eval_count") or 0,
-                    "ttft_ms": round(((self.first or ended) - self.started) * 1000, 1),
-                    "duration_ms": round((ended - self.started) * 1000, 1),
-                    "node": self.node,
-                },
-                done_reason=chunk.get("done_reason"),
-            )
         message = chunk.get("message")
         text = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(text, str) or not text:
-            return None
-        if self.first is None:
-            self.first = time.perf_counter()
-        return text
+        pieces: list[str | Ending] = []
+        if isinstance(text, str) and text:
+            if self.first is None:
+                self.first = time.perf_counter()
+            pieces.append(text)
+        if chunk.get("done"):
+            pieces.append(self._ending(chunk))
+        return pieces
+
+    def _ending(self, chunk: dict[str, Any]) -> Ending:
+        ended = time.perf_counter()
+        return Ending(
+            usage={
+                "prompt_tokens": chunk.get("prompt_eval_count") or 0,
+                "completion_tokens": chunk.get("eval_count") or 0,
+                "ttft_ms": round(((self.first or ended) - self.started) * 1000, 1),
+                "duration_ms": round((ended - self.started) * 1000, 1),
+                "node": self.node,
+            },
+            done_reason=chunk.get("done_reason"),
+        )
 
 
 async def _drain(response: UpstreamResponse) -> None:
