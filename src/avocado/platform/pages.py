@@ -9,14 +9,26 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy.orm import QueryableAttribute
 
 from avocado.platform.errors import PlatformError
 
-__all__ = ["Cursor", "Limit", "Page", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "Cursor",
+    "Limit",
+    "Page",
+    "cursor_time",
+    "decode_cursor",
+    "encode_cursor",
+    "time_cursor",
+    "time_keyset",
+]
 
 T = TypeVar("T")
 
@@ -48,3 +60,31 @@ def decode_cursor(cursor: str, types: tuple[type, ...]) -> list[Any]:
     ):
         raise PlatformError("cursor: not a cursor this list gave", status=422)
     return values
+
+
+def cursor_time(value: str) -> datetime:
+    """A time a cursor carries (ISO 8601 with its offset); ``422`` for anything else."""
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise PlatformError("cursor: not a cursor this list gave", status=422) from None
+    if stamp.tzinfo is None:
+        raise PlatformError("cursor: not a cursor this list gave", status=422)
+    return stamp
+
+
+def time_cursor(at: datetime, key: str) -> str:
+    """The cursor after an item of a list ordered by a time and then an id."""
+    return encode_cursor([at.isoformat(), key])
+
+
+def time_keyset(
+    cursor: str, at: QueryableAttribute[datetime], key: QueryableAttribute[str], *, newest_first: bool = True
+) -> ColumnElement[bool]:
+    """The rows after :func:`time_cursor`'s item in a list ordered by ``at`` then ``key`` (both
+    descending with ``newest_first``, else both ascending)."""
+    when, after = decode_cursor(cursor, (str, str))
+    stamp = cursor_time(when)
+    if newest_first:
+        return or_(at < stamp, and_(at == stamp, key < after))
+    return or_(at > stamp, and_(at == stamp, key > after))

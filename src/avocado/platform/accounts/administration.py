@@ -4,15 +4,15 @@ a user's two-factor sign-in off."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from avocado.platform.accounts.errors import LastAdmin
 from avocado.platform.accounts.models import AuthSession, MfaFactor, PersonalKey, RecoveryCode, User
-from avocado.platform.accounts.records import Client, UserRecord, parse_stamp, user_record
+from avocado.platform.accounts.records import Client, UserRecord, user_record
 from avocado.platform.accounts.store import AccountStore
 from avocado.platform.errors import NotFound
-from avocado.platform.pages import decode_cursor, encode_cursor
+from avocado.platform.pages import time_cursor, time_keyset
 
 __all__ = ["Administration"]
 
@@ -31,16 +31,12 @@ class Administration(AccountStore):
                 or_(User.email.like(pattern, escape="\\"), func.lower(User.name).like(pattern, escape="\\"))
             )
         if cursor is not None:
-            at, last_id = decode_cursor(cursor, (str, str))
-            stamp = parse_stamp(at)
-            query = query.where(
-                or_(User.created_at > stamp, and_(User.created_at == stamp, User.id > last_id))
-            )
+            query = query.where(time_keyset(cursor, User.created_at, User.id, newest_first=False))
         with self._sessions() as session:
             rows = [user_record(row) for row in session.scalars(query)]
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
+        return rows, time_cursor(rows[-1].created_at, rows[-1].id) if more else None
 
     def update_user(
         self, user_id: str, *, role: str | None, status: str | None, actor_id: str | None, client: Client

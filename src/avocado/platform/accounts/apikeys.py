@@ -13,16 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.db.base import utcnow
 from avocado.platform.accounts.models import PersonalKey, User
-from avocado.platform.accounts.service import Client, parse_stamp
+from avocado.platform.accounts.service import Client
 from avocado.platform.accounts.tokens import digest, new_token
 from avocado.platform.admin.service import Audit
 from avocado.platform.errors import Conflict, NotFound, Unauthorized
-from avocado.platform.pages import decode_cursor, encode_cursor
+from avocado.platform.pages import time_cursor, time_keyset
 
 __all__ = ["KEY_PREFIX", "KeyOwner", "KeyRecord", "PersonalKeys"]
 
@@ -94,18 +94,11 @@ class PersonalKeys:
             .limit(limit + 1)
         )
         if cursor is not None:
-            at, last_id = decode_cursor(cursor, (str, str))
-            stamp = parse_stamp(at)
-            query = query.where(
-                or_(
-                    PersonalKey.created_at < stamp,
-                    and_(PersonalKey.created_at == stamp, PersonalKey.id < last_id),
-                )
-            )
+            query = query.where(time_keyset(cursor, PersonalKey.created_at, PersonalKey.id))
         with self._sessions() as session:
             rows = [_record(row) for row in session.scalars(query)]
         more, rows = len(rows) > limit, rows[:limit]
-        return rows, encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
+        return rows, time_cursor(rows[-1].created_at, rows[-1].id) if more else None
 
     def revoke(self, user_id: str, key_id: str, client: Client) -> None:
         """Revoke one of the user's keys; another user's key, or none, is a 404."""

@@ -9,7 +9,6 @@ from datetime import datetime
 
 from avocado.platform.accounts.models import AuthSession, User
 from avocado.platform.accounts.schemas import UserPublic
-from avocado.platform.errors import PlatformError
 
 __all__ = [
     "CLI",
@@ -18,7 +17,6 @@ __all__ = [
     "Tokens",
     "UserRecord",
     "describe_device",
-    "parse_stamp",
     "session_record",
     "user_public",
     "user_record",
@@ -128,13 +126,3 @@ def describe_device(user_agent: str) -> str:
     if browser and system:
         return f"{browser} on {system}"
     return browser or system or (user_agent[:40] if user_agent else "unknown device")
-
-
-def parse_stamp(value: str) -> datetime:
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise PlatformError("cursor: not a cursor this list gave", status=422) from None
-    if stamp.tzinfo is None:
-        raise PlatformError("cursor: not a cursor this list gave", status=422)
-    return stamp

@@ -30,14 +30,13 @@ from avocado.platform.accounts.records import (
     Tokens,
     UserRecord,
     describe_device,
-    parse_stamp,
     user_record,
 )
 from avocado.platform.accounts.registration import Registration
 from avocado.platform.accounts.sessions import Sessions
 from avocado.platform.errors import NotFound, PlatformError
 
-__all__ = ["CLI", "AccountService", "Client", "Tokens", "UserRecord", "describe_device", "parse_stamp"]
+__all__ = ["CLI", "AccountService", "Client", "Tokens", "UserRecord", "describe_device"]
 
 
 class AccountService(Registration, Sessions, PasswordChanges, Administration):

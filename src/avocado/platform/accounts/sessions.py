@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 
 from avocado.platform.accounts.errors import (
     AccountDisabled,
@@ -21,14 +21,13 @@ from avocado.platform.accounts.records import (
     Tokens,
     UserRecord,
     describe_device,
-    parse_stamp,
     session_record,
     user_record,
 )
 from avocado.platform.accounts.store import AccountStore
 from avocado.platform.accounts.tokens import digest, new_token
 from avocado.platform.errors import NotFound
-from avocado.platform.pages import decode_cursor, encode_cursor
+from avocado.platform.pages import time_cursor, time_keyset
 
 __all__ = ["REFRESH_PREFIX", "Sessions"]
 
@@ -185,19 +184,12 @@ class Sessions(AccountStore):
             .limit(limit + 1)
         )
         if cursor is not None:
-            at, last_id = decode_cursor(cursor, (str, str))
-            stamp = parse_stamp(at)
-            query = query.where(
-                or_(
-                    AuthSession.created_at < stamp,
-                    and_(AuthSession.created_at == stamp, AuthSession.id < last_id),
-                )
-            )
+            query = query.where(time_keyset(cursor, AuthSession.created_at, AuthSession.id))
         with self._sessions() as session:
             rows = [session_record(row) for row in session.scalars(query)]
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
+        return rows, time_cursor(rows[-1].created_at, rows[-1].id) if more else None
 
     def revoke_session(self, user_id: str, session_id: str, *, actor_id: str, client: Client) -> None:
         """End one of ``user_id``'s sessions; someone else's (or none) is a 404."""

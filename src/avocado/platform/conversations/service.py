@@ -9,7 +9,7 @@ not theirs, as for one that does not exist.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -29,10 +29,9 @@ from avocado.platform.conversations.schemas import (
 )
 from avocado.platform.conversations.sending import Sending
 from avocado.platform.conversations.store import MAX_WALK, message_public, read_path
-from avocado.platform.errors import PlatformError
 from avocado.platform.feedback.models import Feedback
 from avocado.platform.feedback.schemas import FeedbackPublic
-from avocado.platform.pages import Page, decode_cursor, encode_cursor
+from avocado.platform.pages import Page, cursor_time, decode_cursor, encode_cursor
 
 __all__ = ["ConversationService", "new_id"]
 
@@ -132,12 +131,7 @@ class ConversationService(Sending):
             query = query.where(Conversation.id.in_(tagged))
         if cursor is not None:
             pinned, at, after = decode_cursor(cursor, (int, str, str))
-            try:
-                when = datetime.fromisoformat(at)
-            except ValueError:
-                when = None
-            if when is None or when.tzinfo is None:
-                raise PlatformError("cursor: not a cursor this list gave", status=422)
+            when = cursor_time(at)
             later = or_(
                 Conversation.updated_at < when, and_(Conversation.updated_at == when, Conversation.id < after)
             )

@@ -6,17 +6,17 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.db.base import utcnow
 from avocado.platform.conversations.errors import NoSuchConversation
 from avocado.platform.conversations.models import Conversation
 from avocado.platform.conversations.service import new_id
-from avocado.platform.errors import NotFound, PlatformError
+from avocado.platform.errors import NotFound
 from avocado.platform.notes.models import Note
 from avocado.platform.notes.schemas import NotePublic
-from avocado.platform.pages import Page, decode_cursor, encode_cursor
+from avocado.platform.pages import Page, time_cursor, time_keyset
 
 __all__ = ["NoSuchNote", "NoteService"]
 
@@ -102,16 +102,11 @@ class NoteService:
         if conversation_id is not None:
             query = query.where(Note.conversation_id == conversation_id)
         if cursor is not None:
-            at, after = decode_cursor(cursor, (str, str))
-            try:
-                when = datetime.fromisoformat(at)
-            except ValueError:
-                raise PlatformError("cursor: not a cursor this list gave", status=422) from None
-            query = query.where(or_(Note.updated_at < when, and_(Note.updated_at == when, Note.id < after)))
+            query = query.where(time_keyset(cursor, Note.updated_at, Note.id))
         query = query.order_by(Note.updated_at.desc(), Note.id.desc()).limit(limit + 1)
         with self._sessions() as session:
             rows = list(session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].updated_at.isoformat(), rows[-1].id]) if more else None
+        next_cursor = time_cursor(rows[-1].updated_at, rows[-1].id) if more else None
         return Page(items=[_public(row) for row in rows], next_cursor=next_cursor)
