@@ -194,6 +194,7 @@ def open_services(settings: PlatformSettings) -> Built:
     )
     platform = Platform(
         settings=settings,
+        sessions=sessions,
         accounts=accounts,
         audit=audit,
         site=site,

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy.orm import Session
 
 from avocado.platform.accounts import dependencies as auth
 from avocado.platform.accounts.service import Client, UserRecord
@@ -33,9 +34,10 @@ async def _user(request: Request, principal: PrincipalDep) -> UserRecord:
     return await auth.current_user(request, principal)
 
 
-def user_of(platform: Platform, principal: auth.Principal) -> UserRecord:
-    """:data:`CurrentUser`'s check, for a route that reads it in its own worker thread with more."""
-    return auth.active_user(platform.accounts, principal.user_id)
+def user_of(platform: Platform, principal: auth.Principal, session: Session | None = None) -> UserRecord:
+    """:data:`CurrentUser`'s check, for a route that reads it in its own worker thread with more
+    (in its ``session``)."""
+    return auth.active_user(platform.accounts, principal.user_id, session)
 
 
 CurrentUser = Annotated[UserRecord, Depends(_user)]

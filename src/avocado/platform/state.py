@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
 from avocado.platform.accounts.apikeys import PersonalKeys
@@ -40,6 +41,7 @@ __all__ = ["Platform", "platform_of"]
 @dataclass
 class Platform:
     settings: PlatformSettings
+    sessions: sessionmaker[Session]  # for a route that reads several services' rows in one session
     accounts: AccountService
     audit: Audit
     site: SiteSettings

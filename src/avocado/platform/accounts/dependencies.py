@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from avocado.platform.accounts.service import AccountService, Client, UserRecord
@@ -61,10 +62,10 @@ async def current_principal(request: Request, credentials: HTTPAuthorizationCred
     return principal_from(request, credentials)
 
 
-def active_user(accounts: AccountService, user_id: str) -> UserRecord:
+def active_user(accounts: AccountService, user_id: str, session: Session | None = None) -> UserRecord:
     """The user's row now; ``401`` unless the account may sign in (a route that reads more in the
-    same worker thread calls this itself, instead of :func:`current_user`)."""
-    user = accounts.get(user_id)
+    same worker thread calls this itself, instead of :func:`current_user`, in its ``session``)."""
+    user = accounts.get(user_id, session)
     if user is None or user.status != "active":
         raise Unauthorized("this account may not sign in now")
     return user

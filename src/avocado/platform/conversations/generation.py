@@ -91,7 +91,11 @@ class Generations:
                 log.warning("chat background work failed: %s", exc)
 
     async def _flush(self) -> None:
-        writing = {mid: answer.text() for mid, answer in self.live.items() if not answer.ended}
+        writing = {
+            mid: answer.text()
+            for mid, answer in self.live.items()
+            if not answer.ended and answer.stored.is_set()
+        }
         for message_id in await asyncio.to_thread(self.store.flush, writing):
             answer = self.live.get(message_id)
             if answer is not None:
@@ -107,14 +111,20 @@ class Generations:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def begin(self, prepared: Prepared, admissions: Sequence[Admission] = ()) -> list[LiveAnswer]:
+    def begin(
+        self, prepared: Prepared, admissions: Sequence[Admission] = (), *, stored: bool = True
+    ) -> list[LiveAnswer]:
         """Start writing each answer of ``prepared``; they go on whoever listens. ``admissions``
         (one per answer, in order): the user's limits they were let through; each is released,
-        and the answer's tokens counted, when its answer ends."""
+        and the answer's tokens counted, when its answer ends. ``stored=False``: their rows are
+        being written meanwhile (the model reads its prompt in the same time); call
+        :meth:`stored` once they are, or :meth:`abandon` if they could not be."""
         answers = []
         for index, message in enumerate(prepared.answers):
             admission = admissions[index] if index < len(admissions) else None
             answer = LiveAnswer(message.id, prepared.conversation_id, prepared.models[message.id])
+            if stored:
+                answer.stored.set()
             if prepared.prefix:
                 answer.append(prepared.prefix)
             self.live[message.id] = answer
@@ -124,6 +134,22 @@ class Generations:
             )
             answers.append(answer)
         return answers
+
+    @staticmethod
+    def stored(answers: Sequence[LiveAnswer]) -> None:
+        """The rows of ``answers`` begun with ``stored=False`` are written: their text may be."""
+        for answer in answers:
+            answer.stored.set()
+
+    @staticmethod
+    def abandon(answers: Sequence[LiveAnswer]) -> None:
+        """The rows of ``answers`` begun with ``stored=False`` could not be written: stop them,
+        writing nothing (their admissions are released as they end)."""
+        for answer in answers:
+            answer.abandoned = True
+            answer.stored.set()
+            if answer.task is not None:
+                answer.task.cancel()
 
     async def _write(
         self, answer: LiveAnswer, prepared: Prepared, title: bool, admission: Admission | None = None
@@ -172,6 +198,10 @@ class Generations:
         prepared: Prepared,
         title: bool,
     ) -> None:
+        await answer.stored.wait()  # its row first: an answer may end before a send has stored it
+        if answer.abandoned:
+            self.live.pop(answer.message_id, None)
+            return
         final = await asyncio.to_thread(
             functools.partial(
                 self.store.finish,

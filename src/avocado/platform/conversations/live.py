@@ -88,6 +88,8 @@ class LiveAnswer:
         self.stopping = False
         self.finishing = False
         self.task: asyncio.Task[None] | None = None
+        self.stored = asyncio.Event()  # its row is in the database (a send starts it just before)
+        self.abandoned = False  # its row was never stored: nothing to write
         self._wake = asyncio.Event()
 
     @property

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from avocado.platform.accounts.service import UserRecord
 from avocado.platform.conversations.errors import AnswerFinished, NoSuchMessage
 from avocado.platform.conversations.generation import merged
-from avocado.platform.conversations.live import Event, follow_local, offset_of
+from avocado.platform.conversations.live import Event, LiveAnswer, follow_local, offset_of
 from avocado.platform.conversations.schemas import (
     ArchiveOlder,
     ConversationCreate,
@@ -36,7 +36,7 @@ from avocado.platform.conversations.schemas import (
     MessageSend,
     Regenerate,
 )
-from avocado.platform.conversations.sending import Prepared
+from avocado.platform.conversations.sending import Planned, Prepared
 from avocado.platform.deps import CurrentUser, PrincipalDep, Services, user_of
 from avocado.platform.errors import error_responses
 from avocado.platform.limits.schemas import LimitValues
@@ -101,9 +101,13 @@ async def _prepared(held: list[Admission], work: Callable[[], Prepared]) -> Prep
         raise
 
 
-def _stream(prepared: Prepared, platform: Platform, held: Sequence[Admission] = ()) -> StreamingResponse:
+def _begun(prepared: Prepared, platform: Platform, held: Sequence[Admission]) -> StreamingResponse:
     """Start writing the answers and stream them; they go on if the client leaves."""
-    answers = platform.generations.begin(prepared, held)
+    return _stream(prepared, platform.generations.begin(prepared, held))
+
+
+def _stream(prepared: Prepared, answers: Sequence[LiveAnswer]) -> StreamingResponse:
+    """Stream answers being written: ``start``, then their events as they come."""
     start = Event(
         "start",
         {
@@ -238,29 +242,30 @@ async def send_message(
 ) -> StreamingResponse:
     """Send my message (to up to four models at once) and stream the answers as they are written."""
 
-    def read() -> tuple[UserRecord, str, LimitValues]:
-        """In one trip to a worker thread: each trip costs a few hundred microseconds before the answer."""
-        user = user_of(platform, principal)
-        model = platform.conversations.model_of(user.id, conversation_id)
-        return user, model, platform.limits.effective_now(user)
+    def read() -> tuple[UserRecord, Planned, LimitValues]:
+        """One trip to a worker thread, one session: each costs a few hundred microseconds before
+        the answer. Nothing is written yet."""
+        with platform.sessions() as session:
+            user = user_of(platform, principal, session)
+            planned = platform.conversations.plan(
+                session, user.id, conversation_id, body.content, body.models, body.parent_id, body.edit_of
+            )
+            return user, planned, platform.limits.effective_now(user, session)
 
-    user, model, effective = await run_in_threadpool(read)
-    models = body.models or [model]
+    user, planned, effective = await run_in_threadpool(read)
+    models = body.models or [planned.model]
     await platform.models.check(user, models, effective)
     held = await _admitted(platform, user, models, effective)
-    prepared = await _prepared(
-        held,
-        functools.partial(
-            platform.conversations.send,
-            user.id,
-            conversation_id,
-            body.content,
-            models=body.models,
-            parent_id=body.parent_id,
-            edit_of=body.edit_of,
-        ),
-    )
-    return _stream(prepared, platform, held)
+    # the answers start before their rows are stored: the model reads its prompt meanwhile
+    answers = platform.generations.begin(planned.prepared, held, stored=False)
+    try:
+        await run_in_threadpool(platform.conversations.store, planned)
+    except BaseException:
+        platform.generations.abandon(answers)
+        await _release(held)
+        raise
+    platform.generations.stored(answers)
+    return _stream(planned.prepared, answers)
 
 
 @conversations_router.post(
@@ -279,7 +284,7 @@ async def regenerate(
         held,
         functools.partial(platform.conversations.regenerate, user.id, conversation_id, message_id, model),
     )
-    return _stream(prepared, platform, held)
+    return _begun(prepared, platform, held)
 
 
 @conversations_router.post(
@@ -295,7 +300,7 @@ async def continue_answer(
     prepared = await _prepared(
         held, functools.partial(platform.conversations.resume, user.id, conversation_id, message_id)
     )
-    return _stream(prepared, platform, held)
+    return _begun(prepared, platform, held)
 
 
 @conversations_router.get(

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Row, bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from avocado.platform.conversations.context import Turn, budget_for, estimate, fit
@@ -20,7 +21,7 @@ from avocado.platform.conversations.schemas import MessagePublic
 from avocado.platform.conversations.store import CONVERSATIONS, MAX_WALK, MESSAGES, Store, message_public
 from avocado.platform.errors import Conflict
 
-__all__ = ["Prepared", "Sending"]
+__all__ = ["Planned", "Prepared", "Sending"]
 
 SUMMARY_HEADING = "Summary of the earlier part of this conversation:"
 
@@ -123,12 +124,13 @@ def _public_of(values: Mapping[str, Any], siblings: list[str]) -> MessagePublic:
     )
 
 
-# The turns up from a message until their tokens pass the budget (one past it, to know), with their
-# text: the query a send runs, written out so building it costs nothing.
+# The turns up from a message until their tokens (and ``extra``: a new message's, below it) pass the
+# budget (one past it, to know), with their text: the query a send runs, written out so building it
+# costs nothing.
 HISTORY = text(
     """
     WITH RECURSIVE path(id, parent_id, role, content, depth, tokens, used, n) AS (
-        SELECT id, parent_id, role, content, depth, tokens, tokens, 1 FROM messages WHERE id = :start
+        SELECT id, parent_id, role, content, depth, tokens, tokens + :extra, 1 FROM messages WHERE id = :start
         UNION ALL
         SELECT m.id, m.parent_id, m.role, m.content, m.depth, m.tokens, path.used + m.tokens, path.n + 1
         FROM messages m JOIN path ON m.id = path.parent_id
@@ -139,21 +141,72 @@ HISTORY = text(
 )
 
 
+@dataclass
+class Planned:
+    """A send read and decided but not stored yet: the rows :meth:`Sending.store` writes (my message,
+    then the answers), and what the answers need. The route starts the answers before they are
+    stored, so the model reads its prompt while the rows are written."""
+
+    prepared: Prepared
+    rows: list[dict[str, Any]]
+    model: str  # the conversation's
+
+
+def _answer_rows(
+    row: Row[Any] | Conversation,
+    parent: tuple[str, int],
+    models: list[str],
+    context_depth: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The answers to write (``generating``) under ``parent``. Several answers share a ``send_id``:
+    they were asked for together, and are shown side by side."""
+    send_id = new_id() if len(models) > 1 else None
+    return [
+        _new_message(
+            row,
+            parent,
+            "assistant",
+            "",
+            now + timedelta(microseconds=index),  # siblings in the order asked
+            model=model,
+            status="generating",
+            context_depth=context_depth,
+            send_id=send_id,
+        )
+        for index, model in enumerate(models)
+    ]
+
+
 class Sending(Store):
     def _history(
-        self, session: Session, row: Row[Any] | Conversation, start: str
+        self,
+        session: Session,
+        row: Row[Any] | Conversation,
+        start: str | None,
+        new: Mapping[str, Any] | None = None,
     ) -> tuple[list[dict[str, str]], int]:
-        """The turns up to ``start`` that fit the model's context, and the first depth sent (0: all).
-        With ``summarise`` on, the summary of what was left out joins the system prompt."""
+        """The turns up to ``start``, then the ``new`` message (not stored yet) when there is one,
+        that fit the model's context, and the first depth sent (0: all). With ``summarise`` on, the
+        summary of what was left out joins the system prompt."""
         options = row.options or {}
         summary = row.summary if row.summarise and row.summary else None
         budget = budget_for(options, row.system) - (estimate(summary) if summary else 0)
-        rows = session.execute(HISTORY, {"start": start, "budget": budget, "steps": MAX_WALK}).all()
+        extra = new["tokens"] if new is not None else 0
+        rows = (
+            session.execute(
+                HISTORY, {"start": start, "extra": extra, "budget": budget, "steps": MAX_WALK}
+            ).all()
+            if start is not None
+            else []
+        )
         path = [
             Turn(r.id, r.role, r.content, r.depth, r.tokens) for r in rows if r.role == "user" or r.content
         ]
+        if new is not None:
+            path.append(Turn(new["id"], new["role"], new["content"], new["depth"], new["tokens"]))
         kept = fit(path, budget)
-        whole = bool(rows) and rows[0].parent_id is None and len(kept) == len(path)
+        whole = (not rows or rows[0].parent_id is None) and len(kept) == len(path)
         cut = 0 if whole or not kept else kept[0].depth
         system = [row.system] if row.system else []
         if summary and cut and (row.summary_depth or 0) <= cut:
@@ -191,45 +244,64 @@ class Sending(Store):
         parent = self._message(session, row.id, parent_id)
         return parent.id, parent.depth
 
-    def _add_answers(
-        self,
-        session: Session,
-        row: Row[Any] | Conversation,
-        parent: tuple[str, int],
-        models: list[str],
-        context_depth: int,
-        added: int = 0,
-    ) -> list[dict[str, Any]]:
-        """Insert the answers to write (``generating``) under ``parent``; they end the branch shown.
-        ``added``: messages inserted before them in this send, counted with them. Several answers
-        share a ``send_id``: they were asked for together, and are shown side by side."""
-        now = self.now()
-        send_id = new_id() if len(models) > 1 else None
-        answers = [
-            _new_message(
-                row,
-                parent,
-                "assistant",
-                "",
-                now + timedelta(microseconds=index),  # siblings in the order asked
-                model=model,
-                status="generating",
-                context_depth=context_depth,
-                send_id=send_id,
-            )
-            for index, model in enumerate(models)
-        ]
-        session.execute(insert(MESSAGES), answers)
+    def _store(
+        self, session: Session, conversation_id: str, rows: list[dict[str, Any]], leaf_id: str
+    ) -> None:
+        """Insert ``rows`` (messages) as they are; ``leaf_id`` ends the branch shown."""
+        session.execute(insert(MESSAGES), rows)
         session.execute(
             update(CONVERSATIONS)
-            .where(CONVERSATIONS.c.id == row.id)
+            .where(CONVERSATIONS.c.id == conversation_id)
             .values(
-                leaf_id=answers[0]["id"],
-                message_count=CONVERSATIONS.c.message_count + added + len(answers),
-                updated_at=now,
+                leaf_id=leaf_id,
+                message_count=CONVERSATIONS.c.message_count + len(rows),
+                updated_at=self.now(),
             )
         )
-        return answers
+
+    def plan(
+        self,
+        session: Session,
+        user_id: str,
+        conversation_id: str,
+        content: str,
+        models: list[str] | None = None,
+        parent_id: str | None = None,
+        edit_of: str | None = None,
+    ) -> Planned:
+        """Read what sending my message needs, in the caller's ``session``, writing nothing: where it
+        goes (after the leaf, under ``parent_id``, or beside my message ``edit_of``: a new branch),
+        the history each answer is sent, and the rows :meth:`store` writes."""
+        row = self._sending(session, user_id, conversation_id)
+        parent = self._parent(session, row, parent_id, edit_of)
+        mine = _new_message(row, parent, "user", content, self.now(), tokens=estimate(content))
+        history, cut = self._history(session, row, parent[0] if parent else None, new=mine)
+        answers = _answer_rows(row, (mine["id"], mine["depth"]), models or [row.model], cut, self.now())
+        siblings = [answer["id"] for answer in answers]
+        prepared = Prepared(
+            user_id=user_id,
+            conversation_id=row.id,
+            user_message=_public_of(mine, [mine["id"]]),
+            answers=[_public_of(answer, siblings) for answer in answers],
+            history=history,
+            options=dict(row.options or {}),
+            first_exchange=row.message_count == 0 and row.title_source == "new",
+            models={answer["id"]: answer["model"] or row.model for answer in answers},
+            summarise_to=self._summarise_to(row, cut),
+        )
+        return Planned(prepared, [mine, *answers], row.model)
+
+    def store(self, planned: Planned) -> None:
+        """Write a planned send: my message and its answers (``generating``), in one transaction.
+        Plain inserts: this is the hottest write of the platform. :class:`Conflict` when the
+        conversation or the message it answers went meanwhile."""
+        try:
+            with self._sessions.begin() as session:
+                self._store(
+                    session, planned.prepared.conversation_id, planned.rows, planned.prepared.answers[0].id
+                )
+        except IntegrityError:
+            raise Conflict("the conversation changed while sending: send again") from None
 
     def send(
         self,
@@ -240,44 +312,26 @@ class Sending(Store):
         parent_id: str | None = None,
         edit_of: str | None = None,
     ) -> Prepared:
-        """Store my message and the answers to write (``generating``): after the leaf, under
-        ``parent_id``, or beside my message ``edit_of`` (a new branch). Written with plain inserts:
-        this is the hottest write of the platform."""
-        with self._sessions.begin() as session:
-            row = self._sending(session, user_id, conversation_id)
-            parent = self._parent(session, row, parent_id, edit_of)
-            mine = _new_message(row, parent, "user", content, self.now(), tokens=estimate(content))
-            session.execute(insert(MESSAGES), [mine])
-            history, cut = self._history(session, row, mine["id"])
-            answers = self._add_answers(
-                session, row, (mine["id"], mine["depth"]), models or [row.model], cut, added=1
-            )
-            siblings = [answer["id"] for answer in answers]
-            return Prepared(
-                user_id=user_id,
-                conversation_id=row.id,
-                user_message=_public_of(mine, [mine["id"]]),
-                answers=[_public_of(answer, siblings) for answer in answers],
-                history=history,
-                options=dict(row.options or {}),
-                first_exchange=row.message_count == 0 and row.title_source == "new",
-                models={answer["id"]: answer["model"] or row.model for answer in answers},
-                summarise_to=self._summarise_to(row, cut),
-            )
+        """:meth:`plan` then :meth:`store`: my message and the answers to write, stored."""
+        with self._sessions() as session:
+            planned = self.plan(session, user_id, conversation_id, content, models, parent_id, edit_of)
+        self.store(planned)
+        return planned.prepared
 
     def regenerate(self, user_id: str, conversation_id: str, message_id: str, model: str | None) -> Prepared:
         """A new answer beside answer ``message_id`` (a sibling branch), by ``model`` or the same one."""
         with self._sessions.begin() as session:
-            # read through the ORM, changed by _add_answers' UPDATE: nothing is written through ``row``
+            # read through the ORM, changed by _store's UPDATE: nothing is written through ``row``
             row = self._owned(session, user_id, conversation_id)
             old = self._message(session, row.id, message_id)
             if old.role != "assistant" or old.parent_id is None:
                 raise NoSuchMessage()
             prompt = self._message(session, row.id, old.parent_id)
             history, cut = self._history(session, row, prompt.id)
-            answers = self._add_answers(
-                session, row, (prompt.id, prompt.depth), [model or old.model or row.model], cut
+            answers = _answer_rows(
+                row, (prompt.id, prompt.depth), [model or old.model or row.model], cut, self.now()
             )
+            self._store(session, row.id, answers, answers[0]["id"])
             siblings = list(
                 session.scalars(
                     select(Message.id)

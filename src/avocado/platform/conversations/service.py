@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from avocado.platform.conversations.errors import (
     AnswerFinished,
-    NoSuchConversation,
     NoSuchMessage,
 )
 from avocado.platform.conversations.folders import check_folder
@@ -151,18 +150,6 @@ class ConversationService(Sending):
             last = rows[-1]
             next_cursor = encode_cursor([int(last.pinned), last.updated_at.isoformat(), last.id])
         return Page(items=items, next_cursor=next_cursor)
-
-    def model_of(self, user_id: str, conversation_id: str) -> str:
-        """The conversation's model (what a send checks first), cheaply."""
-        with self._sessions() as session:
-            found = session.execute(
-                select(Conversation.model).where(
-                    Conversation.id == conversation_id, Conversation.user_id == user_id
-                )
-            ).scalar()
-        if found is None:
-            raise NoSuchConversation()
-        return found
 
     def get(self, user_id: str, conversation_id: str) -> ConversationPublic:
         with self._sessions() as session:

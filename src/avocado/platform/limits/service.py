@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from avocado.db import using
 from avocado.platform.accounts.models import User
 from avocado.platform.admin.service import Audit, SiteSettings
 from avocado.platform.errors import NotFound
@@ -172,10 +173,11 @@ class Limits:
         self._site.update({SETTING: current}, actor_id=actor_id, address=address)
         return self.role_defaults()
 
-    def effective_now(self, account: Account) -> LimitValues:
-        with self._sessions() as session:
-            defaults = getattr(self._defaults(session), account.role, LimitValues())
-            row = session.get(UserLimit, account.id)
+    def effective_now(self, account: Account, session: Session | None = None) -> LimitValues:
+        """The limits that apply to ``account`` now (in ``session`` when the caller reads more in it)."""
+        with using(self._sessions, session) as reading:
+            defaults = getattr(self._defaults(reading), account.role, LimitValues())
+            row = reading.get(UserLimit, account.id)
             return _merged(defaults, row.limits if row is not None else {})
 
     async def effective(self, account: Account) -> LimitValues:
