@@ -8,7 +8,7 @@ deployments with several gateway replicas. The schema is owned by Alembic migrat
 from __future__ import annotations
 
 from avocado.db.base import Base, UtcDateTime, utcnow
-from avocado.db.engine import make_engine, make_sessionmaker, normalize_url, sqlite_url, using
+from avocado.db.engine import make_engine, make_sessionmaker, normalize_url, sqlite_url
 from avocado.db.migrate import upgrade
 
 __all__ = [
@@ -19,6 +19,5 @@ __all__ = [
     "normalize_url",
     "sqlite_url",
     "upgrade",
-    "using",
     "utcnow",
 ]

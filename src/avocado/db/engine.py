@@ -8,8 +8,6 @@ URL may carry a password.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-__all__ = [
-    "BUSY_TIMEOUT_S",
-    "make_engine",
-    "make_sessionmaker",
-    "normalize_url",
-    "sqlite_url",
-    "using",
-]
+__all__ = ["BUSY_TIMEOUT_S", "make_engine", "make_sessionmaker", "normalize_url", "sqlite_url"]
 
 BUSY_TIMEOUT_S = 10.0  # how long a SQLite writer waits for another one before "database is locked"
 
@@ -91,14 +82,3 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine``; objects stay readable after commit (no reload on attribute access)."""
     return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def using(sessions: sessionmaker[Session], session: Session | None) -> Iterator[Session]:
-    """``session`` when the caller has one open (several reads of one request in one session: each
-    session costs a connection checkout and a rollback), else a new one, closed after."""
-    if session is not None:
-        yield session
-        return
-    with sessions() as fresh:
-        yield fresh

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from avocado.db import make_engine
+from avocado.platform.limits.schemas import LimitValues
 from tests.platform.limits.support import people
 from tests.platform.support import PASSWORD, RunningPlatform
 
@@ -179,3 +180,32 @@ def test_bad_role_limits_are_422_naming_the_field(
     assert who.admin.get("/api/v1/admin/limits").json() == {"admin": UNLIMITED, "user": UNLIMITED}
     assert who.admin.get(path).json()["override"] == {}
     assert who.admin.request("PUT", path, content=b"{not json").status_code == 400
+
+
+def test_a_send_reads_the_account_and_its_limits_as_they_are_now(platform: RunningPlatform) -> None:
+    """What a send reads in one statement (the account, its override, the roles' defaults) follows
+    every change at once."""
+    who = people(platform)
+    limits = platform.platform.limits
+
+    def now() -> tuple[str, str, int | None, list[str] | None]:
+        with platform.platform.sessions() as session:
+            found = limits.account_now(session, who.user_id)
+        assert found is not None
+        user, effective = found
+        return user.email, user.status, effective.requests_per_minute, effective.models
+
+    assert now() == ("bob@example.com", "active", None, None)
+    limits.set_role_defaults({"user": LimitValues(requests_per_minute=5)}, actor_id=None, address=None)
+    assert now() == ("bob@example.com", "active", 5, None)
+    limits.set_override(who.user_id, {"models": ["smollm2:*"]}, actor_id=None, address=None)
+    assert now() == ("bob@example.com", "active", 5, ["smollm2:*"])
+    limits.set_override(who.user_id, {"requests_per_minute": None}, actor_id=None, address=None)
+    assert now() == ("bob@example.com", "active", None, None)
+    limits.set_role_defaults({"user": LimitValues(requests_per_minute=7)}, actor_id=None, address=None)
+    limits.clear_override(who.user_id, actor_id=None, address=None)
+    assert now() == ("bob@example.com", "active", 7, None)
+    who.admin.patch(f"/api/v1/admin/users/{who.user_id}", json={"status": "disabled"})
+    assert now() == ("bob@example.com", "disabled", 7, None)
+    with platform.platform.sessions() as session:
+        assert limits.account_now(session, str(uuid.uuid4())) is None

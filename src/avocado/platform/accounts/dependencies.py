@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from avocado.platform.accounts.service import AccountService, Client, UserRecord
@@ -23,6 +22,7 @@ from avocado.platform.state import platform_of
 __all__ = [
     "Principal",
     "active_user",
+    "allowed",
     "bearer",
     "client_of",
     "current_admin",
@@ -62,10 +62,14 @@ async def current_principal(request: Request, credentials: HTTPAuthorizationCred
     return principal_from(request, credentials)
 
 
-def active_user(accounts: AccountService, user_id: str, session: Session | None = None) -> UserRecord:
-    """The user's row now; ``401`` unless the account may sign in (a route that reads more in the
-    same worker thread calls this itself, instead of :func:`current_user`, in its ``session``)."""
-    user = accounts.get(user_id, session)
+def active_user(accounts: AccountService, user_id: str) -> UserRecord:
+    """The user's row now; ``401`` unless the account may sign in."""
+    return allowed(accounts.get(user_id))
+
+
+def allowed(user: UserRecord | None) -> UserRecord:
+    """``user``, read now; ``401`` unless the account may sign in (a route that reads the user's row
+    with more calls this on it, instead of :func:`current_user`)."""
     if user is None or user.status != "active":
         raise Unauthorized("this account may not sign in now")
     return user

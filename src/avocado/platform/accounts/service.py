@@ -20,7 +20,6 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Delete, delete, or_, select
 from sqlalchemy.orm import Session
 
-from avocado.db import using
 from avocado.platform.accounts.administration import Administration
 from avocado.platform.accounts.errors import LastAdmin, WrongPassword
 from avocado.platform.accounts.models import AuthSession, PasswordReset, RefreshToken, User
@@ -43,10 +42,9 @@ __all__ = ["CLI", "AccountService", "Client", "Tokens", "UserRecord", "describe_
 class AccountService(Registration, Sessions, PasswordChanges, Administration):
     # -- reading accounts, my profile, deleting my account ------------------------------------------
 
-    def get(self, user_id: str, session: Session | None = None) -> UserRecord | None:
-        """The account, or ``None``; in ``session`` when the caller reads more in it."""
-        with using(self._sessions, session) as reading:
-            row = reading.get(User, user_id)
+    def get(self, user_id: str) -> UserRecord | None:
+        with self._sessions() as session:
+            row = session.get(User, user_id)
             return None if row is None else user_record(row)
 
     def get_many(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:

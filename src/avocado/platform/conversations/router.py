@@ -37,7 +37,7 @@ from avocado.platform.conversations.schemas import (
     Regenerate,
 )
 from avocado.platform.conversations.sending import Planned, Prepared
-from avocado.platform.deps import CurrentUser, PrincipalDep, Services, user_of
+from avocado.platform.deps import CurrentUser, PrincipalDep, Services, user_with_limits
 from avocado.platform.errors import error_responses
 from avocado.platform.limits.schemas import LimitValues
 from avocado.platform.limits.service import Admission
@@ -246,11 +246,11 @@ async def send_message(
         """One trip to a worker thread, one session: each costs a few hundred microseconds before
         the answer. Nothing is written yet."""
         with platform.sessions() as session:
-            user = user_of(platform, principal, session)
+            user, effective = user_with_limits(platform, principal, session)
             planned = platform.conversations.plan(
                 session, user.id, conversation_id, body.content, body.models, body.parent_id, body.edit_of
             )
-            return user, planned, platform.limits.effective_now(user, session)
+            return user, planned, effective
 
     user, planned, effective = await run_in_threadpool(read)
     models = body.models or [planned.model]

@@ -200,13 +200,15 @@ class Sending(Store):
             if start is not None
             else []
         )
-        path = [
-            Turn(r.id, r.role, r.content, r.depth, r.tokens) for r in rows if r.role == "user" or r.content
+        path = [  # unpacked: a row's attributes by name cost more, and a long chat has a hundred rows
+            Turn(mid, role, content, depth, tokens)
+            for mid, _, role, content, depth, tokens in rows
+            if role == "user" or content
         ]
         if new is not None:
             path.append(Turn(new["id"], new["role"], new["content"], new["depth"], new["tokens"]))
         kept = fit(path, budget)
-        whole = (not rows or rows[0].parent_id is None) and len(kept) == len(path)
+        whole = (not rows or rows[0][1] is None) and len(kept) == len(path)  # [1]: the parent's id
         cut = 0 if whole or not kept else kept[0].depth
         system = [row.system] if row.system else []
         if summary and cut and (row.summary_depth or 0) <= cut:
