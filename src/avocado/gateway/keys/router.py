@@ -11,7 +11,7 @@ any app it is mounted on.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -75,10 +75,10 @@ class _AdminRoute(APIRoute):
         return guarded
 
 
-def _master_guard(master_key: str | None) -> Callable[[Request], None]:
+def _master_guard(master_key: str | None) -> Callable[[Request], Awaitable[None]]:
     expected = master_key.encode() if master_key else None
 
-    def require_master(request: Request) -> None:
+    async def require_master(request: Request) -> None:  # async: a plain def runs in a thread
         if expected is None:
             raise AdminError(403, "the admin API is disabled: the gateway has no master key")
         given = bearer_key(request)

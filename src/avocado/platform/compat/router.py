@@ -27,6 +27,7 @@ from avocado.platform.catalog.schemas import ModelPublic
 from avocado.platform.compat.errors import OpenAIError
 from avocado.platform.compat.service import Forwarded
 from avocado.platform.compat.usage import UsageMeter, ask_for_usage
+from avocado.platform.deps import Services
 from avocado.platform.errors import PlatformError
 from avocado.platform.limits.errors import LimitExceeded
 from avocado.platform.limits.schemas import LimitValues
@@ -72,7 +73,6 @@ async def _caller(request: Request) -> CallerAccount:
 
 
 Caller = Annotated[CallerAccount, Depends(_caller)]
-Services = Annotated[Platform, Depends(platform_of)]
 
 
 async def _visible(platform: Platform, caller: CallerAccount) -> tuple[list[ModelPublic], LimitValues]:
