@@ -14,8 +14,12 @@ from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.live import LiveAnswer, Publisher
 from avocado.platform.conversations.sending import Planned
 from avocado.platform.errors import Conflict
+from tests.platform.conversations.support import answer_text, send
 from tests.platform.conversations.test_upstream import Server, _chunked, _line
-from tests.platform.support import RunningPlatform
+from tests.platform.support import RunningPlatform, Session
+from tests.support import SMOLLM
+
+SHORT = {"temperature": 0, "seed": 42, "num_predict": 12}
 
 
 def _planned(platform: RunningPlatform, content: str) -> tuple[str, Planned]:
@@ -96,3 +100,23 @@ def test_a_send_that_cannot_be_stored_writes_nothing_and_holds_nothing(platform:
 
     assert asyncio.run(main()) == (1, 0)
     assert platform.platform.answers.answer(planned.prepared.answers[0].id) is None
+
+
+def test_during_a_burst_a_send_stores_its_rows_before_its_answers_start(
+    sqlite_chat: RunningPlatform, ada: Session
+) -> None:
+    """With another send in progress, the answer waits for its rows (it would otherwise run ahead of
+    a client who sees nothing before they are stored); it streams and is stored all the same."""
+    generations = sqlite_chat.platform.generations
+    chat = ada.post("/api/v1/conversations", json={"model": SMOLLM, "options": SHORT}).json()
+    with generations.sending() as others:
+        assert not others()
+        with generations.sending() as mine:
+            assert others() and mine()
+        assert not others()
+        received = send(ada, chat["id"], "Say hello.")  # another send is counted: the burst path
+    assert received[0].name == "start" and received[-1].name == "done"
+    answer_id = received[0].data["assistant_message_ids"][0]
+    assert answer_text(received, answer_id) == received[-1].data["content"] != ""
+    path = ada.get(f"/api/v1/conversations/{chat['id']}").json()["messages"]
+    assert [(m["role"], m["status"]) for m in path] == [("user", "done"), ("assistant", "done")]

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 from avocado.db.base import utcnow
 from avocado.platform.conversations.answers import AnswerStore
@@ -59,6 +59,7 @@ class Generations:
         self.on_summarise = on_summarise
         self.live: dict[str, LiveAnswer] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._sends = 0  # sends of this process between their request and their rows stored
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -110,6 +111,17 @@ class Generations:
         await self.publisher.publish([answer for answer in self.live.values() if not answer.ended])
 
     # -- writing ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[Callable[[], bool]]:
+        """Count a send in progress for its duration; what it yields says, when called, whether
+        other sends are in progress now (a burst, when a send's answers had better wait for their
+        rows before they start)."""
+        self._sends += 1
+        try:
+            yield lambda: self._sends > 1
+        finally:
+            self._sends -= 1
 
     def begin(
         self, prepared: Prepared, admissions: Sequence[Admission] = (), *, stored: bool = True

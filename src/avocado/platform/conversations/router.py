@@ -252,18 +252,24 @@ async def send_message(
             )
             return user, planned, effective
 
-    user, planned, effective = await run_in_threadpool(read)
-    models = body.models or [planned.model]
-    await platform.models.check(user, models, effective)
-    held = await _admitted(platform, user, models, effective)
-    # the answers start before their rows are stored: the model reads its prompt meanwhile
-    answers = platform.generations.begin(planned.prepared, held, stored=False)
-    try:
-        await run_in_threadpool(platform.conversations.store, planned)
-    except BaseException:
-        platform.generations.abandon(answers)
-        await _release(held)
-        raise
+    with platform.generations.sending() as others:
+        user, planned, effective = await run_in_threadpool(read)
+        models = body.models or [planned.model]
+        await platform.models.check(user, models, effective)
+        held = await _admitted(platform, user, models, effective)
+        if others():
+            # Under a burst the rows first: answers begun now would run ahead of their clients,
+            # who see nothing before the rows are stored, behind the other sends' writes
+            prepared = await _prepared(held, functools.partial(platform.conversations.store, planned))
+            return _begun(prepared, platform, held)
+        # Alone: the answers start before their rows are stored, the model reads its prompt meanwhile
+        answers = platform.generations.begin(planned.prepared, held, stored=False)
+        try:
+            await run_in_threadpool(platform.conversations.store, planned)
+        except BaseException:
+            platform.generations.abandon(answers)
+            await _release(held)
+            raise
     platform.generations.stored(answers)
     return _stream(planned.prepared, answers)
 

@@ -293,7 +293,7 @@ class Sending(Store):
         )
         return Planned(prepared, [mine, *answers], row.model)
 
-    def store(self, planned: Planned) -> None:
+    def store(self, planned: Planned) -> Prepared:
         """Write a planned send: my message and its answers (``generating``), in one transaction.
         Plain inserts: this is the hottest write of the platform. :class:`Conflict` when the
         conversation or the message it answers went meanwhile."""
@@ -304,6 +304,7 @@ class Sending(Store):
                 )
         except IntegrityError:
             raise Conflict("the conversation changed while sending: send again") from None
+        return planned.prepared
 
     def send(
         self,
@@ -317,8 +318,7 @@ class Sending(Store):
         """:meth:`plan` then :meth:`store`: my message and the answers to write, stored."""
         with self._sessions() as session:
             planned = self.plan(session, user_id, conversation_id, content, models, parent_id, edit_of)
-        self.store(planned)
-        return planned.prepared
+        return self.store(planned)
 
     def regenerate(self, user_id: str, conversation_id: str, message_id: str, model: str | None) -> Prepared:
         """A new answer beside answer ``message_id`` (a sibling branch), by ``model`` or the same one."""
