@@ -39,3 +39,15 @@ def test_a_token_that_fails_is_not_kept() -> None:
             with pytest.raises(InvalidToken):
                 signer.verify(token)
     assert not signer._verified
+
+
+def test_only_a_token_spelled_as_issued_is_kept() -> None:
+    """Base64 decoding forgives padding: ``token=`` verifies as ``token`` does. Kept, each spelling
+    would be an entry of its own; only the spelling the signer wrote is."""
+    signer = TokenSigner(["a signing key of forty characters, at least"], ttl=900)
+    token, _ = signer.issue("user-1", "session-1", "user")
+    for _ in range(2):
+        assert signer.verify(f"{token}=").user_id == "user-1"
+    assert not signer._verified
+    signer.verify(token)
+    assert list(signer._verified) == [token]

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from avocado.platform.conversations.generation import Generations
 from avocado.platform.conversations.live import LiveAnswer, Publisher
-from avocado.platform.conversations.sending import Planned
+from avocado.platform.conversations.sending import Planned, Prepared
 from avocado.platform.errors import Conflict
 from tests.platform.conversations.support import answer_text, send
 from tests.platform.conversations.test_upstream import Server, _chunked, _line
@@ -84,39 +85,64 @@ def test_a_send_that_cannot_be_stored_writes_nothing_and_holds_nothing(platform:
     service.delete(ada_id, planned.prepared.conversation_id)  # gone between the plan and the store
     with pytest.raises(Conflict):
         service.store(planned)
-    server = Server(_chunked([_line("a"), _line("b"), _line("c", done=True)]), pause=0.2)
 
-    async def main() -> tuple[int, int]:
+    async def abandoned(pause: float, finished: bool) -> tuple[int, int]:
+        """Begun, then abandoned while the model writes (or once it has written all: the answer
+        waits for its row then)."""
+        server = Server(_chunked([_line("a"), _line("b"), _line("c", done=True)]), pause=pause)
         async with server.running() as upstream:
             generations = Generations(platform.platform.answers, upstream, Publisher(None))
             admission = await limits.admit(user).acquire()
             begun = generations.begin(planned.prepared, [admission], stored=False)
-            await _until(lambda: server.requests)  # the model was asked
+            await _until(lambda: begun[0].finishing if finished else server.requests)
             held = (await limits.counters.usage(ada_id)).concurrent_requests
             generations.abandon(begun)
-            await asyncio.gather(*(answer.task for answer in begun if answer.task is not None))
+            await asyncio.wait_for(
+                asyncio.gather(*(answer.task for answer in begun if answer.task is not None)), 5
+            )
             assert generations.live == {} and all(not answer.ended for answer in begun)
             return held, (await limits.counters.usage(ada_id)).concurrent_requests
 
-    assert asyncio.run(main()) == (1, 0)
+    assert asyncio.run(abandoned(0.2, finished=False)) == (1, 0)
+    assert asyncio.run(abandoned(0, finished=True)) == (1, 0)
     assert platform.platform.answers.answer(planned.prepared.answers[0].id) is None
 
 
-def test_during_a_burst_a_send_stores_its_rows_before_its_answers_start(
-    sqlite_chat: RunningPlatform, ada: Session
+def test_a_send_alone_starts_its_answers_while_a_burst_stores_first(
+    sqlite_chat: RunningPlatform, ada: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With another send in progress, the answer waits for its rows (it would otherwise run ahead of
-    a client who sees nothing before they are stored); it streams and is stored all the same."""
-    generations = sqlite_chat.platform.generations
+    """Alone, a send's answers start before its rows are stored (the model reads its prompt
+    meanwhile); with another send in progress, its rows are stored first (its answers would
+    otherwise run ahead of a client who sees nothing before they are). Both stream and store."""
+    generations, conversations = sqlite_chat.platform.generations, sqlite_chat.platform.conversations
+    steps: list[str] = []
+    begin, store = generations.begin, conversations.store
+
+    def begin_noted(prepared: Prepared, *args: Any, stored: bool = True) -> list[LiveAnswer]:
+        steps.append("begin, rows stored" if stored else "begin, rows not stored")
+        return begin(prepared, *args, stored=stored)
+
+    def store_noted(planned: Planned) -> Prepared:
+        stored = store(planned)
+        steps.append("stored")
+        return stored
+
+    monkeypatch.setattr(generations, "begin", begin_noted)
+    monkeypatch.setattr(conversations, "store", store_noted)
     chat = ada.post("/api/v1/conversations", json={"model": SMOLLM, "options": SHORT}).json()
     with generations.sending() as others:
         assert not others()
         with generations.sending() as mine:
             assert others() and mine()
         assert not others()
-        received = send(ada, chat["id"], "Say hello.")  # another send is counted: the burst path
-    assert received[0].name == "start" and received[-1].name == "done"
-    answer_id = received[0].data["assistant_message_ids"][0]
-    assert answer_text(received, answer_id) == received[-1].data["content"] != ""
+        burst = send(ada, chat["id"], "Say hello.")  # another send is counted: a burst
+    assert steps == ["stored", "begin, rows stored"]
+    steps.clear()
+    alone = send(ada, chat["id"], "Say it again.")
+    assert steps == ["begin, rows not stored", "stored"]
+    for received in (burst, alone):
+        assert received[0].name == "start" and received[-1].name == "done"
+        answer_id = received[0].data["assistant_message_ids"][0]
+        assert answer_text(received, answer_id) == received[-1].data["content"] != ""
     path = ada.get(f"/api/v1/conversations/{chat['id']}").json()["messages"]
-    assert [(m["role"], m["status"]) for m in path] == [("user", "done"), ("assistant", "done")]
+    assert [(m["role"], m["status"]) for m in path] == [("user", "done"), ("assistant", "done")] * 2

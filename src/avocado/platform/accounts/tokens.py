@@ -10,6 +10,7 @@ stored as SHA-256.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,9 @@ __all__ = ["AccessClaims", "InvalidToken", "TokenSigner", "digest", "key_id", "n
 ISSUER = "avocado-platform"
 MFA_TTL = 300.0  # seconds to type the code after the password
 VERIFIED = 10_000  # access tokens kept verified (a client sends the same one until it refreshes)
+# Only a token as this signer writes it is kept: base64 decoding skips stray characters, so one valid
+# token could otherwise be sent in countless spellings, each kept
+_CANONICAL = re.compile(r"[A-Za-z0-9_-]{1,200}\.[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{43}")
 _ALGORITHM = "HS256"
 
 
@@ -141,9 +145,10 @@ class TokenSigner:
         claims = self._verified.get(token)
         if claims is None:
             claims = self._verify(token)
-            if len(self._verified) >= VERIFIED:
-                self._verified.clear()
-            self._verified[token] = claims
+            if _CANONICAL.fullmatch(token):
+                if len(self._verified) >= VERIFIED:
+                    self._verified.clear()
+                self._verified[token] = claims
         if self.clock() > claims.expires_at + 5:  # the clock given, not the machine's (tests move it)
             raise InvalidToken("access token expired: refresh it")
         return claims

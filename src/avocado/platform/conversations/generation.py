@@ -160,7 +160,9 @@ class Generations:
         for answer in answers:
             answer.abandoned = True
             answer.stored.set()
-            if answer.task is not None:
+            # one that finished already waits for its row: set free, it ends writing nothing (a
+            # cancel now would land in that wait and skip its end)
+            if answer.task is not None and not answer.finishing:
                 answer.task.cancel()
 
     async def _write(
@@ -170,6 +172,7 @@ class Generations:
         try:
             await self._write_answer(answer, prepared, title, used)
         finally:
+            self.live.pop(answer.message_id, None)  # however it ended: never written forever
             if admission is not None:
                 await admission.release()
                 await admission.record_tokens(sum(used))
