@@ -24,8 +24,8 @@ __all__ = ["AccessClaims", "InvalidToken", "TokenSigner", "digest", "key_id", "n
 ISSUER = "avocado-platform"
 MFA_TTL = 300.0  # seconds to type the code after the password
 VERIFIED = 10_000  # access tokens kept verified (a client sends the same one until it refreshes)
-# Only a token as this signer writes it is kept: base64 decoding skips stray characters, so one valid
-# token could otherwise be sent in countless spellings, each kept
+# Only a token as this signer writes it is kept: base64 decoding forgives other spellings (padding),
+# so one valid token could otherwise be sent in many spellings, each kept
 _CANONICAL = re.compile(r"[A-Za-z0-9_-]{1,200}\.[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{43}")
 _ALGORITHM = "HS256"
 
