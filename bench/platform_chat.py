@@ -43,7 +43,7 @@ from sqlalchemy import create_engine, insert, select, text, update
 
 from avocado.db.migrate import upgrade
 from avocado.db.migrations.versions.v0010_conversations import OWNER
-from avocado.gateway.upstream import Upstream, UpstreamError, UpstreamResponse
+from avocado.lean_http import Upstream, UpstreamError, UpstreamResponse
 from avocado.platform.conversations.models import Conversation, Message
 
 HERE = Path(__file__).resolve().parent

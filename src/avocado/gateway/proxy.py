@@ -36,7 +36,7 @@ from avocado.gateway.exchange import BadBody, Exchange, Failure, model_of, usage
 from avocado.gateway.hooks import Admission, Outcome, Refused, Ticket
 from avocado.gateway.nodes import Node, NodePool, normalize_model
 from avocado.gateway.routing import Router
-from avocado.gateway.upstream import TimedOut, UpstreamError, UpstreamResponse
+from avocado.lean_http import TimedOut, UpstreamError, UpstreamResponse
 from avocado.request_id import request_id_of
 from avocado.units import format_size
 

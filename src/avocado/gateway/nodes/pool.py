@@ -29,7 +29,7 @@ from avocado.discovery import Announcement, Registry, redact_url
 from avocado.gateway.nodes.breaker import Breaker
 from avocado.gateway.nodes.node import Node, describe_error
 from avocado.gateway.nodes.spec import NodeSpec
-from avocado.gateway.upstream import DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, Upstream
+from avocado.lean_http import DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, Upstream
 
 __all__ = ["KEEPALIVE_EXPIRY", "NodePool"]
 
@@ -53,7 +53,7 @@ class NodePool:
 
     ``discovery_api_key`` is sent to discovered nodes (announcements carry no keys); ``tls`` verifies
     ``https`` nodes (default: the system's CAs). ``first_byte_timeout`` and ``stream_idle_timeout``
-    bound how long a request waits on a node (see :mod:`avocado.gateway.upstream`).
+    bound how long a request waits on a node (see :mod:`avocado.lean_http`).
     """
 
     def __init__(

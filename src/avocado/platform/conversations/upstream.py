@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from avocado.gateway.upstream import ConnectFailed, Upstream, UpstreamError, UpstreamResponse
+from avocado.lean_http import ConnectFailed, Upstream, UpstreamError, UpstreamResponse
 from avocado.platform.catalog.service import USER_HEADER
 from avocado.redact import redact_url
 

@@ -1,4 +1,5 @@
-"""The gateway's HTTP/1.1 client: keep-alive, chunked bodies, back-pressure, broken or stale connections."""
+"""The lean HTTP/1.1 client of the gateway and the platform's chat: keep-alive, chunked bodies,
+back-pressure, broken or stale connections."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from avocado.gateway.upstream import Broken, ConnectFailed, Origin, TimedOut, Upstream
+from avocado.lean_http import Broken, ConnectFailed, Origin, TimedOut, Upstream
 from tests.support import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

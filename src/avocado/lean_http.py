@@ -1,4 +1,7 @@
-"""A lean HTTP/1.1 client for the request path: keep-alive connections to nodes, answers read as they come.
+"""A lean HTTP/1.1 client for the request path: keep-alive connections, answers read as they come.
+
+The gateway reaches its nodes with it, and the platform its upstream (the gateway, or a node or a
+plain Ollama) for chat: the hot paths of both.
 
 Each request through the gateway is one more HTTP exchange; with httpx (pure-Python parsing under
 several anyio layers) that exchange cost about a millisecond of CPU on a small machine, more than the
@@ -14,8 +17,8 @@ whole body), long enough for the node to load a model, and ``idle_timeout`` betw
 chunks after that. Either raises :class:`TimedOut`, and the connection is closed, which is how the
 node learns that its client has gone. Time the gateway stops reading for a slow client does not count.
 
-Only what the gateway needs: requests with a body of known length, answers streamed back, TLS for
-``https`` nodes (public tunnel URLs), no redirects, no proxies, no compression. Health checks and
+Only what those paths need: requests with a body of known length, answers streamed back, TLS for
+``https`` origins (public tunnel URLs), no redirects, no proxies, no compression. Health checks and
 listings, off the hot path, keep using httpx.
 """
 
