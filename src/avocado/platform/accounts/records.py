@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
 
 from avocado.platform.accounts.models import AuthSession, User
 from avocado.platform.accounts.schemas import UserPublic
@@ -65,7 +68,8 @@ class Tokens:
     user: UserRecord
 
 
-def user_record(row: User) -> UserRecord:
+def user_record(row: User | Row[Any]) -> UserRecord:
+    """The record of a user's row, loaded as an object or read as the same columns."""
     return UserRecord(
         row.id,
         row.email,

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from avocado.platform.accounts.models import User
-from avocado.platform.accounts.records import UserRecord
+from avocado.platform.accounts.records import UserRecord, user_record
 from avocado.platform.admin.models import SiteSetting
 from avocado.platform.admin.service import DEFAULTS, Audit, SiteSettings
 from avocado.platform.errors import NotFound
@@ -59,7 +59,7 @@ _ACCOUNT = (
         User.status,
         User.created_at,
         User.last_login_at,
-        User.password_hash.is_not(None).label("has_password"),
+        User.password_hash,
         UserLimit.limits.label("own"),
         select(SiteSetting.value).where(SiteSetting.key == SETTING).scalar_subquery().label("defaults"),
     )
@@ -218,16 +218,7 @@ class Limits:
         row = session.execute(_ACCOUNT, {"id": user_id}).first()
         if row is None:
             return None
-        user = UserRecord(
-            row.id,
-            row.email,
-            row.name,
-            row.role,
-            row.status,
-            row.created_at,
-            row.last_login_at,
-            bool(row.has_password),
-        )
+        user = user_record(row)
         defaults = getattr(self._parsed(row.defaults), user.role, LimitValues())
         return user, _merged(defaults, row.own or {})
 
