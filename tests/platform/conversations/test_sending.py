@@ -43,7 +43,8 @@ def test_a_plan_writes_nothing_and_sends_the_history_with_my_message(platform: R
     ada_id, planned = _planned(platform, "Hello?")
     prepared = planned.prepared
     assert prepared.history == [{"role": "user", "content": "Hello?"}]
-    assert [row["role"] for row in planned.rows] == ["user", "assistant"] and planned.model == "m1"
+    assert [row["role"] for row in planned.rows] == ["user", "assistant"]
+    assert list(prepared.models.values()) == ["m1"]  # the conversation's model, none asked for
     chat = platform.platform.conversations.get(ada_id, prepared.conversation_id)
     assert chat.message_count == 0  # nothing stored until store()
     platform.platform.conversations.store(planned)

@@ -214,8 +214,7 @@ class Generations:
         title: bool,
     ) -> None:
         await answer.stored.wait()  # its row first: an answer may end before a send has stored it
-        if answer.abandoned:
-            self.live.pop(answer.message_id, None)
+        if answer.abandoned:  # _write takes it out of the live set
             return
         final = await asyncio.to_thread(
             functools.partial(

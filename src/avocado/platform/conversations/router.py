@@ -254,7 +254,7 @@ async def send_message(
 
     with platform.generations.sending() as others:
         user, planned, effective = await run_in_threadpool(read)
-        models = body.models or [planned.model]
+        models = list(planned.prepared.models.values())  # asked for, or the conversation's
         await platform.models.check(user, models, effective)
         held = await _admitted(platform, user, models, effective)
         if others():

@@ -149,7 +149,6 @@ class Planned:
 
     prepared: Prepared
     rows: list[dict[str, Any]]
-    model: str  # the conversation's
 
 
 def _answer_rows(
@@ -291,7 +290,7 @@ class Sending(Store):
             models={answer["id"]: answer["model"] or row.model for answer in answers},
             summarise_to=self._summarise_to(row, cut),
         )
-        return Planned(prepared, [mine, *answers], row.model)
+        return Planned(prepared, [mine, *answers])
 
     def store(self, planned: Planned) -> Prepared:
         """Write a planned send: my message and its answers (``generating``), in one transaction.
