@@ -14,7 +14,7 @@ from avocado.config.gateway import (
     master_key_file,
 )
 from avocado.config.node import DEFAULT_PORT, Settings, load_settings
-from avocado.config.shared import AvocadoSettings, comma_list
+from avocado.config.shared import AvocadoSettings, checked_networks, comma_list
 
 __all__ = [
     "DEFAULT_GATEWAY_PORT",
@@ -22,6 +22,7 @@ __all__ = [
     "AvocadoSettings",
     "GatewaySettings",
     "Settings",
+    "checked_networks",
     "client_base_url",
     "comma_list",
     "gateway_base_url",

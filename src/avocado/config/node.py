@@ -3,7 +3,6 @@ request, pulls and pushes, and how it is reached from elsewhere (a tunnel, Rabbi
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +14,7 @@ from pydantic_settings import NoDecode
 from avocado.config.shared import (
     AvocadoSettings,
     checked_duration,
+    checked_networks,
     checked_size,
     comma_list,
     duration_seconds,
@@ -144,12 +144,7 @@ class Settings(AvocadoSettings):
     @field_validator("pull_allow_networks", "pull_only_networks")
     @classmethod
     def _check_networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{info.field_name}: {network!r} is not a network like 10.0.0.0/8") from None
-        return value
+        return checked_networks(value, str(info.field_name), "a network like 10.0.0.0/8")
 
     @field_validator("keep_alive")
     @classmethod

@@ -5,6 +5,7 @@ comma-separated lists, and loading a settings class from flags, the environment 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar, cast
@@ -23,6 +24,7 @@ from avocado.units import DurationError, SizeError, parse_duration, parse_size
 __all__ = [
     "AvocadoSettings",
     "checked_duration",
+    "checked_networks",
     "checked_size",
     "comma_list",
     "duration_seconds",
@@ -68,6 +70,17 @@ def comma_list(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def checked_networks(values: list[str], field: str, expected: str) -> list[str]:
+    """``values`` when each is an IP network (an address is a network of one); else a validation
+    error naming ``field`` and what was ``expected``."""
+    for network in values:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{field}: {network!r} is not {expected}") from None
+    return values
 
 
 class AvocadoSettings(BaseSettings):

@@ -12,7 +12,6 @@ defaults: a generated secret, no ``public_url``, or lighter password hashing tha
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from avocado.config import DEFAULT_PORT, AvocadoSettings, comma_list
+from avocado.config import DEFAULT_PORT, AvocadoSettings, checked_networks, comma_list
 from avocado.units import DurationError, parse_duration
 
 __all__ = [
@@ -222,12 +221,7 @@ class PlatformSettings(AvocadoSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"trusted_proxies: {network!r} is not an address or a network") from None
-        return value
+        return checked_networks(value, "trusted_proxies", "an address or a network")
 
     @field_validator("public_url")
     @classmethod
