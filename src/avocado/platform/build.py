@@ -42,6 +42,7 @@ from avocado.platform.conversations.answers import AnswerStore
 from avocado.platform.conversations.dependencies import KnownModels
 from avocado.platform.conversations.folders import FolderService
 from avocado.platform.conversations.generation import Generations
+from avocado.platform.conversations.history import PathCache
 from avocado.platform.conversations.live import Publisher
 from avocado.platform.conversations.retention import EVERY as RETENTION_EVERY
 from avocado.platform.conversations.retention import Retention
@@ -182,8 +183,9 @@ def open_services(settings: PlatformSettings) -> Built:
     upstream_key = settings.service_key
     gateway_key = settings.gateway_key.get_secret_value() if settings.gateway_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
-    conversations = ConversationService(sessions)
-    answers = AnswerStore(sessions)
+    paths = PathCache()  # the ends of paths last answered, shared by sends and answers' ends
+    conversations = ConversationService(sessions, paths=paths)
+    answers = AnswerStore(sessions, paths=paths)
     chat = ChatUpstream(settings.upstream_url, upstream_key)
     make_title = jobs.register("avocado.platform.make_title", title_job(answers, chat))
     retention = Retention(sessions, site, audit)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.db.base import UtcDateTime, utcnow
 from avocado.platform.conversations.context import estimate
+from avocado.platform.conversations.history import Kept, PathCache, Seed, Turned
 from avocado.platform.conversations.models import Conversation, Message
 from avocado.platform.conversations.schemas import MessagePublic
 from avocado.platform.conversations.store import (
@@ -35,9 +36,15 @@ FLUSH = text(
 
 
 class AnswerStore:
-    def __init__(self, sessions: sessionmaker[Session], now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        now: Callable[[], datetime] = utcnow,
+        paths: PathCache | None = None,
+    ) -> None:
         self._sessions = sessions
         self.now = now
+        self._paths = paths
 
     def answer(self, message_id: str) -> MessagePublic | None:
         """An answer by id alone (for streams that already checked whose it is)."""
@@ -74,9 +81,11 @@ class AnswerStore:
         error: str | None = None,
         done_reason: str | None = None,
         prior_tokens: int = 0,
+        seed: Seed | None = None,
     ) -> MessagePublic | None:
         """Store an answer's end; its tokens are what the model counted (on top of ``prior_tokens``
-        for one continued), else an estimate."""
+        for one continued), else an estimate. With the ``seed`` of its send, the conversation keeps
+        its path in memory, when nothing else changed the conversation since the send."""
         counted = (usage or {}).get("completion_tokens")
         tokens = prior_tokens + counted if counted else estimate(content)
         now = self.now()
@@ -101,10 +110,34 @@ class AnswerStore:
                 row = session.execute(select(*MESSAGES.c).where(MESSAGES.c.id == message_id)).first()
             if row is None:
                 return None
-            session.execute(
-                update(CONVERSATIONS).where(CONVERSATIONS.c.id == row.conversation_id).values(updated_at=now)
+            kept = self._touch(session, row.conversation_id, message_id, now, seed)
+            public = message_public(row)
+        if self._paths is not None and kept and seed is not None:
+            turn: Turned = (row.id, row.parent_id, row.role, row.content, row.depth, row.tokens, row.status)
+            self._paths.keep(seed.conversation_id, Kept.after(seed, turn, now))
+        elif self._paths is not None:
+            self._paths.forget(row.conversation_id)
+        return public
+
+    def _touch(
+        self, session: Session, conversation_id: str, message_id: str, now: datetime, seed: Seed | None
+    ) -> bool:
+        """Move the conversation's ``updated_at`` to ``now``; whether it was as the send ``seed`` was
+        read for left it (the same leaf, time and count), so that answer's path may be kept."""
+        touched = update(CONVERSATIONS).where(CONVERSATIONS.c.id == conversation_id).values(updated_at=now)
+        if seed is None or seed.answer_id != message_id or self._paths is None:
+            session.execute(touched)
+            return False
+        unchanged = session.execute(
+            touched.where(
+                CONVERSATIONS.c.leaf_id == message_id,
+                CONVERSATIONS.c.updated_at == seed.updated_at,
+                CONVERSATIONS.c.message_count == seed.message_count,
             )
-            return message_public(row)
+        ).rowcount  # type: ignore[attr-defined]
+        if not unchanged:
+            session.execute(touched)
+        return bool(unchanged)
 
     def interrupt_stale(self, older_than: float, keep: Iterable[str] = ()) -> int:
         """Mark answers whose writer stopped beating ``interrupted`` (their text stays)."""

@@ -226,6 +226,7 @@ class Generations:
                 error=error,
                 done_reason=ending.done_reason if ending else None,
                 prior_tokens=prepared.prior_tokens,
+                seed=prepared.seed,
             )
         )
         if final is None:  # the conversation was deleted meanwhile

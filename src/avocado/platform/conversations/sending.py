@@ -5,17 +5,19 @@ of work."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Row, bindparam, insert, select, text, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from avocado.db.base import utcnow
 from avocado.platform.conversations.context import Turn, budget_for, estimate, fit
 from avocado.platform.conversations.errors import NoSuchConversation, NoSuchMessage
+from avocado.platform.conversations.history import HISTORY, PathCache, Seed, Turned, walk
 from avocado.platform.conversations.models import Conversation, Message, new_id
 from avocado.platform.conversations.schemas import MessagePublic
 from avocado.platform.conversations.store import CONVERSATIONS, MAX_WALK, MESSAGES, Store, message_public
@@ -41,6 +43,7 @@ class Prepared:
     prefix: str = ""  # continuing an answer: the text it has already
     prior_tokens: int = 0
     summarise_to: int | None = None  # once answered, summarise what lies before this depth
+    seed: Seed | None = None  # what the first answer's end keeps of the path (history.PathCache)
 
 
 # What a send reads of its conversation and its leaf, built once (an alias costs to build)
@@ -61,6 +64,7 @@ SENDING = (
                 "leaf_id",
                 "message_count",
                 "title_source",
+                "updated_at",
             )
         ),
         _LEAF.depth.label("leaf_depth"),
@@ -124,23 +128,6 @@ def _public_of(values: Mapping[str, Any], siblings: list[str]) -> MessagePublic:
     )
 
 
-# The turns up from a message until their tokens (and ``extra``: a new message's, below it) pass the
-# budget (one past it, to know), with their text: the query a send runs, written out so building it
-# costs nothing.
-HISTORY = text(
-    """
-    WITH RECURSIVE path(id, parent_id, role, content, depth, tokens, used, n) AS (
-        SELECT id, parent_id, role, content, depth, tokens, tokens + :extra, 1 FROM messages WHERE id = :start
-        UNION ALL
-        SELECT m.id, m.parent_id, m.role, m.content, m.depth, m.tokens, path.used + m.tokens, path.n + 1
-        FROM messages m JOIN path ON m.id = path.parent_id
-        WHERE path.used <= :budget AND path.n < :steps
-    )
-    SELECT id, parent_id, role, content, depth, tokens FROM path ORDER BY depth
-    """
-)
-
-
 @dataclass
 class Planned:
     """A send read and decided but not stored yet: the rows :meth:`Sending.store` writes (my message,
@@ -149,6 +136,8 @@ class Planned:
 
     prepared: Prepared
     rows: list[dict[str, Any]]
+    seen: datetime  # the conversation's updated_at as read
+    stored_at: datetime  # and once stored
 
 
 def _answer_rows(
@@ -177,44 +166,78 @@ def _answer_rows(
     ]
 
 
+class History(NamedTuple):
+    """What a send reads of its path: the messages sent, the first depth sent (0: all), the turns up
+    from where it goes that cover them (newest first, the new message first; ``None`` when they may
+    not be kept: an answer among them is still being written), and the budget they were read with."""
+
+    messages: list[dict[str, str]]
+    cut: int
+    up: list[Turned] | None
+    budget: int
+
+
 class Sending(Store):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        now: Callable[[], datetime] = utcnow,
+        paths: PathCache | None = None,
+    ) -> None:
+        super().__init__(sessions, now)
+        self._paths = paths
+
+    def _turns(
+        self, session: Session, row: Row[Any] | Conversation, start: str | None, extra: int, budget: int
+    ) -> tuple[list[Turned], list[Turned] | None]:
+        """The turns :data:`HISTORY` reads up from ``start`` (oldest first): kept in memory when the
+        conversation is as its last answer's end left it, else read. With them, the turns that
+        cover them, newest first, or ``None`` when they may not be kept."""
+        if start is None:
+            return [], []
+        if self._paths is not None:
+            kept = self._paths.up(row.id, start, row.updated_at, row.message_count, budget)
+            if kept is not None:
+                return walk(kept, extra, budget, MAX_WALK), list(kept)
+        params = {"start": start, "extra": extra, "budget": budget, "steps": MAX_WALK}
+        turns: list[Turned] = [tuple(found) for found in session.execute(HISTORY, params)]
+        keep = len(turns) < MAX_WALK - 2 and all(turn[6] != "generating" for turn in turns)
+        return turns, turns[::-1] if keep else None
+
     def _history(
         self,
         session: Session,
         row: Row[Any] | Conversation,
         start: str | None,
         new: Mapping[str, Any] | None = None,
-    ) -> tuple[list[dict[str, str]], int]:
+    ) -> History:
         """The turns up to ``start``, then the ``new`` message (not stored yet) when there is one,
-        that fit the model's context, and the first depth sent (0: all). With ``summarise`` on, the
-        summary of what was left out joins the system prompt."""
+        that fit the model's context. With ``summarise`` on, the summary of what was left out joins
+        the system prompt."""
         options = row.options or {}
         summary = row.summary if row.summarise and row.summary else None
         budget = budget_for(options, row.system) - (estimate(summary) if summary else 0)
         extra = new["tokens"] if new is not None else 0
-        rows = (
-            session.execute(
-                HISTORY, {"start": start, "extra": extra, "budget": budget, "steps": MAX_WALK}
-            ).all()
-            if start is not None
-            else []
-        )
+        turns, up = self._turns(session, row, start, extra, budget)
         path = [  # unpacked: a row's attributes by name cost more, and a long chat has a hundred rows
             Turn(mid, role, content, depth, tokens)
-            for mid, _, role, content, depth, tokens in rows
+            for mid, _, role, content, depth, tokens, _ in turns
             if role == "user" or content
         ]
         if new is not None:
             path.append(Turn(new["id"], new["role"], new["content"], new["depth"], new["tokens"]))
+            if up is not None:
+                fields = ("id", "parent_id", "role", "content", "depth", "tokens", "status")
+                up.insert(0, cast(Turned, tuple(new[name] for name in fields)))
         kept = fit(path, budget)
-        whole = (not rows or rows[0][1] is None) and len(kept) == len(path)  # [1]: the parent's id
+        whole = (not turns or turns[0][1] is None) and len(kept) == len(path)  # [1]: the parent's id
         cut = 0 if whole or not kept else kept[0].depth
         system = [row.system] if row.system else []
         if summary and cut and (row.summary_depth or 0) <= cut:
             system.append(f"{SUMMARY_HEADING}\n{summary}")
         history = [{"role": "system", "content": "\n\n".join(system)}] if system else []
         history.extend({"role": turn.role, "content": turn.content} for turn in kept)
-        return history, cut
+        return History(history, cut, up, budget)
 
     def _summarise_to(self, row: Row[Any] | Conversation, cut: int) -> int | None:
         """The depth a new summary should reach, when the one kept is behind the cut."""
@@ -246,19 +269,39 @@ class Sending(Store):
         return parent.id, parent.depth
 
     def _store(
-        self, session: Session, conversation_id: str, rows: list[dict[str, Any]], leaf_id: str
-    ) -> None:
-        """Insert ``rows`` (messages) as they are; ``leaf_id`` ends the branch shown."""
+        self,
+        session: Session,
+        conversation_id: str,
+        rows: list[dict[str, Any]],
+        leaf_id: str,
+        now: datetime,
+        seen: datetime | None = None,
+    ) -> bool:
+        """Insert ``rows`` (messages) as they are; ``leaf_id`` ends the branch shown. Whether the
+        conversation was still as read (its ``updated_at`` still ``seen``), when that is given: else
+        a turn its path was read with may have changed since (an answer continued), and the path
+        read is not to be kept."""
         session.execute(insert(MESSAGES), rows)
-        session.execute(
+        stored = (
             update(CONVERSATIONS)
             .where(CONVERSATIONS.c.id == conversation_id)
-            .values(
-                leaf_id=leaf_id,
-                message_count=CONVERSATIONS.c.message_count + len(rows),
-                updated_at=self.now(),
-            )
+            .values(leaf_id=leaf_id, message_count=CONVERSATIONS.c.message_count + len(rows), updated_at=now)
         )
+        if seen is not None:
+            result = session.execute(stored.where(CONVERSATIONS.c.updated_at == seen))
+            if result.rowcount:  # type: ignore[attr-defined]
+                return True
+        session.execute(stored)
+        return False
+
+    @staticmethod
+    def _seed(
+        row: Row[Any] | Conversation, answer_id: str, read: History, stored_at: datetime, count: int
+    ) -> Seed | None:
+        """What answer ``answer_id``'s end keeps of the path, once ``count`` messages are stored."""
+        if read.up is None:
+            return None
+        return Seed(row.id, answer_id, read.up, read.budget, stored_at, count)
 
     def plan(
         self,
@@ -276,21 +319,24 @@ class Sending(Store):
         row = self._sending(session, user_id, conversation_id)
         parent = self._parent(session, row, parent_id, edit_of)
         mine = _new_message(row, parent, "user", content, self.now(), tokens=estimate(content))
-        history, cut = self._history(session, row, parent[0] if parent else None, new=mine)
-        answers = _answer_rows(row, (mine["id"], mine["depth"]), models or [row.model], cut, self.now())
+        read = self._history(session, row, parent[0] if parent else None, new=mine)
+        answers = _answer_rows(row, (mine["id"], mine["depth"]), models or [row.model], read.cut, self.now())
         siblings = [answer["id"] for answer in answers]
+        stored_at = self.now()
+        count = row.message_count + 1 + len(answers)
         prepared = Prepared(
             user_id=user_id,
             conversation_id=row.id,
             user_message=_public_of(mine, [mine["id"]]),
             answers=[_public_of(answer, siblings) for answer in answers],
-            history=history,
+            history=read.messages,
             options=dict(row.options or {}),
             first_exchange=row.message_count == 0 and row.title_source == "new",
             models={answer["id"]: answer["model"] or row.model for answer in answers},
-            summarise_to=self._summarise_to(row, cut),
+            summarise_to=self._summarise_to(row, read.cut),
+            seed=self._seed(row, siblings[0], read, stored_at, count),
         )
-        return Planned(prepared, [mine, *answers])
+        return Planned(prepared, [mine, *answers], row.updated_at, stored_at)
 
     def store(self, planned: Planned) -> Prepared:
         """Write a planned send: my message and its answers (``generating``), in one transaction.
@@ -298,9 +344,13 @@ class Sending(Store):
         conversation or the message it answers went meanwhile."""
         try:
             with self._sessions.begin() as session:
-                self._store(
-                    session, planned.prepared.conversation_id, planned.rows, planned.prepared.answers[0].id
-                )
+                prepared = planned.prepared
+                seen = planned.seen if prepared.seed is not None else None
+                leaf = prepared.answers[0].id
+                if not self._store(
+                    session, prepared.conversation_id, planned.rows, leaf, planned.stored_at, seen
+                ):
+                    prepared.seed = None  # changed since read: its answers may not keep the path
         except IntegrityError:
             raise Conflict("the conversation changed while sending: send again") from None
         return planned.prepared
@@ -328,11 +378,14 @@ class Sending(Store):
             if old.role != "assistant" or old.parent_id is None:
                 raise NoSuchMessage()
             prompt = self._message(session, row.id, old.parent_id)
-            history, cut = self._history(session, row, prompt.id)
+            read = self._history(session, row, prompt.id)
             answers = _answer_rows(
-                row, (prompt.id, prompt.depth), [model or old.model or row.model], cut, self.now()
+                row, (prompt.id, prompt.depth), [model or old.model or row.model], read.cut, self.now()
             )
-            self._store(session, row.id, answers, answers[0]["id"])
+            stored_at, count, seen = self.now(), row.message_count + 1, row.updated_at
+            seed = self._seed(row, answers[0]["id"], read, stored_at, count)
+            if not self._store(session, row.id, answers, answers[0]["id"], stored_at, seen if seed else None):
+                seed = None
             siblings = list(
                 session.scalars(
                     select(Message.id)
@@ -345,10 +398,11 @@ class Sending(Store):
                 conversation_id=row.id,
                 user_message=None,
                 answers=[_public_of(answers[0], siblings)],
-                history=history,
+                history=read.messages,
                 options=dict(row.options or {}),
                 models={answers[0]["id"]: answers[0]["model"] or row.model},
-                summarise_to=self._summarise_to(row, cut),
+                summarise_to=self._summarise_to(row, read.cut),
+                seed=seed,
             )
 
     def resume(self, user_id: str, conversation_id: str, message_id: str) -> Prepared:
@@ -360,12 +414,14 @@ class Sending(Store):
                 raise NoSuchMessage()
             if answer.status == "generating":
                 raise Conflict("the answer is still being written")
-            history, _ = self._history(session, row, answer.parent_id)
+            history = self._history(session, row, answer.parent_id).messages
             history.append({"role": "assistant", "content": answer.content})
             answer.status, answer.stop_requested, answer.error = "generating", False, None
-            answer.updated_at = self.now()
+            answer.updated_at = row.updated_at = self.now()  # the conversation's: a kept path is stale
             row.leaf_id = answer.id
             session.flush()
+            if self._paths is not None:
+                self._paths.forget(row.id)
             return Prepared(
                 user_id=user_id,
                 conversation_id=row.id,

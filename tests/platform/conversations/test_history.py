@@ -1,0 +1,258 @@
+"""A send in a long chat reads the path its last answer's end kept in memory, and only while the
+conversation is as that end left it: what goes to the model is always what the database says, on any
+replica, whatever happened in between (answers continued, sent or regenerated elsewhere, branches
+switched, a summary made, an answer still being written)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from avocado.platform.conversations.answers import AnswerStore
+from avocado.platform.conversations.history import HISTORY, Kept, PathCache, Turned, walk
+from avocado.platform.conversations.models import Message
+from avocado.platform.conversations.sending import Planned, Prepared
+from avocado.platform.conversations.service import ConversationService
+from avocado.platform.conversations.store import MAX_WALK, read_path
+from tests.platform.support import RunningPlatform
+
+SMALL_CONTEXT = {"num_ctx": 512, "num_predict": 64}  # 448 tokens of history: cut after ~15 turns
+
+
+class Counting(PathCache):
+    """Kept paths that count how often a send found one."""
+
+    def __init__(self, **bounds: int) -> None:
+        super().__init__(**bounds)
+        self.hits = 0
+
+    def up(self, *args: Any, **kwargs: Any) -> tuple[Turned, ...] | None:
+        found = super().up(*args, **kwargs)
+        self.hits += found is not None
+        return found
+
+
+class Replica:
+    """The conversations' database code as one platform process has it, with its own kept paths."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.paths = Counting()
+        self.service = ConversationService(sessions, paths=self.paths)
+        self.answers = AnswerStore(sessions, paths=self.paths)
+
+    def plan(self, user_id: str, chat_id: str, content: str, **where: Any) -> Planned:
+        with self.sessions() as session:
+            return self.service.plan(session, user_id, chat_id, content, **where)
+
+    def end(self, prepared: Prepared, text: str, tokens: int, index: int = 0) -> None:
+        self.answers.finish(
+            prepared.answers[index].id,
+            content=text,
+            status="done",
+            usage={"prompt_tokens": 1, "completion_tokens": tokens},
+            prior_tokens=prepared.prior_tokens,
+            seed=prepared.seed,
+        )
+
+
+def _sent(planned: Planned) -> tuple[Any, ...]:
+    """What a planned send gives the model and records: the history, the first depth sent, and
+    the depth a summary should reach."""
+    prepared = planned.prepared
+    return prepared.history, planned.rows[-1]["context_depth"], prepared.summarise_to
+
+
+def _truth(platform: RunningPlatform, user_id: str, chat_id: str, content: str) -> tuple[Any, ...]:
+    """The same send read by the query alone (no kept paths)."""
+    with platform.platform.sessions() as session:
+        plain = ConversationService(platform.platform.sessions)
+        return _sent(plain.plan(session, user_id, chat_id, content))
+
+
+def _user(platform: RunningPlatform) -> str:
+    platform.register("ada@example.com")
+    user_id: str = platform.sign_in("ada@example.com").get("/api/v1/users/me").json()["id"]
+    return user_id
+
+
+def _send(platform: RunningPlatform, replica: Replica, user_id: str, chat_id: str, content: str) -> Prepared:
+    """Send through ``replica`` after checking it plans what the query alone would."""
+    planned = replica.plan(user_id, chat_id, content)
+    assert _sent(planned) == _truth(platform, user_id, chat_id, content)
+    return replica.service.store(planned)
+
+
+WORDS = ("avocado", "toast", "seed", "ripe", "green")
+
+
+def _words(rng: random.Random, most: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, most)))
+
+
+def test_a_long_chat_reads_its_path_from_memory_and_sends_what_the_database_holds(
+    platform: RunningPlatform,
+) -> None:
+    user_id = _user(platform)
+    one = Replica(platform.platform.sessions)
+    chat = one.service.create(user_id, "m1", system="Be brief.", options=SMALL_CONTEXT, summarise=True)
+    rng = random.Random(7)
+    for turn in range(40):
+        prepared = _send(platform, one, user_id, chat.id, _words(rng, 30))
+        answer = _words(rng, 60)
+        one.end(prepared, answer, tokens=rng.randint(5, 60))
+        if turn == 25:  # a summary moves the budget down, then (shorter) up: read again
+            one.answers.set_summary(chat.id, "We spoke of avocados. " * 20, 8)
+        if turn == 32:
+            one.answers.set_summary(chat.id, "Avocados.", 16)
+    assert one.paths.hits == 38  # all but the first send and the one after a shorter summary
+    detail = one.service.detail(user_id, chat.id)
+    assert not detail.messages[0].in_context  # the chat outgrew its context: cuts were read from memory
+
+
+def test_what_another_replica_changes_is_never_missed(platform: RunningPlatform) -> None:
+    user_id = _user(platform)
+    sessions = platform.platform.sessions
+    here, there = Replica(sessions), Replica(sessions)
+    chat = here.service.create(user_id, "m1", options=SMALL_CONTEXT)
+    last = None
+    for n in range(6):
+        last = _send(platform, here, user_id, chat.id, f"question {n}")
+        here.end(last, f"answer {n} " * 10, tokens=25)
+    assert last is not None
+
+    # continued elsewhere: the same answer (the kept leaf) grows
+    resumed = there.service.resume(user_id, chat.id, last.answers[0].id)
+    there.answers.finish(
+        last.answers[0].id,
+        content=resumed.prefix + " and more",
+        status="done",
+        usage={"completion_tokens": 4},
+        prior_tokens=resumed.prior_tokens,
+    )
+    hits = here.paths.hits
+    after = _send(platform, here, user_id, chat.id, "go on")
+    assert here.paths.hits == hits and "and more" in after.history[-2]["content"]
+    here.end(after, "went on", tokens=3)
+
+    # sent elsewhere, then regenerated elsewhere and switched back to the branch this replica kept
+    elsewhere = _send(platform, there, user_id, chat.id, "from there")
+    there.end(elsewhere, "answered there", tokens=3)
+    again = there.service.regenerate(user_id, chat.id, elsewhere.answers[0].id, None)
+    there.end(again, "answered again", tokens=3)
+    there.service.set_leaf(user_id, chat.id, elsewhere.answers[0].id)
+    mine = _send(platform, here, user_id, chat.id, "back here")
+    assert mine.history[-2]["content"] == "answered there"
+    here.end(mine, "here again", tokens=3)
+    hits = here.paths.hits
+    _send(platform, here, user_id, chat.id, "and once more")
+    assert here.paths.hits == hits + 1  # nothing changed since its own answer's end: from memory
+
+
+def test_an_answer_still_being_written_is_never_kept(platform: RunningPlatform) -> None:
+    user_id = _user(platform)
+    one = Replica(platform.platform.sessions)
+    chat = one.service.create(user_id, "m1")
+    first = _send(platform, one, user_id, chat.id, "first")
+    one.answers.flush({first.answers[0].id: "half an ans"})
+    second = _send(platform, one, user_id, chat.id, "while it writes")  # reads the half answer
+    assert second.seed is None
+    one.end(second, "second answer", tokens=3)
+    one.end(first, "half an answer, then the rest", tokens=8)
+    hits = one.paths.hits
+    third = _send(platform, one, user_id, chat.id, "third")
+    assert one.paths.hits == hits
+    assert "half an answer, then the rest" in [message["content"] for message in third.history]
+
+
+def test_answers_side_by_side_keep_a_path_only_when_nothing_ended_after(platform: RunningPlatform) -> None:
+    user_id = _user(platform)
+    one = Replica(platform.platform.sessions)
+    chat = one.service.create(user_id, "m1")
+    for order in ((1, 0), (0, 1)):
+        planned = one.plan(user_id, chat.id, f"both, {order}", models=["m1", "m2"])
+        assert _sent(planned) == _truth(platform, user_id, chat.id, f"both, {order}")
+        prepared = one.service.store(planned)
+        for index in order:
+            one.end(prepared, f"answer of {prepared.answers[index].model}", tokens=4, index=index)
+        hits = one.paths.hits
+        nxt = _send(platform, one, user_id, chat.id, "next")
+        assert one.paths.hits == hits  # the other answer's end moved the conversation on
+        one.end(nxt, "fine", tokens=1)
+
+
+def test_the_walk_in_memory_reads_what_the_query_reads(platform: RunningPlatform) -> None:
+    """:func:`walk` over a whole path answers what :data:`HISTORY` does, for any start, new message's
+    tokens, budget and step limit, on a tree with branches."""
+    user_id = _user(platform)
+    one = Replica(platform.platform.sessions)
+    chat = one.service.create(user_id, "m1")
+    rng = random.Random(3)
+    for n in range(12):
+        prepared = _send(platform, one, user_id, chat.id, _words(rng, 20))
+        one.end(prepared, _words(rng, 40), tokens=rng.randint(1, 40))
+        if n % 4 == 3:  # a branch beside the answer, and one beside my message
+            again = one.service.regenerate(user_id, chat.id, prepared.answers[0].id, None)
+            one.end(again, _words(rng, 10), tokens=rng.randint(1, 40))
+            assert prepared.user_message is not None
+            edited = one.service.send(user_id, chat.id, "edited", edit_of=prepared.user_message.id)
+            one.end(edited, _words(rng, 10), tokens=rng.randint(1, 40))
+    with platform.platform.sessions() as session:
+        ids = list(session.scalars(select(Message.id)))
+        for start in ids:
+            whole = [
+                (m.id, m.parent_id, m.role, m.content, m.depth, m.tokens, m.status)
+                for m in reversed(read_path(session, start, MAX_WALK))
+            ]
+            for extra, budget, steps in ((0, 0, MAX_WALK), (7, 60, MAX_WALK), (50, 200, 3), (0, 10**6, 5)):
+                params = {"start": start, "extra": extra, "budget": budget, "steps": steps}
+                queried = [tuple(row) for row in session.execute(HISTORY, params)]
+                assert walk(whole, extra, budget, steps) == queried
+
+
+def _kept(leaf: str, size: int, root: bool = True) -> Kept:
+    turn: Turned = (leaf, None if root else "above", "user", "x" * size, 0, 1, "done")
+    return Kept(leaf, datetime(2026, 1, 1, tzinfo=UTC), 1, 100, (turn,), size)
+
+
+def test_kept_paths_are_bounded_and_a_larger_budget_reads_again() -> None:
+    paths = PathCache(max_paths=2, max_chars=100)
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    paths.keep("a", _kept("la", 10))
+    paths.keep("b", _kept("lb", 10))
+    assert paths.up("a", "la", stamp, 1, 100) is not None  # a is now the most recently used
+    paths.keep("c", _kept("lc", 10))
+    assert paths.up("b", "lb", stamp, 1, 100) is None  # the least recently used went
+    assert paths.up("a", "la", stamp, 1, 100) is not None
+    paths.keep("d", _kept("ld", 95))  # over the characters' bound: the others go
+    assert paths.up("a", "la", stamp, 1, 100) is None and paths.up("c", "lc", stamp, 1, 100) is None
+    assert paths.up("d", "ld", stamp, 2, 100) is None  # another count: changed since
+    assert paths.up("d", "ld", stamp, 1, 10**6) is not None  # it reaches the root: any budget
+    paths.keep("e", _kept("le", 10, root=False))
+    assert paths.up("e", "le", stamp, 1, 100) is not None
+    assert paths.up("e", "le", stamp, 1, 101) is None  # may need turns it does not hold
+    paths.forget("e")
+    assert paths.up("e", "le", stamp, 1, 100) is None
+
+
+def test_an_answer_continued_between_a_send_read_and_stored_is_not_kept(platform: RunningPlatform) -> None:
+    user_id = _user(platform)
+    sessions = platform.platform.sessions
+    here, there = Replica(sessions), Replica(sessions)
+    chat = here.service.create(user_id, "m1")
+    first = _send(platform, here, user_id, chat.id, "first")
+    here.end(first, "short", tokens=1)
+    planned = here.plan(user_id, chat.id, "second")  # reads "short" from memory
+    assert planned.prepared.seed is not None and here.paths.hits == 1
+    resumed = there.service.resume(user_id, chat.id, first.answers[0].id)
+    there.answers.finish(first.answers[0].id, content="short, then long", status="done")
+    second = here.service.store(planned)
+    assert second.seed is None  # what it read changed before it was stored
+    here.end(second, "answered", tokens=1)
+    third = _send(platform, here, user_id, chat.id, "third")
+    assert here.paths.hits == 1 and "short, then long" in [m["content"] for m in third.history]
+    assert resumed.prefix == "short"
