@@ -183,7 +183,8 @@ def open_services(settings: PlatformSettings) -> Built:
     upstream_key = settings.service_key
     gateway_key = settings.gateway_key.get_secret_value() if settings.gateway_key else None
     catalog = Catalog(settings.upstream_url, upstream_key)
-    paths = PathCache()  # the ends of paths last answered, shared by sends and answers' ends
+    # the ends of paths last answered, shared by sends and answers' ends
+    paths = PathCache(max_paths=settings.kept_paths) if settings.kept_paths else None
     conversations = ConversationService(sessions, paths=paths)
     answers = AnswerStore(sessions, paths=paths)
     chat = ChatUpstream(settings.upstream_url, upstream_key)

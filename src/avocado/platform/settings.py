@@ -101,6 +101,13 @@ class PlatformSettings(AvocadoSettings):
         description="Threads for database work; more fight the event loop that relays streamed answers "
         "for the interpreter lock (256 streams: p99 per chunk 13-15 ms with 16, 35-200 ms with 40)",
     )
+    kept_paths: int = Field(
+        default=2000,
+        ge=0,
+        le=1_000_000,
+        description="Conversations whose recent path this process keeps in memory after an answer, so "
+        "the next send reads its history there (0: every send reads it from the database)",
+    )
     public_url: str | None = Field(
         default=None,
         description="The address users reach (reset links, OIDC redirects, share links); never taken "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from avocado.platform.conversations.models import Message
 from avocado.platform.conversations.sending import Planned, Prepared
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.store import MAX_WALK, read_path
-from tests.platform.support import RunningPlatform
+from tests.platform.support import RunningPlatform, platform_settings, running
 
 SMALL_CONTEXT = {"num_ctx": 512, "num_predict": 64}  # 448 tokens of history: cut after ~15 turns
 
@@ -256,3 +257,20 @@ def test_an_answer_continued_between_a_send_read_and_stored_is_not_kept(platform
     third = _send(platform, here, user_id, chat.id, "third")
     assert here.paths.hits == 1 and "short, then long" in [m["content"] for m in third.history]
     assert resumed.prefix == "short"
+
+
+def test_the_platform_keeps_paths_unless_told_not_to(platform: RunningPlatform, tmp_path: Path) -> None:
+    """Its sends and its answers' ends share one cache (else nothing kept would ever be read);
+    ``kept_paths = 0`` keeps none."""
+    user_id = _user(platform)
+    service, answers = platform.platform.conversations, platform.platform.answers
+    chat = service.create(user_id, "m1")
+    prepared = service.send(user_id, chat.id, "hello")
+    answers.finish(prepared.answers[0].id, content="hi", status="done", seed=prepared.seed)
+    stored = service.get(user_id, chat.id)
+    paths = service._paths
+    assert paths is not None and paths is answers._paths
+    assert paths.up(chat.id, prepared.answers[0].id, stored.updated_at, 2, 10**6) is not None
+    url = f"sqlite:///{tmp_path / 'none.sqlite3'}"
+    for off in running(platform_settings(tmp_path / "off", url, kept_paths=0)):
+        assert off.platform.conversations._paths is None and off.platform.answers._paths is None
