@@ -15,7 +15,7 @@ from tests.db.support import empty_public_schema
 def test_upgrade_on_an_empty_database_reaches_head(database_url: str) -> None:
     assert current(database_url) is None
     upgrade(database_url)
-    assert current(database_url) == head() == "0012"
+    assert current(database_url) == head() == "0013"
     engine = make_engine(database_url)
     try:
         tables = set(inspect(engine).get_table_names())

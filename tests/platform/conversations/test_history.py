@@ -6,7 +6,6 @@ switched, a summary made, an answer still being written)."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.platform.conversations.answers import AnswerStore
-from avocado.platform.conversations.history import HISTORY, Kept, PathCache, Turned, walk
-from avocado.platform.conversations.models import Message
+from avocado.platform.conversations.history import HISTORY, Kept, PathCache, Seed, Turned, walk
+from avocado.platform.conversations.models import Conversation, Message
 from avocado.platform.conversations.sending import Planned, Prepared
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.store import MAX_WALK, read_path
@@ -215,29 +214,43 @@ def test_the_walk_in_memory_reads_what_the_query_reads(platform: RunningPlatform
                 assert walk(whole, extra, budget, steps) == queried
 
 
-def _kept(leaf: str, size: int, root: bool = True) -> Kept:
-    turn: Turned = (leaf, None if root else "above", "user", "x" * size, 0, 1, "done")
-    return Kept(leaf, datetime(2026, 1, 1, tzinfo=UTC), 1, 100, (turn,), size)
+def _kept(leaf: str, size: int, root: bool = True, version: int = 1) -> Kept:
+    turn: Turned = (leaf, None if root else "above", "user", "x", 0, 1, "done")
+    return Kept(leaf, version, 100, (turn,), size)
 
 
 def test_kept_paths_are_bounded_and_a_larger_budget_reads_again() -> None:
-    paths = PathCache(max_paths=2, max_chars=100)
-    stamp = datetime(2026, 1, 1, tzinfo=UTC)
-    paths.keep("a", _kept("la", 10))
-    paths.keep("b", _kept("lb", 10))
-    assert paths.up("a", "la", stamp, 1, 100) is not None  # a is now the most recently used
-    paths.keep("c", _kept("lc", 10))
-    assert paths.up("b", "lb", stamp, 1, 100) is None  # the least recently used went
-    assert paths.up("a", "la", stamp, 1, 100) is not None
-    paths.keep("d", _kept("ld", 95))  # over the characters' bound: the others go
-    assert paths.up("a", "la", stamp, 1, 100) is None and paths.up("c", "lc", stamp, 1, 100) is None
-    assert paths.up("d", "ld", stamp, 2, 100) is None  # another count: changed since
-    assert paths.up("d", "ld", stamp, 1, 10**6) is not None  # it reaches the root: any budget
-    paths.keep("e", _kept("le", 10, root=False))
-    assert paths.up("e", "le", stamp, 1, 100) is not None
-    assert paths.up("e", "le", stamp, 1, 101) is None  # may need turns it does not hold
+    paths = PathCache(max_paths=2, max_bytes=3200)  # one path holds 200 bytes at most
+    paths.keep("a", _kept("la", 150))
+    paths.keep("b", _kept("lb", 150))
+    assert paths.up("a", "la", 1, 100) is not None  # a is now the most recently used
+    paths.keep("c", _kept("lc", 150))
+    assert paths.up("b", "lb", 1, 100) is None  # the least recently used went
+    assert paths.up("a", "la", 1, 100) is not None and paths.up("c", "lc", 1, 100) is not None
+    paths.keep("c", _kept("lc", 201))  # too large for one: not kept, and the old one is gone
+    assert paths.up("c", "lc", 1, 100) is None and paths.up("a", "la", 1, 100) is not None
+    assert paths.up("a", "lb", 1, 100) is None  # another branch: not this one...
+    assert paths.up("a", "la", 1, 10**6) is not None  # ...which reaches the root: any budget
+    assert paths.up("a", "la", 2, 100) is None  # moved on since: forgotten for good
+    assert paths.up("a", "la", 1, 100) is None
+    paths.keep("e", _kept("le", 150, root=False))
+    assert paths.up("e", "le", 1, 100) is not None
+    assert paths.up("e", "le", 1, 101) is None  # may need turns it does not hold
     paths.forget("e")
-    assert paths.up("e", "le", stamp, 1, 100) is None
+    assert paths.up("e", "le", 1, 100) is None
+    many = PathCache(max_bytes=3200)
+    for n in range(22):  # 22 x 150 bytes: the first goes
+        many.keep(str(n), _kept(f"l{n}", 150))
+    assert many.up("0", "l0", 1, 100) is None and many.up("1", "l1", 1, 100) is not None
+
+
+def test_a_path_is_not_kept_when_what_was_read_does_not_cover_it() -> None:
+    """An answer counted below zero (as an old import could store) could let a later walk read past
+    what the send read: nothing is kept then."""
+    up: list[Turned] = [("m", "p", "user", "hi", 1, 5, "done"), ("p", "r", "assistant", "yo", 0, 98, "done")]
+    seed = Seed("c", "a", up, 100, 1)
+    assert Kept.after(seed, ("a", "m", "assistant", "ok", 2, 3, "done"), 2) is not None  # 3 + 5 + 98 > 100
+    assert Kept.after(seed, ("a", "m", "assistant", "ok", 2, -10, "done"), 2) is None
 
 
 def test_an_answer_continued_between_a_send_read_and_stored_is_not_kept(platform: RunningPlatform) -> None:
@@ -252,11 +265,25 @@ def test_an_answer_continued_between_a_send_read_and_stored_is_not_kept(platform
     resumed = there.service.resume(user_id, chat.id, first.answers[0].id)
     there.answers.finish(first.answers[0].id, content="short, then long", status="done")
     second = here.service.store(planned)
-    assert second.seed is None  # what it read changed before it was stored
-    here.end(second, "answered", tokens=1)
+    here.end(second, "answered", tokens=1)  # finds two versions more than its send made: keeps nothing
     third = _send(platform, here, user_id, chat.id, "third")
     assert here.paths.hits == 1 and "short, then long" in [m["content"] for m in third.history]
-    assert resumed.prefix == "short"
+    assert resumed.prefix == "short"  # what it continued
+
+
+def test_an_answer_being_continued_elsewhere_is_read_again(platform: RunningPlatform) -> None:
+    """Continued on another replica and still being written there: its text so far is what the
+    database holds, not the text this replica kept when the answer first ended."""
+    user_id = _user(platform)
+    sessions = platform.platform.sessions
+    here, there = Replica(sessions), Replica(sessions)
+    chat = here.service.create(user_id, "m1")
+    first = _send(platform, here, user_id, chat.id, "first")
+    here.end(first, "short", tokens=1)
+    resumed = there.service.resume(user_id, chat.id, first.answers[0].id)
+    there.answers.flush({first.answers[0].id: resumed.prefix + " and growing"})
+    second = _send(platform, here, user_id, chat.id, "meanwhile")
+    assert here.paths.hits == 0 and second.history[-2]["content"] == "short and growing"
 
 
 def test_the_platform_keeps_paths_unless_told_not_to(platform: RunningPlatform, tmp_path: Path) -> None:
@@ -267,10 +294,30 @@ def test_the_platform_keeps_paths_unless_told_not_to(platform: RunningPlatform, 
     chat = service.create(user_id, "m1")
     prepared = service.send(user_id, chat.id, "hello")
     answers.finish(prepared.answers[0].id, content="hi", status="done", seed=prepared.seed)
-    stored = service.get(user_id, chat.id)
+    with platform.platform.sessions() as session:
+        version = session.get(Conversation, chat.id).version
     paths = service._paths
     assert paths is not None and paths is answers._paths
-    assert paths.up(chat.id, prepared.answers[0].id, stored.updated_at, 2, 10**6) is not None
+    assert paths.up(chat.id, prepared.answers[0].id, version, 10**6) is not None
     url = f"sqlite:///{tmp_path / 'none.sqlite3'}"
     for off in running(platform_settings(tmp_path / "off", url, kept_paths=0)):
         assert off.platform.conversations._paths is None and off.platform.answers._paths is None
+
+
+def test_an_answer_ending_after_its_path_changed_keeps_nothing(platform: RunningPlatform) -> None:
+    """While an answer is written, an earlier answer on its path is continued elsewhere and the
+    branch switched back: the end finds the conversation's leaf as it left it, but not its version."""
+    user_id = _user(platform)
+    sessions = platform.platform.sessions
+    here, there = Replica(sessions), Replica(sessions)
+    chat = here.service.create(user_id, "m1")
+    earlier = _send(platform, here, user_id, chat.id, "earlier")
+    here.end(earlier, "brief", tokens=1)
+    writing = _send(platform, here, user_id, chat.id, "now")  # its answer not ended yet
+    resumed = there.service.resume(user_id, chat.id, earlier.answers[0].id)
+    there.answers.finish(earlier.answers[0].id, content=resumed.prefix + ", then more", status="done")
+    there.service.set_leaf(user_id, chat.id, writing.answers[0].id)  # back to the answer being written
+    here.end(writing, "answered", tokens=1)
+    hits = here.paths.hits
+    after = _send(platform, here, user_id, chat.id, "next")
+    assert here.paths.hits == hits and "brief, then more" in [m["content"] for m in after.history]

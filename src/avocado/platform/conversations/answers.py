@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.db.base import UtcDateTime, utcnow
-from avocado.platform.conversations.context import estimate
+from avocado.platform.conversations.context import counted, estimate
 from avocado.platform.conversations.history import Kept, PathCache, Seed, Turned
 from avocado.platform.conversations.models import Conversation, Message
 from avocado.platform.conversations.schemas import MessagePublic
@@ -86,8 +86,8 @@ class AnswerStore:
         """Store an answer's end; its tokens are what the model counted (on top of ``prior_tokens``
         for one continued), else an estimate. With the ``seed`` of its send, the conversation keeps
         its path in memory, when nothing else changed the conversation since the send."""
-        counted = (usage or {}).get("completion_tokens")
-        tokens = prior_tokens + counted if counted else estimate(content)
+        count = counted((usage or {}).get("completion_tokens"))
+        tokens = prior_tokens + count if count is not None else estimate(content)
         now = self.now()
         with self._sessions.begin() as session:
             ended = (
@@ -110,34 +110,36 @@ class AnswerStore:
                 row = session.execute(select(*MESSAGES.c).where(MESSAGES.c.id == message_id)).first()
             if row is None:
                 return None
-            kept = self._touch(session, row.conversation_id, message_id, now, seed)
+            version = self._touch(session, row.conversation_id, message_id, now, seed)
             public = message_public(row)
-        if self._paths is not None and kept and seed is not None:
+        if self._paths is not None:
             turn: Turned = (row.id, row.parent_id, row.role, row.content, row.depth, row.tokens, row.status)
-            self._paths.keep(seed.conversation_id, Kept.after(seed, turn, now))
-        elif self._paths is not None:
-            self._paths.forget(row.conversation_id)
+            kept = Kept.after(seed, turn, version) if seed is not None and version is not None else None
+            if kept is not None:
+                self._paths.keep(row.conversation_id, kept)
+            else:
+                self._paths.forget(row.conversation_id)
         return public
 
     def _touch(
         self, session: Session, conversation_id: str, message_id: str, now: datetime, seed: Seed | None
-    ) -> bool:
-        """Move the conversation's ``updated_at`` to ``now``; whether it was as the send ``seed`` was
-        read for left it (the same leaf, time and count), so that answer's path may be kept."""
-        touched = update(CONVERSATIONS).where(CONVERSATIONS.c.id == conversation_id).values(updated_at=now)
-        if seed is None or seed.answer_id != message_id or self._paths is None:
-            session.execute(touched)
-            return False
-        unchanged = session.execute(
-            touched.where(
-                CONVERSATIONS.c.leaf_id == message_id,
-                CONVERSATIONS.c.updated_at == seed.updated_at,
-                CONVERSATIONS.c.message_count == seed.message_count,
-            )
-        ).rowcount  # type: ignore[attr-defined]
-        if not unchanged:
-            session.execute(touched)
-        return bool(unchanged)
+    ) -> int | None:
+        """Move the conversation on (its ``updated_at`` to ``now``, its version one up). Its new
+        version when it was as the send ``seed`` was read for left it (this answer its leaf, its
+        version the one that send stored), so that this answer's path may be kept; else ``None``."""
+        touched = (
+            update(CONVERSATIONS)
+            .where(CONVERSATIONS.c.id == conversation_id)
+            .values(updated_at=now, version=CONVERSATIONS.c.version + 1)
+        )
+        if seed is not None and seed.answer_id == message_id and self._paths is not None:
+            unchanged = session.execute(
+                touched.where(CONVERSATIONS.c.leaf_id == message_id, CONVERSATIONS.c.version == seed.version)
+            ).rowcount  # type: ignore[attr-defined]
+            if unchanged:
+                return seed.version + 1
+        session.execute(touched)
+        return None
 
     def interrupt_stale(self, older_than: float, keep: Iterable[str] = ()) -> int:
         """Mark answers whose writer stopped beating ``interrupted`` (their text stays)."""

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BLOCK", "DEFAULT_CTX", "Turn", "budget_for", "estimate", "fit"]
+__all__ = ["BLOCK", "DEFAULT_CTX", "Turn", "budget_for", "counted", "estimate", "fit"]
 
 BLOCK = 8  # messages; even, so a cut falls before a user's turn
 DEFAULT_CTX = 4096  # a model's context when the conversation does not set num_ctx (Ollama's default)
 TEMPLATE_TOKENS = 4  # the chat template's tokens around each turn
+MAX_COUNT = 1 << 24  # more tokens than any model's context: a count past it is not believed
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,13 @@ class Turn:
 def estimate(text: str) -> int:
     """Tokens ``text`` likely takes in a turn, before the model has counted it."""
     return math.ceil(len(text) / 4) + TEMPLATE_TOKENS
+
+
+def counted(count: object) -> int | None:
+    """A count of tokens the model reported, when it is believable (an import may say anything)."""
+    if isinstance(count, int) and not isinstance(count, bool) and 0 < count < MAX_COUNT:
+        return count
+    return None
 
 
 def budget_for(options: Mapping[str, Any], system: str | None) -> int:

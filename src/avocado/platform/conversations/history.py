@@ -5,9 +5,10 @@ A long chat's send would otherwise walk a hundred rows up the tree again, one in
 the turns it read the time before. When an answer ends, its conversation keeps in memory the end of its
 path — the answer, my message and the turns sent with it, no more than the next send can need — and
 the next send from that answer reads it there instead. A kept path is used only while the
-conversation is as that end left it: the same leaf, ``updated_at`` and message count (every write that
-changes a turn on a path moves ``updated_at``, on whichever replica: a send, an answer's end, an
-answer continued) and a budget no larger. Anything else runs the query; the next end keeps again.
+conversation is as that end left it: the same leaf and ``version`` (a counter every write that changes
+a message on a path moves, on whichever replica: a send, an answer's end, an answer continued; an end
+that finds it moved more than its own send moved it keeps nothing) and a budget no larger. Anything
+else runs the query; the next end keeps again.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import text
 
 from avocado.platform.conversations.store import MAX_WALK
 
 __all__ = ["HISTORY", "Kept", "PathCache", "Seed", "Turned", "cover", "walk"]
+
+TURN_COST = 400  # about the bytes a kept turn holds beside its text (a tuple, its id strings)
 
 # (id, parent_id, role, content, depth, tokens, status): a turn as the query reads it
 Turned = tuple[str, str | None, str, str, int, int, str]
@@ -67,68 +69,72 @@ def walk(up: Sequence[Turned], extra: int, budget: int, steps: int) -> list[Turn
 @dataclass(frozen=True, slots=True)
 class Seed:
     """What a send's first answer keeps of its path when it ends: the turns up from it (my message
-    first when there is one), read with ``budget``, and the conversation as the send stored it."""
+    first when there is one), read with ``budget``, and the conversation's version once stored."""
 
     conversation_id: str
     answer_id: str
     up: list[Turned]
     budget: int
-    updated_at: datetime
-    message_count: int
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """The end of a conversation's path, up from ``leaf_id`` (newest first), as it was stored."""
+    """The end of a conversation's path, up from ``leaf_id`` (newest first), at ``version``."""
 
     leaf_id: str
-    updated_at: datetime
-    message_count: int
+    version: int
     budget: int
     up: tuple[Turned, ...]
-    size: int  # characters held, for the cache's bound
+    size: int  # about the bytes held, for the cache's bound
 
     @classmethod
-    def after(cls, seed: Seed, answer: Turned, now: datetime) -> Kept:
-        """The path up from ``answer``, just ended at ``now`` after the send ``seed`` was read for:
-        what the next send from it can read, no more."""
-        up = tuple(cover([answer, *seed.up], 0, seed.budget, MAX_WALK))
-        return cls(answer[0], now, seed.message_count, seed.budget, up, sum(len(turn[3]) for turn in up))
+    def after(cls, seed: Seed, answer: Turned, version: int) -> Kept | None:
+        """The path up from ``answer``, just ended (the conversation now at ``version``) after the
+        send ``seed`` was read for: what the next send from it can read, no more. ``None`` when the
+        turns read do not cover it (a count below zero, as an old import could store)."""
+        read = [answer, *seed.up]
+        up = cover(read, 0, seed.budget, MAX_WALK)
+        if len(up) == len(read) and up[-1][1] is not None and sum(turn[5] for turn in up) <= seed.budget:
+            return None  # neither the root nor past the budget: a later walk could need more
+        size = sum(len(turn[3]) + TURN_COST for turn in up)
+        return cls(answer[0], version, seed.budget, tuple(up), size)
 
 
 class PathCache:
     """The kept paths of the conversations last answered in this process (threads share it: sends are
-    read and answers end in worker threads). Bounded by paths and by the characters they hold; the
+    read and answers end in worker threads). Bounded by paths and by about the bytes they hold; the
     least recently used go first."""
 
-    def __init__(self, max_paths: int = 2_000, max_chars: int = 32_000_000) -> None:
+    def __init__(self, max_paths: int = 2_000, max_bytes: int = 64_000_000) -> None:
         self.max_paths = max_paths
-        self.max_chars = max_chars
+        self.max_bytes = max_bytes
         self._kept: OrderedDict[str, Kept] = OrderedDict()
-        self._chars = 0
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def up(
-        self, conversation_id: str, start: str, updated_at: datetime, message_count: int, budget: int
-    ) -> tuple[Turned, ...] | None:
-        """The turns up from ``start`` kept for this conversation in this state, or ``None``."""
+    def up(self, conversation_id: str, start: str, version: int, budget: int) -> tuple[Turned, ...] | None:
+        """The turns up from ``start`` kept for this conversation at ``version``, or ``None``."""
         with self._lock:
             kept = self._kept.get(conversation_id)
             if kept is None:
                 return None
-            if (kept.leaf_id, kept.updated_at, kept.message_count) != (start, updated_at, message_count):
+            if kept.version != version:  # moved on for good
+                self._drop(conversation_id)
                 return None
-            if budget > kept.budget and kept.up[-1][1] is not None:  # may need turns not kept
-                return None
+            if kept.leaf_id != start or (budget > kept.budget and kept.up[-1][1] is not None):
+                return None  # another branch; or a larger budget, which may need turns not kept
             self._kept.move_to_end(conversation_id)
             return kept.up
 
     def keep(self, conversation_id: str, kept: Kept) -> None:
         with self._lock:
             self._drop(conversation_id)
+            if kept.size > self.max_bytes // 16:  # one conversation never takes the room of many
+                return
             self._kept[conversation_id] = kept
-            self._chars += kept.size
-            while self._kept and (len(self._kept) > self.max_paths or self._chars > self.max_chars):
+            self._bytes += kept.size
+            while len(self._kept) > self.max_paths or self._bytes > self.max_bytes:
                 self._drop(next(iter(self._kept)))
 
     def forget(self, conversation_id: str) -> None:
@@ -138,4 +144,4 @@ class PathCache:
     def _drop(self, conversation_id: str) -> None:
         kept = self._kept.pop(conversation_id, None)
         if kept is not None:
-            self._chars -= kept.size
+            self._bytes -= kept.size

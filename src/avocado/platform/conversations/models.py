@@ -56,6 +56,9 @@ class Conversation(Base):
     summary_depth: Mapped[int | None] = mapped_column(Integer, nullable=True)  # it covers depths below
     leaf_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     message_count: Mapped[int] = mapped_column(Integer)
+    # Moved by every write that changes a message on a path (a send, an answer's end or continuation):
+    # a path kept in memory is used only while the version is the one it was kept at
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     pinned: Mapped[bool] = mapped_column(Boolean)
     archived: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -64,7 +64,7 @@ SENDING = (
                 "leaf_id",
                 "message_count",
                 "title_source",
-                "updated_at",
+                "version",
             )
         ),
         _LEAF.depth.label("leaf_depth"),
@@ -136,8 +136,6 @@ class Planned:
 
     prepared: Prepared
     rows: list[dict[str, Any]]
-    seen: datetime  # the conversation's updated_at as read
-    stored_at: datetime  # and once stored
 
 
 def _answer_rows(
@@ -196,12 +194,16 @@ class Sending(Store):
         if start is None:
             return [], []
         if self._paths is not None:
-            kept = self._paths.up(row.id, start, row.updated_at, row.message_count, budget)
+            kept = self._paths.up(row.id, start, row.version, budget)
             if kept is not None:
                 return walk(kept, extra, budget, MAX_WALK), list(kept)
         params = {"start": start, "extra": extra, "budget": budget, "steps": MAX_WALK}
         turns: list[Turned] = [tuple(found) for found in session.execute(HISTORY, params)]
-        keep = len(turns) < MAX_WALK - 2 and all(turn[6] != "generating" for turn in turns)
+        keep = (
+            self._paths is not None
+            and len(turns) < MAX_WALK - 2
+            and all(turn[6] != "generating" for turn in turns)
+        )
         return turns, turns[::-1] if keep else None
 
     def _history(
@@ -269,39 +271,29 @@ class Sending(Store):
         return parent.id, parent.depth
 
     def _store(
-        self,
-        session: Session,
-        conversation_id: str,
-        rows: list[dict[str, Any]],
-        leaf_id: str,
-        now: datetime,
-        seen: datetime | None = None,
-    ) -> bool:
-        """Insert ``rows`` (messages) as they are; ``leaf_id`` ends the branch shown. Whether the
-        conversation was still as read (its ``updated_at`` still ``seen``), when that is given: else
-        a turn its path was read with may have changed since (an answer continued), and the path
-        read is not to be kept."""
+        self, session: Session, conversation_id: str, rows: list[dict[str, Any]], leaf_id: str
+    ) -> None:
+        """Insert ``rows`` (messages) as they are; ``leaf_id`` ends the branch shown. The
+        conversation moves one version on."""
         session.execute(insert(MESSAGES), rows)
-        stored = (
+        session.execute(
             update(CONVERSATIONS)
             .where(CONVERSATIONS.c.id == conversation_id)
-            .values(leaf_id=leaf_id, message_count=CONVERSATIONS.c.message_count + len(rows), updated_at=now)
+            .values(
+                leaf_id=leaf_id,
+                message_count=CONVERSATIONS.c.message_count + len(rows),
+                version=CONVERSATIONS.c.version + 1,
+                updated_at=self.now(),
+            )
         )
-        if seen is not None:
-            result = session.execute(stored.where(CONVERSATIONS.c.updated_at == seen))
-            if result.rowcount:  # type: ignore[attr-defined]
-                return True
-        session.execute(stored)
-        return False
 
     @staticmethod
-    def _seed(
-        row: Row[Any] | Conversation, answer_id: str, read: History, stored_at: datetime, count: int
-    ) -> Seed | None:
-        """What answer ``answer_id``'s end keeps of the path, once ``count`` messages are stored."""
+    def _seed(row: Row[Any] | Conversation, answer_id: str, read: History) -> Seed | None:
+        """What answer ``answer_id``'s end keeps of the path. Its version is the one the send's store
+        makes when nothing else wrote between (else the end finds another and keeps nothing)."""
         if read.up is None:
             return None
-        return Seed(row.id, answer_id, read.up, read.budget, stored_at, count)
+        return Seed(row.id, answer_id, read.up, read.budget, row.version + 1)
 
     def plan(
         self,
@@ -322,8 +314,6 @@ class Sending(Store):
         read = self._history(session, row, parent[0] if parent else None, new=mine)
         answers = _answer_rows(row, (mine["id"], mine["depth"]), models or [row.model], read.cut, self.now())
         siblings = [answer["id"] for answer in answers]
-        stored_at = self.now()
-        count = row.message_count + 1 + len(answers)
         prepared = Prepared(
             user_id=user_id,
             conversation_id=row.id,
@@ -334,9 +324,9 @@ class Sending(Store):
             first_exchange=row.message_count == 0 and row.title_source == "new",
             models={answer["id"]: answer["model"] or row.model for answer in answers},
             summarise_to=self._summarise_to(row, read.cut),
-            seed=self._seed(row, siblings[0], read, stored_at, count),
+            seed=self._seed(row, siblings[0], read),
         )
-        return Planned(prepared, [mine, *answers], row.updated_at, stored_at)
+        return Planned(prepared, [mine, *answers])
 
     def store(self, planned: Planned) -> Prepared:
         """Write a planned send: my message and its answers (``generating``), in one transaction.
@@ -345,12 +335,7 @@ class Sending(Store):
         try:
             with self._sessions.begin() as session:
                 prepared = planned.prepared
-                seen = planned.seen if prepared.seed is not None else None
-                leaf = prepared.answers[0].id
-                if not self._store(
-                    session, prepared.conversation_id, planned.rows, leaf, planned.stored_at, seen
-                ):
-                    prepared.seed = None  # changed since read: its answers may not keep the path
+                self._store(session, prepared.conversation_id, planned.rows, prepared.answers[0].id)
         except IntegrityError:
             raise Conflict("the conversation changed while sending: send again") from None
         return planned.prepared
@@ -382,10 +367,8 @@ class Sending(Store):
             answers = _answer_rows(
                 row, (prompt.id, prompt.depth), [model or old.model or row.model], read.cut, self.now()
             )
-            stored_at, count, seen = self.now(), row.message_count + 1, row.updated_at
-            seed = self._seed(row, answers[0]["id"], read, stored_at, count)
-            if not self._store(session, row.id, answers, answers[0]["id"], stored_at, seen if seed else None):
-                seed = None
+            seed = self._seed(row, answers[0]["id"], read)  # before the store moves the version on
+            self._store(session, row.id, answers, answers[0]["id"])
             siblings = list(
                 session.scalars(
                     select(Message.id)
@@ -417,11 +400,13 @@ class Sending(Store):
             history = self._history(session, row, answer.parent_id).messages
             history.append({"role": "assistant", "content": answer.content})
             answer.status, answer.stop_requested, answer.error = "generating", False, None
-            answer.updated_at = row.updated_at = self.now()  # the conversation's: a kept path is stale
-            row.leaf_id = answer.id
-            session.flush()
-            if self._paths is not None:
-                self._paths.forget(row.id)
+            answer.updated_at = self.now()
+            session.flush()  # the message first, then its conversation, as an answer's end does
+            session.execute(  # a new version: a path kept with this answer's old text is not used
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == row.id)
+                .values(leaf_id=answer.id, version=CONVERSATIONS.c.version + 1)
+            )
             return Prepared(
                 user_id=user_id,
                 conversation_id=row.id,

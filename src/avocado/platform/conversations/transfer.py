@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from avocado.db.base import utcnow
-from avocado.platform.conversations.context import estimate
+from avocado.platform.conversations.context import counted, estimate
 from avocado.platform.conversations.errors import NoSuchConversation
 from avocado.platform.conversations.models import Conversation, ConversationTag, Message
 from avocado.platform.conversations.schemas import ConversationPublic
@@ -257,6 +257,7 @@ class Transfer:
         content = _text(m.get("content"), 200_000)
         status = m.get("status") if m.get("status") in STATUSES else "done"
         created = _time(m.get("created_at"))
+        usage = m.get("usage") if isinstance(m.get("usage"), dict) else None
         return Message(
             id=ids[str(m.get("id"))],
             conversation_id=row.id,
@@ -266,10 +267,8 @@ class Transfer:
             content=content,
             model=_text(m.get("model"), 200) or None,
             depth=depth,
-            tokens=(m.get("usage") or {}).get("completion_tokens") or estimate(content)
-            if isinstance(m.get("usage"), dict)
-            else estimate(content),
-            usage=m.get("usage") if isinstance(m.get("usage"), dict) else None,
+            tokens=(counted(usage.get("completion_tokens")) if usage else None) or estimate(content),
+            usage=usage,
             status="done" if m["role"] == "user" else status,
             error=_text(m.get("error"), 2000) or None,
             done_reason=_text(m.get("done_reason"), 32) or None,
