@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from avocado.platform.conversations.answers import AnswerStore
 from avocado.platform.conversations.history import HISTORY, Kept, PathCache, Seed, Turned, walk
 from avocado.platform.conversations.models import Conversation, Message
+from avocado.platform.conversations.schemas import ConversationPublic
 from avocado.platform.conversations.sending import Planned, Prepared
 from avocado.platform.conversations.service import ConversationService
 from avocado.platform.conversations.store import MAX_WALK, read_path
@@ -80,6 +81,15 @@ def _user(platform: RunningPlatform) -> str:
     return user_id
 
 
+def _two_replicas(
+    platform: RunningPlatform, **create: Any
+) -> tuple[str, Replica, Replica, ConversationPublic]:
+    """A user, two processes' conversations code on the platform's database, and a conversation."""
+    user_id = _user(platform)
+    here, there = Replica(platform.platform.sessions), Replica(platform.platform.sessions)
+    return user_id, here, there, here.service.create(user_id, "m1", **create)
+
+
 def _send(platform: RunningPlatform, replica: Replica, user_id: str, chat_id: str, content: str) -> Prepared:
     """Send through ``replica`` after checking it plans what the query alone would."""
     planned = replica.plan(user_id, chat_id, content)
@@ -115,10 +125,7 @@ def test_a_long_chat_reads_its_path_from_memory_and_sends_what_the_database_hold
 
 
 def test_what_another_replica_changes_is_never_missed(platform: RunningPlatform) -> None:
-    user_id = _user(platform)
-    sessions = platform.platform.sessions
-    here, there = Replica(sessions), Replica(sessions)
-    chat = here.service.create(user_id, "m1", options=SMALL_CONTEXT)
+    user_id, here, there, chat = _two_replicas(platform, options=SMALL_CONTEXT)
     last = None
     for n in range(6):
         last = _send(platform, here, user_id, chat.id, f"question {n}")
@@ -254,10 +261,7 @@ def test_a_path_is_not_kept_when_what_was_read_does_not_cover_it() -> None:
 
 
 def test_an_answer_continued_between_a_send_read_and_stored_is_not_kept(platform: RunningPlatform) -> None:
-    user_id = _user(platform)
-    sessions = platform.platform.sessions
-    here, there = Replica(sessions), Replica(sessions)
-    chat = here.service.create(user_id, "m1")
+    user_id, here, there, chat = _two_replicas(platform)
     first = _send(platform, here, user_id, chat.id, "first")
     here.end(first, "short", tokens=1)
     planned = here.plan(user_id, chat.id, "second")  # reads "short" from memory
@@ -274,10 +278,7 @@ def test_an_answer_continued_between_a_send_read_and_stored_is_not_kept(platform
 def test_an_answer_being_continued_elsewhere_is_read_again(platform: RunningPlatform) -> None:
     """Continued on another replica and still being written there: its text so far is what the
     database holds, not the text this replica kept when the answer first ended."""
-    user_id = _user(platform)
-    sessions = platform.platform.sessions
-    here, there = Replica(sessions), Replica(sessions)
-    chat = here.service.create(user_id, "m1")
+    user_id, here, there, chat = _two_replicas(platform)
     first = _send(platform, here, user_id, chat.id, "first")
     here.end(first, "short", tokens=1)
     resumed = there.service.resume(user_id, chat.id, first.answers[0].id)
@@ -307,10 +308,7 @@ def test_the_platform_keeps_paths_unless_told_not_to(platform: RunningPlatform, 
 def test_an_answer_ending_after_its_path_changed_keeps_nothing(platform: RunningPlatform) -> None:
     """While an answer is written, an earlier answer on its path is continued elsewhere and the
     branch switched back: the end finds the conversation's leaf as it left it, but not its version."""
-    user_id = _user(platform)
-    sessions = platform.platform.sessions
-    here, there = Replica(sessions), Replica(sessions)
-    chat = here.service.create(user_id, "m1")
+    user_id, here, there, chat = _two_replicas(platform)
     earlier = _send(platform, here, user_id, chat.id, "earlier")
     here.end(earlier, "brief", tokens=1)
     writing = _send(platform, here, user_id, chat.id, "now")  # its answer not ended yet

@@ -5,19 +5,18 @@ of work."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased
 
-from avocado.db.base import utcnow
 from avocado.platform.conversations.context import Turn, budget_for, estimate, fit
 from avocado.platform.conversations.errors import NoSuchConversation, NoSuchMessage
-from avocado.platform.conversations.history import HISTORY, PathCache, Seed, Turned, walk
+from avocado.platform.conversations.history import HISTORY, Seed, Turned, walk
 from avocado.platform.conversations.models import Conversation, Message, new_id
 from avocado.platform.conversations.schemas import MessagePublic
 from avocado.platform.conversations.store import CONVERSATIONS, MAX_WALK, MESSAGES, Store, message_public
@@ -176,15 +175,6 @@ class History(NamedTuple):
 
 
 class Sending(Store):
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        now: Callable[[], datetime] = utcnow,
-        paths: PathCache | None = None,
-    ) -> None:
-        super().__init__(sessions, now)
-        self._paths = paths
-
     def _turns(
         self, session: Session, row: Row[Any] | Conversation, start: str | None, extra: int, budget: int
     ) -> tuple[list[Turned], list[Turned] | None]:

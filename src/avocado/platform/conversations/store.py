@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Row, Select, Table, literal, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +15,9 @@ from avocado.platform.conversations.errors import NoSuchConversation, NoSuchMess
 from avocado.platform.conversations.models import Conversation, Message
 from avocado.platform.conversations.schemas import MessagePublic
 from avocado.platform.feedback.schemas import FeedbackPublic
+
+if TYPE_CHECKING:  # history imports MAX_WALK from here
+    from avocado.platform.conversations.history import PathCache
 
 __all__ = ["CONVERSATIONS", "MAX_WALK", "MESSAGES", "Store", "message_public", "read_path"]
 
@@ -71,9 +74,15 @@ class Store:
     the caller's id answers :class:`NoSuchConversation` for a conversation that is not theirs, as for
     one that does not exist."""
 
-    def __init__(self, sessions: sessionmaker[Session], now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        now: Callable[[], datetime] = utcnow,
+        paths: PathCache | None = None,
+    ) -> None:
         self._sessions = sessions
         self.now = now
+        self._paths = paths  # the ends of paths kept in memory (sending)
 
     def _owned(self, session: Session, user_id: str, conversation_id: str) -> Conversation:
         row = session.get(Conversation, conversation_id)
